@@ -1,0 +1,1 @@
+"""Built-in builders, one module per space family; importing registers them."""
