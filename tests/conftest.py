@@ -1,0 +1,19 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared data directory (``HSCONAS_DATA_DIR``, default ``../shared/data``); skip if absent."""
+    path = Path(os.environ.get("HSCONAS_DATA_DIR", REPO_ROOT / ".." / "shared" / "data")).resolve()
+    if not path.is_dir():
+        pytest.skip(f"shared data directory not found: {path} (set HSCONAS_DATA_DIR)")
+    return path
