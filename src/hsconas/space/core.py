@@ -270,7 +270,9 @@ class SearchSpace(abc.ABC):
                 return Architecture(self.name, values)
         raise RuntimeError(f"{self.name}: could not sample a valid architecture in 1000 tries")
 
-    def sample_many(self, n: int, rng: SeedLike = None, *, unique: bool = False) -> list[Architecture]:
+    def sample_many(
+        self, n: int, rng: SeedLike = None, *, unique: bool = False
+    ) -> list[Architecture]:
         """``n`` samples; with ``unique`` no architecture repeats (fails if the space is smaller)."""
         gen = as_generator(rng)
         if not unique:
@@ -301,7 +303,9 @@ class SearchSpace(abc.ABC):
         p = 1.0 / len(mutable) if prob is None else prob
         for _ in range(100):
             values = list(old)
-            hits = [i for i in mutable if gen.random() < p] or [mutable[int(gen.integers(len(mutable)))]]
+            hits = [i for i in mutable if gen.random() < p] or [
+                mutable[int(gen.integers(len(mutable)))]
+            ]
             for i in hits:
                 others = [c for c in self.genes[i].choices if not _same_value(c, old[i])]
                 values[i] = others[int(gen.integers(len(others)))]
@@ -425,7 +429,9 @@ class SearchSpace(abc.ABC):
             i = self._index.get(name)
             if i is None:
                 raise InvalidArchitectureError(
-                    f"{self.name}: unknown layer {name!r} in restriction", space=self.name, gene=name
+                    f"{self.name}: unknown layer {name!r} in restriction",
+                    space=self.name,
+                    gene=name,
                 )
             full = self.full_genes[i].choices
             kept = []
