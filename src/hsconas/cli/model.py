@@ -21,7 +21,7 @@ _SOURCE_HELP = (
 _NB201_EXAMPLE = "nb201:'|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``model`` command group."""
     group = subparsers.add_parser(
         "model",

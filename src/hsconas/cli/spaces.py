@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from hsconas.cli.output import format_count, print_json, print_json_line, print_table
 from hsconas.space import get_space, list_spaces
@@ -10,7 +11,7 @@ from hsconas.space import get_space, list_spaces
 _RAW = argparse.RawDescriptionHelpFormatter
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``spaces`` command group."""
     group = subparsers.add_parser(
         "spaces",
@@ -76,7 +77,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_spaces():
         space = get_space(name)
         rows.append(

@@ -119,7 +119,7 @@ def export_torchscript(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(model, _example_input(input_shape))
-        traced.save(str(path))  # type: ignore[no-untyped-call]
+        traced.save(str(path))
     finally:
         model.train(was_training)
     return path
