@@ -1,5 +1,6 @@
 """The built-in search spaces; importing this package registers them."""
 
 from hsconas.spaces import fbnet, nb201
+from hsconas.spaces import hsconas_space, ofa_resnet
 
-__all__ = ["fbnet", "nb201"]
+__all__ = ["fbnet", "hsconas_space", "nb201", "ofa_resnet"]
