@@ -205,6 +205,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             ) from None
     model.eval()
     cost = model_cost(model, shape)
+    with torch.inference_mode():
+        num_classes = int(model(torch.zeros(1, *shape)).shape[-1])
     written: list[Path] = []
     if args.onnx is not None:
         path = export_onnx(
@@ -224,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         "name": src.name,
         "image_size": shape[1],
         "input_shape": list(shape),
-        "num_classes": options.get("num_classes"),
+        "num_classes": num_classes,
         "params": cost.params,
         "macs": cost.macs,
         "weights": str(args.weights) if args.weights else "random initialisation",
