@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -25,7 +26,7 @@ def test_hundred_samples_round_trip_and_stay_inside(name: str) -> None:
         text = space.to_string(a)
         assert space.from_string(text) == a
         assert space.from_json(json.loads(json.dumps(space.to_json(a)))) == a
-    for a, b in zip(archs[:-1], archs[1:], strict=True):
+    for a, b in itertools.pairwise(archs):
         m = space.mutate(a, rng)
         assert space.contains(m) and m != a
         assert space.contains(space.crossover(a, b, rng))

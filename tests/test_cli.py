@@ -261,7 +261,7 @@ def test_model_export_onnx_matches_torch(
 
     out_path = tmp_path / "sub" / "cell.onnx"
     sd_path = tmp_path / "cell.pt"
-    code, out, err = run(
+    code, _, err = run(
         capsys, "model", "export", "nb201:" + NB201_MIXED, "--onnx", str(out_path),
         "--state-dict", str(sd_path), "--num-classes", "10",
     )  # fmt: skip

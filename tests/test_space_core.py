@@ -71,9 +71,21 @@ def test_features_match_names(name: str, seed: int) -> None:
     arch = space.sample(seed)
     vec = space.features(arch)
     assert vec.shape == (len(space.feature_names),)
+    assert np.isfinite(vec).all()
+    assert len(set(space.feature_names)) == len(space.feature_names)
+    # different architectures of the same space never share a feature vector
+    other = space.mutate(arch, seed)
+    assert not np.array_equal(space.features(other), vec)
+
+
+@pytest.mark.parametrize("name", REFERENCE)
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds)
+def test_reference_features_are_one_hot(name: str, seed: int) -> None:
+    space = _space(name)
+    vec = space.features(space.sample(seed))
     assert set(np.unique(vec)) <= {0.0, 1.0}
-    active = sum(space.active_mask(arch.values))
-    assert vec.sum() == active  # one hot column per active gene
+    assert vec.sum() == len(space.genes)  # one hot column per gene
 
 
 def test_feature_columns_of_reference_spaces() -> None:
