@@ -1,5 +1,6 @@
-"""Data: benchmark tables (recorded devices, tabular accuracy) and, later, image datasets."""
+"""Data: benchmark tables (recorded devices, tabular accuracy) and image datasets."""
 
+from hsconas.data.datasets import Augment, ImageDataset, TensorLoader, load_dataset
 from hsconas.data.tables import (
     AccuracyTable,
     LatencyTable,
@@ -10,8 +11,12 @@ from hsconas.data.tables import (
 
 __all__ = [
     "AccuracyTable",
+    "Augment",
+    "ImageDataset",
     "LatencyTable",
+    "TensorLoader",
     "data_dir",
+    "load_dataset",
     "load_latency_table",
     "load_nb201_accuracy",
 ]
