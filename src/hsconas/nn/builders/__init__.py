@@ -3,6 +3,7 @@
 from hsconas.nn.builders import (  # noqa: F401
     fbnet,
     hsconas_net,
+    mobilenet,
     nb201,
     resnet,
 )
