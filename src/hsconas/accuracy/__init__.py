@@ -1,0 +1,29 @@
+"""Accuracy side: supernet training, subnet extraction and evaluation with BN recalibration."""
+
+from hsconas.accuracy.evaluate import (
+    accuracy,
+    evaluate_model,
+    evaluate_subnets,
+    recalibrate_bn,
+)
+from hsconas.accuracy.extract import extract_subnet
+from hsconas.accuracy.train import (
+    TrainConfig,
+    TrainResult,
+    load_checkpoint,
+    load_trained,
+    train,
+)
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "accuracy",
+    "evaluate_model",
+    "evaluate_subnets",
+    "extract_subnet",
+    "load_checkpoint",
+    "load_trained",
+    "recalibrate_bn",
+    "train",
+]

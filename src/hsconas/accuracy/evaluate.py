@@ -1,0 +1,163 @@
+"""Evaluation: top-1 accuracy, batch-norm recalibration and accuracy of many supernet members.
+
+Members of a supernet share batch-norm layers whose running statistics were averaged over many
+different members during training, so they fit no member in particular. Before a member is
+evaluated its statistics are recomputed: reset, then a cumulative average (``momentum=None``) over
+a few training batches in train mode, without gradient. :func:`evaluate_subnets` loads the
+calibration and validation batches once and reuses them for every architecture.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hsconas.data.datasets import ImageDataset
+from hsconas.nn.supernet.base import Supernet
+from hsconas.space import Architecture
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, images: Iterable[torch.Tensor]) -> nn.Module:
+    """Recompute every batch norm's running statistics of ``model`` on ``images``.
+
+    Statistics are reset and re-estimated as the cumulative average over the given batches
+    (``momentum=None``); the original momenta are restored and the model is left in eval mode.
+
+    Args:
+        model: a standalone network (an extracted member).
+        images: batches (N, C, H, W) of normalised training images, without augmentation.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.train()
+    try:
+        for x in images:
+            model(x)
+    finally:
+        for bn, momentum in zip(bns, momenta, strict=True):
+            bn.momentum = momentum
+        model.eval()
+    return model
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, batches: Iterable[Batch]) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of ``model`` in eval mode over ``batches``."""
+    model.eval()
+    correct = 0
+    total = 0
+    for x, y in batches:
+        correct += int((model(x).argmax(dim=1) == y).sum())
+        total += len(y)
+    if total == 0:
+        raise ValueError("no images to evaluate on")
+    return correct / total
+
+
+@dataclass(frozen=True)
+class EvalBatches:
+    """Batches loaded once and reused for every architecture.
+
+    Attributes:
+        calibration: normalised training images for batch-norm recalibration.
+        evaluation: (images, labels) of the evaluated split.
+    """
+
+    calibration: list[torch.Tensor]
+    evaluation: list[Batch]
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: ImageDataset,
+        *,
+        split: str = "val",
+        calib_images: int = 2000,
+        batch_size: int = 256,
+        seed: int = 0,
+    ) -> EvalBatches:
+        """Calibration batches: ``calib_images`` training images in a seeded order, without
+        augmentation; evaluation batches: all of ``split``."""
+        g = torch.Generator().manual_seed(seed)
+        calib: list[torch.Tensor] = []
+        taken = 0
+        loader = dataset.loader("train", batch_size, shuffle=True, augment=False)
+        for x, _ in loader.batches(g):
+            if taken >= calib_images:
+                break
+            x = x[: calib_images - taken]
+            calib.append(x)
+            taken += len(x)
+        evaluation = list(dataset.loader(split, batch_size, shuffle=False, augment=False).batches())
+        return cls(calib, evaluation)
+
+
+def evaluate_model(
+    model: nn.Module,
+    dataset: ImageDataset,
+    *,
+    split: str = "val",
+    batch_size: int = 256,
+) -> float:
+    """Top-1 accuracy of a standalone network on ``split`` (its own batch-norm statistics)."""
+    loader = dataset.loader(split, batch_size, shuffle=False, augment=False)
+    return accuracy(model, loader.batches())
+
+
+def evaluate_subnets(
+    supernet: Supernet,
+    archs: Sequence[Architecture],
+    dataset: ImageDataset | None = None,
+    *,
+    batches: EvalBatches | None = None,
+    split: str = "val",
+    calib_images: int = 2000,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> list[float]:
+    """Top-1 accuracy of each member in ``archs`` with recalibrated batch norms.
+
+    Each member is extracted (:func:`hsconas.accuracy.extract.extract_subnet`), so the
+    supernet's own statistics are never modified; its batch norms are recalibrated on the shared
+    calibration batches and it is evaluated on the shared evaluation batches.
+
+    Args:
+        supernet: the trained supernet.
+        archs: members to evaluate.
+        dataset: where the batches come from (unless ``batches`` is given).
+        batches: pre-loaded batches (reuse them across calls).
+        split: evaluated split of ``dataset`` (``val`` or ``test``).
+        calib_images: training images used for recalibration.
+        batch_size: images per batch.
+        seed: seed of the calibration images' order.
+
+    Returns:
+        Accuracies as fractions in [0, 1], in the order of ``archs``.
+    """
+    from hsconas.accuracy.extract import extract_subnet
+
+    if batches is None:
+        if dataset is None:
+            raise ValueError("give a dataset or pre-loaded batches")
+        batches = EvalBatches.from_dataset(
+            dataset, split=split, calib_images=calib_images, batch_size=batch_size, seed=seed
+        )
+    out: list[float] = []
+    for arch in archs:
+        model = extract_subnet(supernet, arch)
+        recalibrate_bn(model, batches.calibration)
+        out.append(accuracy(model, batches.evaluation))
+        log.debug("%s: top-1 %.4f", supernet.space.to_string(arch), out[-1])
+    return out

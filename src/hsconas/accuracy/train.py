@@ -1,0 +1,446 @@
+"""Training loop for supernets and standalone networks, with checkpoint and exact resume.
+
+One loop serves both: a :class:`~hsconas.nn.supernet.Supernet` is trained with single-path
+uniform sampling (one random member per step) or the sandwich rule (the largest, the smallest and
+``num_random`` random members per step, gradients summed; as in BigNAS / OFA's progressive
+shrinking), a standalone network is trained as usual.
+
+Randomness is explicit: a ``numpy.random.Generator`` samples members, a ``torch.Generator``
+drives data order and augmentation; both come from ``config.seed``. After every epoch
+``OUT/checkpoint.pt`` holds the model, optimizer, scheduler, RNG states (as tensors, so it loads
+with ``torch.load(weights_only=True)``), the epoch and the metric history; resuming from it gives
+the same weights as an uninterrupted run on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hsconas.data.datasets import ImageDataset
+from hsconas.errors import DataFormatError, DataNotFoundError, HsconasError
+from hsconas.nn.supernet.base import Supernet
+from hsconas.space import Architecture
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "hsconas-checkpoint-v1"
+OPTIMIZERS = ("sgd", "adamw")
+SAMPLINGS = ("uniform", "sandwich")
+
+
+class CheckpointError(HsconasError):
+    """A checkpoint that is missing, unreadable, or does not match the requested run."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run (validated here).
+
+    Attributes:
+        epochs: passes over the training split.
+        batch_size: images per step.
+        optimizer: ``sgd`` (momentum, optionally Nesterov) or ``adamw``.
+        lr: peak learning rate; cosine-annealed per step to 0 over the run.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum for SGD.
+        weight_decay: L2 (SGD) or decoupled (AdamW) weight decay.
+        label_smoothing: label smoothing of the cross-entropy loss, in [0, 1).
+        sampling: ``uniform`` (one random member per step) or ``sandwich`` (supernets only).
+        num_random: random members per step under the sandwich rule.
+        grad_clip_norm: clip the global gradient norm to this value; ``None`` disables it.
+        seed: seed of member sampling, data order and augmentation.
+        calib_images: training images used to recalibrate batch norms when evaluating members.
+        eval_every: evaluate on the validation split every this many epochs (and at the end).
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.0
+    sampling: str = "uniform"
+    num_random: int = 2
+    grad_clip_norm: float | None = None
+    seed: int = 0
+    calib_images: int = 1000
+    eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if self.weight_decay < 0 or self.num_random < 0 or self.eval_every <= 0:
+            raise ValueError("weight_decay and num_random must be >= 0, eval_every positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of the fields."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        checkpoint: path of the final checkpoint.
+        epochs: epochs completed (including those before a resume).
+        history: per-epoch metrics (``epoch``, ``train_loss``, ``train_acc``, ``val_acc*``,
+            ``images_per_s``, ``lr``).
+        resumed_from: the epoch the run resumed after (0 for a fresh run).
+    """
+
+    checkpoint: Path
+    epochs: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int = 0
+
+
+# ---------------------------------------------------------------------------------- RNG states
+def _json_tensor(doc: Any) -> torch.Tensor:
+    return torch.tensor(list(json.dumps(doc).encode()), dtype=torch.uint8)
+
+
+def _tensor_json(t: torch.Tensor) -> Any:
+    return json.loads(bytes(t.tolist()).decode())
+
+
+def _rng_state(np_rng: np.random.Generator, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    return {
+        "numpy": _json_tensor(np_rng.bit_generator.state),
+        "torch": gen.get_state(),
+        "torch_global": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(
+    state: Mapping[str, torch.Tensor], np_rng: np.random.Generator, gen: torch.Generator
+) -> None:
+    np_rng.bit_generator.state = _tensor_json(state["numpy"])
+    gen.set_state(state["torch"])
+    torch.set_rng_state(state["torch_global"])
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block (e.g. model construction) with the global torch RNG seeded, then restore it."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`train` with ``torch.load(weights_only=True)``.
+
+    ``path`` may be the file or its folder.
+
+    Raises:
+        DataNotFoundError: if there is no checkpoint there.
+        CheckpointError: if the file is not an hsconas checkpoint.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        raise DataNotFoundError(f"checkpoint not found: expected {p}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"{p}: cannot read as a checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{p}: not an hsconas checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def _save_atomic(obj: Mapping[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(dict(obj), tmp)
+    tmp.replace(path)
+
+
+def model_config(model: nn.Module, arch: Architecture | None = None) -> dict[str, Any]:
+    """What :func:`load_trained` needs to rebuild ``model``: a supernet's config, or the space,
+    canonical string and builder options of a standalone architecture."""
+    if isinstance(model, Supernet):
+        return {"kind": "supernet", **model.config()}
+    if arch is None:
+        raise ValueError("a standalone model needs its architecture to be checkpointed")
+    from hsconas.space import get_space
+
+    return {
+        "kind": "standalone",
+        "space": arch.space,
+        "arch": get_space(arch.space).to_string(arch),
+    }
+
+
+def load_trained(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the trained model of a checkpoint (supernet or standalone) with its weights.
+
+    Returns:
+        (model in eval mode, the checkpoint dict).
+    """
+    ckpt = load_checkpoint(path)
+    cfg = dict(ckpt["model_config"])
+    kind = cfg.pop("kind")
+    model: nn.Module
+    if kind == "supernet":
+        from hsconas.nn.supernet import build_supernet
+
+        model = build_supernet(cfg.pop("space"), **cfg)
+    else:
+        from hsconas.nn import build_model
+        from hsconas.space import get_space
+
+        arch = get_space(cfg["space"]).from_string(cfg["arch"])
+        model = build_model(arch, **dict(cfg.get("build_options", {})))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+# ---------------------------------------------------------------------------------- training
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on batch-norm and bias parameters (1-D tensors), as is standard.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
+        )
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _eval_archs(model: Supernet, seed: int) -> dict[str, Architecture]:
+    big, small = model.largest(), model.smallest()
+    if big is not None and small is not None:
+        return {"largest": big, "smallest": small}
+    rng = np.random.default_rng([seed, 7])
+    return {f"fixed{i}": model.sample(rng) for i in range(2)}
+
+
+def train(
+    model: nn.Module,
+    dataset: ImageDataset,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    arch: Architecture | None = None,
+    resume: bool = False,
+    store: Any | None = None,
+    run_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` (a supernet or a standalone network) on ``dataset``.
+
+    Args:
+        model: a :class:`Supernet` (members sampled per ``config.sampling``) or a standalone
+            network; initialise it under :func:`seeded` for a reproducible run.
+        dataset: the data; the ``train`` split is trained on, ``val`` evaluated every
+            ``config.eval_every`` epochs (supernets: the largest and smallest members, or two
+            fixed members, with recalibrated batch norms).
+        config: hyper-parameters.
+        out_dir: folder of ``checkpoint.pt`` (created).
+        arch: the architecture of a standalone ``model`` (stored so it can be rebuilt).
+        resume: continue from ``out_dir/checkpoint.pt`` if present (its config must match).
+        store: a :class:`hsconas.store.ResultStore` receiving per-epoch metrics (optional).
+        run_id: run id in ``store``; default the name of ``out_dir``.
+        extra: JSON-able facts stored in the checkpoint (e.g. the dataset spec).
+        progress: show a progress bar on stderr.
+        on_epoch_end: called with (epoch, metrics) after each epoch's checkpoint is written.
+
+    Raises:
+        CheckpointError: if ``out_dir`` holds a checkpoint and ``resume`` is false, or the
+            checkpoint's configuration differs from ``config``.
+    """
+    from tqdm import tqdm
+
+    from hsconas.accuracy.evaluate import EvalBatches, evaluate_model, evaluate_subnets
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT_NAME
+    is_supernet = isinstance(model, Supernet)
+    if config.sampling == "sandwich" and not is_supernet:
+        raise ValueError("the sandwich rule applies to supernets only")
+    if dataset.input_shape[0] != _input_channels(model):
+        raise DataFormatError(
+            f"dataset {dataset.name} has {dataset.input_shape[0]}-channel images but the model "
+            f"expects {_input_channels(model)} channels"
+        )
+    device = next(model.parameters()).device
+    np_rng = np.random.default_rng(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    loader = dataset.loader("train", config.batch_size, drop_last=True)
+    if len(loader) == 0:
+        raise DataFormatError(
+            f"{dataset.name}: {len(dataset.train_labels)} training images, fewer than one batch "
+            f"of {config.batch_size}"
+        )
+    total_steps = config.epochs * len(loader)
+    optimizer = _make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    mcfg = model_config(model, arch)
+
+    start_epoch = 0
+    history: list[dict[str, float]] = []
+    if ckpt_path.exists():
+        if not resume:
+            raise CheckpointError(
+                f"{ckpt_path} exists; resume it (resume=True / --resume) or choose another folder"
+            )
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["train_config"] != config.to_dict() or ckpt["model_config"] != mcfg:
+            raise CheckpointError(
+                f"{ckpt_path} was written by a run with another configuration; use the same "
+                "settings to resume, or another output folder"
+            )
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"], np_rng, gen)
+        start_epoch = int(ckpt["epoch"])
+        history = [dict(h) for h in ckpt["history"]]
+        log.info("resuming %s after epoch %d", ckpt_path, start_epoch)
+
+    rid = run_id or out.resolve().name
+    if store is not None:
+        store.create_run(
+            rid,
+            "supernet-train" if is_supernet else "train",
+            {"train": config.to_dict(), "model": mcfg, **(extra or {})},
+        )
+    eval_batches: EvalBatches | None = None
+    eval_archs = _eval_archs(model, config.seed) if isinstance(model, Supernet) else {}
+
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        model.train()
+        loss_sum = 0.0
+        correct = 0
+        seen = 0
+        busy = 0.0
+        bar = tqdm(
+            loader.batches(gen),
+            total=len(loader),
+            desc=f"epoch {epoch}/{config.epochs}",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+        )
+        for x, y in bar:
+            t0 = time.perf_counter()
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            if isinstance(model, Supernet):
+                members = _members(model, config, np_rng)
+                logits = model(x, members[0])
+                loss = criterion(logits, y)
+                loss.backward()
+                for member in members[1:]:
+                    criterion(model(x, member), y).backward()
+            else:
+                logits = model(x)
+                loss = criterion(logits, y)
+                loss.backward()
+            if config.grad_clip_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
+            optimizer.step()
+            scheduler.step()
+            busy += time.perf_counter() - t0
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        bar.close()
+        metrics: dict[str, float] = {
+            "epoch": float(epoch),
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,
+            "images_per_s": seen / busy if busy > 0 else math.nan,
+            "lr": float(optimizer.param_groups[0]["lr"]),
+        }
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            if isinstance(model, Supernet):
+                if eval_batches is None:
+                    eval_batches = EvalBatches.from_dataset(
+                        dataset, calib_images=config.calib_images, seed=config.seed
+                    )
+                accs = evaluate_subnets(model, list(eval_archs.values()), batches=eval_batches)
+                for label, acc in zip(eval_archs, accs, strict=True):
+                    metrics[f"val_acc_{label}"] = acc
+            else:
+                metrics["val_acc"] = evaluate_model(model, dataset)
+            model.train()
+        history.append(metrics)
+        _save_atomic(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model_config": mcfg,
+                "train_config": config.to_dict(),
+                "extra": dict(extra or {}),
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(np_rng, gen),
+                "history": history,
+            },
+            ckpt_path,
+        )
+        if store is not None:
+            for name, value in metrics.items():
+                if name != "epoch":
+                    store.log_metric(rid, epoch, name, value)
+        log.info("epoch %d: %s", epoch, metrics)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+    if store is not None:
+        store.finish_run(rid, history[-1] if history else {})
+    model.eval()
+    return TrainResult(ckpt_path, config.epochs, history, start_epoch)
+
+
+def _members(model: Supernet, cfg: TrainConfig, rng: np.random.Generator) -> list[Architecture]:
+    if cfg.sampling == "uniform":
+        return [model.sample(rng)]
+    big, small = model.largest(), model.smallest()
+    fixed = [a for a in (big, small) if a is not None]
+    return fixed + [model.sample(rng) for _ in range(cfg.num_random)]
+
+
+def _input_channels(model: nn.Module) -> int:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+    raise ValueError("model has no convolution")

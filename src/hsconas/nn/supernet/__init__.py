@@ -1,0 +1,40 @@
+"""Weight-sharing supernets: one set of weights, the architecture is an argument of ``forward``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hsconas.nn.supernet.base import Supernet
+from hsconas.nn.supernet.hsconas_supernet import HSCoNASSupernet
+from hsconas.nn.supernet.nb201_supernet import NB201Supernet
+from hsconas.space import SearchSpace, get_space
+from hsconas.spaces.hsconas_space import HSCoNASSpace
+
+__all__ = ["HSCoNASSupernet", "NB201Supernet", "Supernet", "build_supernet", "supernet_spaces"]
+
+
+def supernet_spaces() -> tuple[str, ...]:
+    """Names of the registered spaces that have a supernet."""
+    return ("hsconas", "hsconas-cifar", "hsconas-digits", "nb201")
+
+
+def build_supernet(space: str | SearchSpace, **options: Any) -> Supernet:
+    """A freshly initialised supernet of ``space``.
+
+    Args:
+        space: a space or its registered name (``hsconas*`` or ``nb201``, possibly restricted).
+        **options: supernet options (``num_classes``; for nb201 also ``channels`` and
+            ``cells_per_stage``).
+
+    Raises:
+        NotImplementedError: for a space without a supernet.
+    """
+    sp = get_space(space) if isinstance(space, str) else space
+    options.pop("space", None)
+    if isinstance(sp, HSCoNASSpace):
+        return HSCoNASSupernet(sp, **options)
+    if sp.name == "nb201":
+        return NB201Supernet(sp, **options)
+    raise NotImplementedError(
+        f"no supernet for space {sp.name!r}; supernets exist for: {', '.join(supernet_spaces())}"
+    )
