@@ -43,11 +43,14 @@ class ResolvedSource:
         arch: the validated architecture.
         image_size: input resolution in pixels if the source fixes it (published configs, or an
             ``image_size`` key in a JSON file); ``None`` means the space's default input shape.
+        num_classes: classifier outputs the source fixes (published configs, a ``num_classes``
+            key in a JSON file); ``None`` means the builder's default.
     """
 
     name: str
     arch: Architecture
     image_size: int | None = None
+    num_classes: int | None = None
 
 
 def parse_arch_string(text: str) -> Architecture:
@@ -164,7 +167,9 @@ def load_config_file(path: str | Path) -> list[ResolvedSource]:
     from hsconas.spaces.published import load_net_configs
 
     return [
-        ResolvedSource(name=name, arch=net.arch, image_size=net.image_size)
+        ResolvedSource(
+            name=name, arch=net.arch, image_size=net.image_size, num_classes=net.num_classes
+        )
         for name, net in load_net_configs(path)
     ]
 

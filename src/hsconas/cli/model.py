@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +92,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def _build_options(args: argparse.Namespace) -> dict[str, Any]:
-    if args.num_classes is None:
-        return {}
-    if args.num_classes <= 0:
-        raise HsconasError(f"--num-classes must be positive, got {args.num_classes}")
-    return {"num_classes": args.num_classes}
+def _build_options(args: argparse.Namespace, src: ResolvedSource) -> dict[str, Any]:
+    """Builder options: ``--num-classes`` if given, else the source's own class count."""
+    if args.num_classes is not None:
+        if args.num_classes <= 0:
+            raise HsconasError(f"--num-classes must be positive, got {args.num_classes}")
+        return {"num_classes": args.num_classes}
+    return {} if src.num_classes is None else {"num_classes": src.num_classes}
 
 
 def _info_record(src: ResolvedSource, options: dict[str, Any]) -> dict[str, Any]:
@@ -124,10 +127,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         resolved.extend(resolve_source(source))
     for path in args.ofa_config:
         resolved.extend(load_config_file(path))
-    options = _build_options(args)
     records = []
-    for src in resolved:
-        record = _info_record(src, options)
+    for src in _progress(resolved, "counting"):
+        record = _info_record(src, _build_options(args, src))
         if args.json:
             print_json_line(record)  # stream: long lists show progress
         else:
@@ -148,6 +150,16 @@ def cmd_info(args: argparse.Namespace) -> int:
             align_right=[False, False, True, True, True],
         )
     return 0
+
+
+def _progress(items: list[ResolvedSource], what: str) -> Iterable[ResolvedSource]:
+    """``items``, with a progress bar on stderr when it is a terminal and the list is long."""
+    if len(items) < 4 or not sys.stderr.isatty():
+        return items
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(items, description=what, console=Console(file=sys.stderr), transient=True)
 
 
 def _shorten(text: str, width: int = 60) -> str:
@@ -188,7 +200,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.onnx is None and args.torchscript is None and args.state_dict is None:
         raise HsconasError("nothing to write: give --onnx, --torchscript and/or --state-dict")
     src = _pick(resolve_source(args.source), args.pick, args.source)
-    options = _build_options(args)
+    options = _build_options(args, src)
     space = get_space(src.arch.space)
     shape = input_shape_of(src)
     model = build_model(src.arch, **options)
