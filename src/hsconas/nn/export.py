@@ -8,13 +8,20 @@ create the parent directory of the output path. ONNX files take an input called 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["export_onnx", "export_torchscript", "onnx_max_abs_diff", "save_state_dict"]
+__all__ = [
+    "OnnxCheck",
+    "check_onnx_outputs",
+    "export_onnx",
+    "export_torchscript",
+    "save_state_dict",
+]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -74,15 +81,36 @@ def export_onnx(
     return path
 
 
-def onnx_max_abs_diff(
+@dataclass(frozen=True)
+class OnnxCheck:
+    """Agreement of an ONNX file with its PyTorch model on one random input batch.
+
+    Attributes:
+        max_abs_diff: largest absolute difference of ONNX Runtime and PyTorch outputs.
+        max_abs_output: largest absolute PyTorch output (the scale the difference is relative to;
+            freshly initialised networks can have outputs near zero).
+    """
+
+    max_abs_diff: float
+    max_abs_output: float
+
+    @property
+    def relative_diff(self) -> float:
+        """``max_abs_diff / max_abs_output`` (infinite if the outputs are all zero)."""
+        if self.max_abs_output == 0.0:
+            return 0.0 if self.max_abs_diff == 0.0 else float("inf")
+        return self.max_abs_diff / self.max_abs_output
+
+
+def check_onnx_outputs(
     model: nn.Module,
     path: str | Path,
     input_shape: tuple[int, int, int],
     *,
     batch: int = 2,
     seed: int = 1,
-) -> float:
-    """Largest absolute difference between ONNX Runtime (CPU) and PyTorch outputs on random input.
+) -> OnnxCheck:
+    """Compare ONNX Runtime (CPU) and PyTorch outputs of the same random input.
 
     Args:
         model: the PyTorch network the file was exported from (evaluated in eval mode).
@@ -104,7 +132,10 @@ def onnx_max_abs_diff(
         model.train(was_training)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    return float(np.max(np.abs(np.asarray(got) - expected)))
+    return OnnxCheck(
+        max_abs_diff=float(np.max(np.abs(np.asarray(got) - expected))),
+        max_abs_output=float(np.max(np.abs(expected))),
+    )
 
 
 def export_torchscript(
