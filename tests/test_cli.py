@@ -197,9 +197,27 @@ def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert_user_error(code, err, "SOURCE")
 
 
-def test_export_needs_an_output(capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_needs_an_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "model", "export", "nb201:" + NB201_BEST)
     assert_user_error(code, err, "--onnx")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(
+        capsys, "model", "export", "nb201:" + NB201_BEST, "--onnx", str(blocker / "x.onnx")
+    )
+    assert_user_error(code, err, "--onnx", "cannot create its directory")
+    code, _, err = run(capsys, "model", "export", "nb201:" + NB201_BEST, "--onnx", str(tmp_path))
+    assert_user_error(code, err, "is a directory")
+
+
+def test_config_that_fits_no_space(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    _published_available()
+    path = tmp_path / "odd.config"
+    path.write_text(json.dumps({"name": "SomeOtherNet", "blocks": []}))
+    code, _, err = run(capsys, "model", "info", "--ofa-config", str(path))
+    assert_user_error(code, err, "SomeOtherNet")
+    code, _, err = run(capsys, "model", "info", str(path))
+    assert_user_error(code, err, "SomeOtherNet")
 
 
 def test_installed_entry_point_reports_user_error(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -199,6 +200,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.onnx is None and args.torchscript is None and args.state_dict is None:
         raise HsconasError("nothing to write: give --onnx, --torchscript and/or --state-dict")
+    for flag, out in (("--onnx", args.onnx), ("--torchscript", args.torchscript),
+                      ("--state-dict", args.state_dict)):  # fmt: skip
+        if out is not None:
+            _check_writable(flag, out)
     src = _pick(resolve_source(args.source), args.pick, args.source)
     options = _build_options(args, src)
     space = get_space(src.arch.space)
@@ -251,6 +256,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         meta.write_text(json.dumps({**doc, "files": [str(p) for p in written]}, indent=2) + "\n")
         print(f"wrote {meta} (architecture)")
     return 0
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """Fail early, before any model is built, if ``path`` cannot be written."""
+    if path.is_dir():
+        raise HsconasError(f"{flag} {path}: is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HsconasError(f"{flag} {path}: cannot create its directory ({exc.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise HsconasError(f"{flag} {path}: directory {path.parent} is not writable")
 
 
 def _arch_json_path(path: Path) -> Path:
