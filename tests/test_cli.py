@@ -252,6 +252,14 @@ def test_model_info_nb201_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert mixed["params"] < best["params"] and mixed["macs"] < best["macs"]
 
 
+def test_model_info_long_arch_string(capsys: pytest.CaptureFixture[str]) -> None:
+    """Strings longer than a file name may be are still read as SPACE:ARCH (not stat-ed)."""
+    long_text = "fbnet:" + " ".join(["k5_e1_g2"] * 23) + " " * 300
+    assert len(long_text) > 255
+    code, _, err = run(capsys, "model", "info", long_text)
+    assert_user_error(code, err, "fbnet", "expected 22", "got 23")
+
+
 def test_model_info_table_and_json_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     needs_builder("nb201")
     code, out, _ = run(capsys, "spaces", "sample", "nb201", "-n", "2", "--seed", "0", "--json")

@@ -177,27 +177,42 @@ def load_config_file(path: str | Path) -> list[ResolvedSource]:
 def resolve_source(source: str) -> list[ResolvedSource]:
     """All architectures named by one source (see the module docstring for the forms).
 
-    An existing path is read as a file (architecture JSON, or published configs if its content
-    looks like one); otherwise the text must be ``SPACE:ARCH_STRING``.
+    Text starting with a registered space name and a colon is an architecture string; otherwise
+    an existing path is read as a file (architecture JSON, or published configs if its content
+    looks like one). Anything else is an unknown space or a missing file.
     """
+    space_name, sep, _ = source.partition(":")
+    if sep and space_name.strip() in list_spaces():
+        return [ResolvedSource(name=source, arch=parse_arch_string(source))]
     path = Path(source)
-    if path.is_file():
+    if _is_file(path):
         if path.suffix == ".config":
             return load_config_file(path)
         doc = _read_json(path)
         if _is_net_config(doc):
             return load_config_file(path)
         return load_arch_file(path)
-    space_name, sep, _ = source.partition(":")
-    if sep and space_name.strip() in list_spaces():
-        return [ResolvedSource(name=source, arch=parse_arch_string(source))]
     if path.suffix.lower() in {".json", ".jsonl", ".config"} or "/" in source or not sep:
-        if path.exists():
+        if _exists(path):
             raise ArchitectureFormatError(f"{source}: is not a file", space="")
         raise DataNotFoundError(
             f"file not found: {source} (a source is SPACE:ARCH_STRING or an architecture file)"
         )
     return [ResolvedSource(name=source, arch=parse_arch_string(source))]
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system, ...
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def input_shape_of(src: ResolvedSource) -> tuple[int, int, int]:
