@@ -219,6 +219,10 @@ def _check_block(
 def _import_elastic(space: ElasticMBConvSpace, config: Mapping[str, Any], size: int) -> list[Value]:
     macro = space.macro
     blocks = _check_stem(macro, config)
+    for index, block in enumerate(blocks):
+        conv = block.get("mobile_inverted_conv") if isinstance(block, Mapping) else None
+        if isinstance(conv, Mapping) and conv.get("name") == "ZeroLayer":
+            raise _Mismatch(0, f"block {index} is a ZeroLayer; {space.name} has no skipped layers")
     first = first_block(macro)
     _check_first(blocks[0], first, ofa_schema=True)
     values: dict[str, Value] = {"resolution": _nearest(space.full_genes[0].choices, size)}
