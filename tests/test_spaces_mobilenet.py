@@ -49,6 +49,14 @@ def test_make_divisible_matches_published_widths() -> None:
     ]  # fmt: skip
 
 
+def test_torch_free_make_divisible_twin_agrees() -> None:
+    from hsconas.spaces.ofa_mbv3 import make_divisible as space_make_divisible
+
+    for tenths in range(10, 20_000, 7):
+        v = tenths / 10
+        assert space_make_divisible(v) == make_divisible(v)
+
+
 @pytest.mark.parametrize(
     ("name", "stem", "widths", "head"),
     [
