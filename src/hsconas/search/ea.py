@@ -1,0 +1,381 @@
+"""The HSCoNAS evolutionary algorithm: population, parents, mutation, crossover, surrogate-assisted
+selection and progressive space shrinking.
+
+One generation:
+
+1. **Population**: the ``population_size`` best evaluated architectures under the problem's fitness
+   (Pareto mode: non-domination rank then crowding distance; constraint mode: accuracy within the
+   budget; weighted mode: the MnasNet-style reward).
+2. **Parents and offspring**: binary tournaments on the population pick parents; offspring are made
+   by uniform crossover of two parents and/or mutation of one or two genes, plus a few random
+   immigrants. Offspring outside the current (shrunk) space or already evaluated are discarded.
+   Many more offspring are bred than are evaluated (``offspring_per_generation``).
+3. **Surrogate-assisted selection** (the documented HSCoNAS step): ridge-regression predictors fitted
+   on every architecture queried so far (latency on one-hot gene features, accuracy on one-hot plus
+   pairwise features, a bootstrap ensemble giving an uncertainty) score the offspring; the batch to
+   evaluate is chosen greedily by predicted hypervolume improvement of an optimistic accuracy
+   (mean + ``kappa`` std) in Pareto mode, or by optimistic predicted fitness in the scalar modes.
+   Each batch also evaluates ``explore_per_batch`` offspring picked at random.
+4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
+   ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
+   architectures and clearly dominated choices are removed (:mod:`hsconas.search.shrinking`).
+
+Only table reads (or whatever the evaluator does) count as queries; surrogate predictions are free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import special
+from threadpoolctl import threadpool_limits
+
+from hsconas.search.algorithm import SearchAlgorithm, select_best
+from hsconas.search.pareto import non_dominated_sort
+from hsconas.search.problem import EvalRecord, Problem, SearchConfigError
+from hsconas.search.shrinking import dominated_choices, estimate_effects, shrink_space
+from hsconas.search.surrogate import FeatureMap, GeneCodec, RidgeEnsemble
+from hsconas.space import Architecture
+
+
+class HSCoNASEvolution(SearchAlgorithm):
+    """Surrogate-assisted evolutionary search with progressive space shrinking.
+
+    Args:
+        problem: the search problem.
+        seed: seed of the algorithm's generator.
+        population_size: number of architectures kept as parents.
+        initial_queries: random architectures evaluated before evolution starts.
+        batch_size: architectures evaluated per generation.
+        offspring_per_generation: offspring bred (and scored by the surrogates) per generation.
+        crossover_prob: chance that an offspring comes from crossover (then mutated with 50%).
+        immigrant_frac: share of random architectures added to the offspring.
+        surrogate: use surrogate-assisted selection; without it the first offspring are evaluated.
+        kappa: optimism of the accuracy prediction (std multiples).
+        explore_per_batch: offspring per batch picked at random.
+        alpha: ridge penalty of the accuracy surrogate.
+        n_members: bootstrap ensemble size of the accuracy surrogate.
+        pool: ``"offspring"`` (bred offspring only) or ``"space"`` (every architecture of the
+            current space when it has at most 20000 members, else offspring).
+        shrinking: enable progressive space shrinking.
+        shrink_at: query counts after which a shrinking stage ends.
+        shrink_z: significance (standard errors) needed to call a choice dominated.
+        min_choices: choices every gene keeps.
+    """
+
+    name = "hsconas"
+
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        seed: int = 0,
+        population_size: int = 32,
+        initial_queries: int = 24,
+        batch_size: int = 8,
+        offspring_per_generation: int = 2000,
+        crossover_prob: float = 0.5,
+        immigrant_frac: float = 0.1,
+        surrogate: bool = True,
+        kappa: float = 1.0,
+        explore_per_batch: int = 1,
+        alpha: float = 3.0,
+        n_members: int = 5,
+        pool: str = "offspring",
+        acquisition: str = "poi",
+        model: str = "trees",
+        n_trees: int = 100,
+        shrinking: bool = True,
+        shrink_at: Sequence[int] = (100, 200, 400),
+        shrink_z: float = 3.0,
+        min_choices: int = 2,
+    ) -> None:
+        super().__init__(problem, seed=seed)
+        if population_size < 2 or initial_queries < 2 or batch_size < 1:
+            raise SearchConfigError(
+                "population_size and initial_queries must be >= 2, batch_size >= 1"
+            )
+        if acquisition not in ("poi", "hvi"):
+            raise SearchConfigError(f"acquisition must be 'poi' or 'hvi', got {acquisition!r}")
+        if model not in ("ridge", "trees"):
+            raise SearchConfigError(f"model must be 'ridge' or 'trees', got {model!r}")
+        if pool not in ("offspring", "space"):
+            raise SearchConfigError(f"pool must be 'offspring' or 'space', got {pool!r}")
+        if not 0 <= explore_per_batch <= batch_size:
+            raise SearchConfigError("explore_per_batch must be between 0 and batch_size")
+        self.population_size = population_size
+        self.initial_queries = initial_queries
+        self.batch_size = batch_size
+        self.offspring_per_generation = offspring_per_generation
+        self.crossover_prob = crossover_prob
+        self.immigrant_frac = immigrant_frac
+        self.surrogate = surrogate
+        self.kappa = kappa
+        self.explore_per_batch = explore_per_batch
+        self.alpha = alpha
+        self.n_members = n_members
+        self.pool = pool
+        self.acquisition = acquisition
+        self.model = model
+        self.n_trees = n_trees
+        self.shrinking = shrinking
+        self.shrink_at = tuple(sorted(int(s) for s in shrink_at))
+        self.shrink_z = shrink_z
+        self.min_choices = min_choices
+
+        self.codec = GeneCodec(self.space)
+        self.acc_features = FeatureMap(self.codec, pairwise=True)
+        self.lat_features = FeatureMap(self.codec, pairwise=False)
+        self.current_space = self.space
+        self._allowed = self.codec.allowed_mask(self.space)
+        self._codes: list[np.ndarray] = []
+        self._keys: set[int] = set()
+        self._stage = 0
+        self._space_codes: np.ndarray | None = None
+        self.stages: list[dict[str, Any]] = [
+            {"stage": 0, "n_queries": 0, "space_size": int(self.space.size()), "dropped": {}}
+        ]
+
+    # ------------------------------------------------------------------ bookkeeping
+    def config(self) -> dict[str, Any]:
+        keys = ["population_size", "initial_queries", "batch_size", "offspring_per_generation", "crossover_prob", "immigrant_frac", "surrogate", "kappa", "explore_per_batch", "alpha", "n_members", "pool", "acquisition", "model", "n_trees", "shrinking", "shrink_at", "shrink_z", "min_choices"]
+        cfg = {k: getattr(self, k) for k in keys}
+        cfg["shrink_at"] = list(self.shrink_at)
+        return {**super().config(), **cfg}
+
+    def info(self) -> dict[str, Any]:
+        return {"stages": self.stages, "space": self.current_space.restriction()}
+
+    def _after_tell(self, records: Sequence[EvalRecord]) -> None:
+        while len(self._codes) < len(self.history):
+            arch = self.history[len(self._codes)].arch
+            code = self.codec.encode([arch])[0]
+            self._codes.append(code)
+            self._keys.add(int(self.codec.keys(code[None, :])[0]))
+
+    # ------------------------------------------------------------------ operators on codes
+    def _random_codes(self, n: int) -> np.ndarray:
+        cols = []
+        for m in self._allowed:
+            choices = np.flatnonzero(m)
+            cols.append(choices[self.rng.integers(0, len(choices), n)])
+        return np.stack(cols, axis=1) if cols else np.zeros((n, 0), dtype=np.int64)
+
+    def _mutate(self, codes: np.ndarray, n_genes: np.ndarray) -> np.ndarray:
+        out = codes.copy()
+        n, g = out.shape
+        for i in range(n):
+            genes = self.rng.choice(g, size=int(min(n_genes[i], g)), replace=False)
+            for j in genes:
+                choices = np.flatnonzero(self._allowed[j])
+                choices = choices[choices != out[i, j]]
+                if len(choices):
+                    out[i, j] = choices[self.rng.integers(len(choices))]
+        return out
+
+    def _offspring(self, parents: np.ndarray) -> np.ndarray:
+        n = self.offspring_per_generation
+        n_imm = int(round(n * self.immigrant_frac))
+        n_breed = n - n_imm
+        p = len(parents)
+        # binary tournaments: parents are sorted best first, so the smaller index wins
+        a = np.minimum(self.rng.integers(0, p, n_breed), self.rng.integers(0, p, n_breed))
+        b = np.minimum(self.rng.integers(0, p, n_breed), self.rng.integers(0, p, n_breed))
+        cross = self.rng.random(n_breed) < self.crossover_prob
+        take_a = self.rng.random(parents[a].shape) < 0.5
+        children = np.where(cross[:, None] & ~take_a, parents[b], parents[a])
+        mutate_genes = np.where(
+            cross, self.rng.integers(0, 2, n_breed), self.rng.integers(1, 3, n_breed)
+        )
+        to_mutate = mutate_genes > 0
+        children[to_mutate] = self._mutate(children[to_mutate], mutate_genes[to_mutate])
+        return np.concatenate([children, self._random_codes(n_imm)])
+
+    def _fresh(self, codes: np.ndarray) -> np.ndarray:
+        """Unique rows of ``codes`` (first occurrence order) in the space and not yet evaluated."""
+        if len(codes) == 0:
+            return codes
+        codes = codes[self.codec.valid(codes, self.current_space)]
+        keys = self.codec.keys(codes)
+        _, first = np.unique(keys, return_index=True)
+        first = np.sort(first)
+        codes, keys = codes[first], keys[first]
+        seen = np.fromiter(self._keys, dtype=np.int64, count=len(self._keys))
+        return codes[~np.isin(keys, seen)]
+
+    # ------------------------------------------------------------------ shrinking
+    def _maybe_shrink(self) -> None:
+        n = len(self.history)
+        while (
+            self.shrinking
+            and self._stage < len(self.shrink_at)
+            and n >= self.shrink_at[self._stage]
+        ):
+            self._stage += 1
+            codes = np.stack(self._codes)
+            acc = np.array([r.accuracy for r in self.history])
+            lat = np.array([r.latency_ms for r in self.history])
+            effects = estimate_effects(self.space, codes, acc, lat)
+            drop = dominated_choices(
+                self.current_space, effects, z=self.shrink_z, min_choices=self.min_choices
+            )
+            self.current_space = shrink_space(self.current_space, drop)
+            self._allowed = self.codec.allowed_mask(self.current_space)
+            self._space_codes = None
+            self.stages.append(
+                {
+                    "stage": self._stage,
+                    "n_queries": n,
+                    "space_size": int(self.current_space.size()),
+                    "dropped": {k: [str(v) for v in vs] for k, vs in drop.items()},
+                }
+            )
+
+    def _space_pool(self) -> np.ndarray | None:
+        if self.pool != "space" or self.current_space.size() > 20_000:
+            return None
+        if self._space_codes is None:
+            archs = list(self.current_space.enumerate())
+            self._space_codes = self.codec.encode(archs)
+        return self._space_codes
+
+    # ------------------------------------------------------------------ ask
+    def ask(self) -> list[Architecture]:
+        self._maybe_shrink()
+        if len(self.history) < self.initial_queries:
+            want = self.initial_queries - len(self.history)
+            cand = self._fresh(self._random_codes(max(4 * want, 64)))[:want]
+            return self.codec.decode(cand)
+        pop_idx = select_best(self.problem, self.history, self.population_size)
+        parents = np.stack([self._codes[i] for i in pop_idx])
+        space_pool = self._space_pool()
+        pool = self._fresh(space_pool if space_pool is not None else self._offspring(parents))
+        if len(pool) == 0:
+            pool = self._fresh(self._random_codes(1000))
+            if len(pool) == 0:
+                return []
+        if not self.surrogate or len(pool) <= self.batch_size:
+            return self.codec.decode(pool[: self.batch_size])
+        chosen = self._select(pool)
+        return self.codec.decode(pool[chosen])
+
+    # ------------------------------------------------------------------ surrogate selection
+    def _predict(self, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hist = np.stack(self._codes)
+        acc = np.array([r.accuracy for r in self.history])
+        lat = np.array([r.latency_ms for r in self.history])
+        seed = int(self.rng.integers(2**31))
+        if self.model == "trees":
+            return self._predict_trees(pool, hist, acc, lat, seed)
+        with threadpool_limits(1):  # small solves: threads only add contention
+            acc_model = RidgeEnsemble(alpha=self.alpha, n_members=self.n_members, seed=seed)
+            Xh = self.acc_features.transform(hist)
+            acc_model.fit(Xh, acc)
+            lat_model = RidgeEnsemble(alpha=0.1, n_members=1)
+            lat_model.fit(self.lat_features.transform(hist), lat)
+            pa = acc_model.predict(self.acc_features.transform(pool))
+            pl = lat_model.predict(self.lat_features.transform(pool))
+            resid = acc - acc_model.predict(Xh).mean
+        noise = float(np.sqrt(np.mean(resid**2)))
+        return pa.mean, np.sqrt(pa.std**2 + noise**2), pl.mean
+
+    def _predict_trees(
+        self, pool: np.ndarray, hist: np.ndarray, acc: np.ndarray, lat: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        Xh = self.lat_features.transform(hist)
+        Xp = self.lat_features.transform(pool)
+        with threadpool_limits(1):
+            lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Xh, lat)
+            trees = ExtraTreesRegressor(
+                n_estimators=self.n_trees, max_features=0.5, random_state=seed, n_jobs=1
+            ).fit(Xh, acc)
+            per_tree = np.stack([t.predict(Xp) for t in trees.estimators_])
+            pl = lat_model.predict(Xp).mean
+        return per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6, pl
+
+    def _select(self, pool: np.ndarray) -> np.ndarray:
+        mu, sd, lat = self._predict(pool)
+        n_explore = self.explore_per_batch
+        n_exploit = self.batch_size - n_explore
+        ucb = mu + self.kappa * sd
+        if self.problem.mode == "pareto" and self.acquisition == "hvi":
+            chosen = self._select_hvi(ucb, lat, n_exploit)
+        elif self.problem.mode == "pareto":
+            chosen = self._select_poi(mu, sd, lat, n_exploit)
+        else:
+            if self.problem.mode == "constraint":
+                assert self.problem.budget_ms is not None
+                feasible = lat <= self.problem.budget_ms
+                score = np.where(feasible, ucb, -1e6 - lat)
+            else:
+                score = self.problem.scalar_fitness(ucb, lat)
+            chosen = [int(i) for i in np.argsort(-score, kind="stable")[:n_exploit]]
+        rest = np.setdiff1d(np.arange(len(pool)), chosen)
+        if n_explore and len(rest):
+            extra = self.rng.choice(rest, size=min(n_explore, len(rest)), replace=False)
+            chosen = list(chosen) + [int(i) for i in extra]
+        return np.asarray(chosen, dtype=np.int64)
+
+    def _select_poi(
+        self, mu: np.ndarray, sd: np.ndarray, lat_pred: np.ndarray, k: int
+    ) -> list[int]:
+        acc = np.array([r.accuracy for r in self.history])
+        lat = np.array([r.latency_ms for r in self.history])
+        order = np.argsort(lat, kind="stable")
+        best_so_far = np.maximum.accumulate(acc[order])
+        pos = np.searchsorted(lat[order], lat_pred, side="right")
+        needed = np.where(pos > 0, best_so_far[np.maximum(pos - 1, 0)], -np.inf)
+        z = (mu - needed) / np.maximum(sd, 1e-9)
+        poi = special.ndtr(z)
+        return [int(i) for i in np.lexsort((-z, -poi))[:k]]
+
+    def _select_hvi(self, acc_pred: np.ndarray, lat_pred: np.ndarray, k: int) -> list[int]:
+        acc = np.array([r.accuracy for r in self.history])
+        lat = np.array([r.latency_ms for r in self.history])
+        F = np.column_stack([-acc, lat])
+        lo, hi = F.min(axis=0), F.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        ref = np.array([1.01, 1.01])
+        front = (F[non_dominated_sort(F)[0]] - lo) / span
+        C = (np.column_stack([-acc_pred, lat_pred]) - lo) / span
+        chosen: list[int] = []
+        avail = np.ones(len(C), dtype=bool)
+        for _ in range(min(k, len(C))):
+            hvi = hv_improvement(C, front, ref)
+            hvi[~avail] = -np.inf
+            if np.max(hvi) > 0:
+                i = int(np.argmax(hvi))
+            else:
+                eps = epsilon_gap(C, front)
+                eps[~avail] = np.inf
+                i = int(np.argmin(eps))
+            chosen.append(i)
+            avail[i] = False
+            front = np.vstack([front, C[i]])
+            front = front[non_dominated_sort(front)[0]]
+        return chosen
+
+
+def hv_improvement(C: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Two-objective hypervolume each row of ``C`` would add to ``front`` (minimisation)."""
+    P = front[np.all(front < ref, axis=1)]
+    P = P[np.lexsort((P[:, 1], P[:, 0]))]
+    if len(P):  # keep the staircase only (non-dominated, f1 decreasing)
+        keep = np.r_[True, P[1:, 1] < np.minimum.accumulate(P[:, 1])[:-1]]
+        P = P[keep]
+    edges = np.r_[-np.inf, P[:, 0], ref[0]]
+    heights = np.r_[ref[1], P[:, 1]]
+    left = np.maximum(edges[None, :-1], C[:, :1])
+    width = np.clip(edges[None, 1:] - left, 0.0, None)
+    height = np.clip(heights[None, :] - C[:, 1:2], 0.0, None)
+    return (width * height).sum(axis=1)
+
+
+def epsilon_gap(C: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """Smallest shift ``t`` so that ``C - t`` is not dominated by ``front`` (0 if not dominated)."""
+    diff = C[:, None, :] - front[None, :, :]
+    return np.clip(diff.min(axis=2).max(axis=1), 0.0, None)

@@ -1,0 +1,137 @@
+"""Progressive space shrinking: estimate each (gene, choice)'s marginal effect on accuracy and
+latency from evaluated architectures, and drop choices dominated on the target device.
+
+The estimator is an additive ridge regression on one-hot features (the same kind of estimator as
+block profiling): the effect of a choice is its coefficient relative to the mean coefficient of its
+gene, with a standard error ``residual_std / sqrt(n_choice)``. Choice ``c`` of a gene is dominated
+when another choice ``d`` of the same gene is better on both objectives by more than ``z`` standard
+errors of the difference (higher accuracy and lower latency). Each gene keeps at least
+``min_choices`` choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hsconas.search.surrogate import FeatureMap, GeneCodec, RidgeEnsemble
+from hsconas.space import SearchSpace, Value
+
+
+@dataclass(frozen=True)
+class ChoiceEffect:
+    """Estimated marginal effect of one (gene, choice) relative to its gene's average.
+
+    Attributes:
+        gene: gene name.
+        choice: the choice.
+        accuracy: accuracy effect, percent points.
+        latency_ms: latency effect, ms.
+        accuracy_se: standard error of ``accuracy``, percent points.
+        latency_se: standard error of ``latency_ms``, ms.
+        n: number of evaluated architectures holding this choice.
+    """
+
+    gene: str
+    choice: Value
+    accuracy: float
+    latency_ms: float
+    accuracy_se: float
+    latency_se: float
+    n: int
+
+
+def estimate_effects(
+    space: SearchSpace,
+    codes: np.ndarray,
+    accuracy: np.ndarray,
+    latency_ms: np.ndarray,
+    *,
+    alpha: float = 1.0,
+) -> list[ChoiceEffect]:
+    """Effects of every (gene, choice) of ``space.full_genes`` from evaluated architectures.
+
+    Args:
+        space: the space (its codec defines the columns).
+        codes: gene codes of the evaluated architectures (:class:`GeneCodec`), shape (n, genes).
+        accuracy: their accuracy, percent.
+        latency_ms: their latency, ms.
+        alpha: ridge penalty.
+    """
+    codec = GeneCodec(space)
+    fmap = FeatureMap(codec, pairwise=False)
+    X = fmap.transform(codes)
+    out: list[ChoiceEffect] = []
+    fits = []
+    for y in (np.asarray(accuracy, float), np.asarray(latency_ms, float)):
+        model = RidgeEnsemble(alpha=alpha, n_members=1).fit(X, y)
+        resid = y - model.predict(X).mean
+        dof = max(len(y) - int(codec.n_choices.sum()) + len(codec.n_choices) - 1, 1)
+        sigma = float(np.sqrt((resid**2).sum() / dof))
+        w, _ = model._coefs[0]
+        fits.append((w, sigma))
+    counts = X.sum(axis=0)
+    for g, gene in enumerate(codec.genes):
+        sl = slice(int(codec.offsets[g]), int(codec.offsets[g] + codec.n_choices[g]))
+        wa, wl = fits[0][0][sl], fits[1][0][sl]
+        for k, choice in enumerate(gene.choices):
+            n = int(counts[sl][k])
+            scale = 1.0 / np.sqrt(max(n, 1))
+            out.append(
+                ChoiceEffect(
+                    gene.name, choice,
+                    float(wa[k] - wa.mean()), float(wl[k] - wl.mean()),
+                    fits[0][1] * scale, fits[1][1] * scale, n,
+                )
+            )  # fmt: skip
+    return out
+
+
+def dominated_choices(
+    space: SearchSpace, effects: Sequence[ChoiceEffect], *, z: float = 2.0, min_choices: int = 2
+) -> dict[str, list[Value]]:
+    """Per gene, the choices of ``space`` to drop (clearly dominated), never below ``min_choices``.
+
+    Choices dominated by several others are dropped first by the size of their worst margin.
+    """
+    by_gene: dict[str, list[ChoiceEffect]] = {}
+    for e in effects:
+        by_gene.setdefault(e.gene, []).append(e)
+    drop: dict[str, list[Value]] = {}
+    for gene in space.genes:
+        live = [e for e in by_gene.get(gene.name, []) if e.choice in gene.choices]
+        scored = []
+        for c in live:
+            margin = 0.0
+            for d in live:
+                if d is c or d.n == 0 or c.n == 0:
+                    continue
+                se_a = float(np.hypot(c.accuracy_se, d.accuracy_se))
+                se_l = float(np.hypot(c.latency_se, d.latency_se))
+                da = d.accuracy - c.accuracy
+                dl = c.latency_ms - d.latency_ms
+                if da > z * se_a and dl > z * se_l:
+                    margin = max(margin, min(da / max(se_a, 1e-12), dl / max(se_l, 1e-12)))
+            if margin > 0:
+                scored.append((margin, c.choice))
+        room = len(gene.choices) - min_choices
+        if room <= 0 or not scored:
+            continue
+        scored.sort(key=lambda t: -t[0])
+        drop[gene.name] = [c for _, c in scored[:room]]
+    return drop
+
+
+def shrink_space(space: SearchSpace, drop: dict[str, list[Value]]) -> SearchSpace:
+    """``space`` restricted to the choices not in ``drop`` (unchanged genes keep theirs)."""
+    allowed = {
+        g.name: [c for c in g.choices if c not in drop.get(g.name, [])]
+        for g in space.genes
+        if drop.get(g.name)
+    }
+    if not allowed:
+        return space
+    keep = {**space.restriction(), **allowed}
+    return space.restrict(keep)
