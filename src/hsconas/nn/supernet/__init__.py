@@ -24,13 +24,17 @@ def build_supernet(space: str | SearchSpace, **options: Any) -> Supernet:
     Args:
         space: a space or its registered name (``hsconas*`` or ``nb201``, possibly restricted).
         **options: supernet options (``num_classes``; for nb201 also ``channels`` and
-            ``cells_per_stage``).
+            ``cells_per_stage``); ``restriction`` (gene -> allowed choices) restricts the space
+            as :meth:`SearchSpace.restrict` does (a shrunk space keeps the full-width weights).
 
     Raises:
         NotImplementedError: for a space without a supernet.
     """
     sp = get_space(space) if isinstance(space, str) else space
     options.pop("space", None)
+    restriction = options.pop("restriction", None)
+    if restriction:
+        sp = sp.restrict(restriction)
     if isinstance(sp, HSCoNASSpace):
         return HSCoNASSupernet(sp, **options)
     if sp.name == "nb201":

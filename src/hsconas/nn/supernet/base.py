@@ -57,4 +57,7 @@ class Supernet(nn.Module, abc.ABC):
 
     def config(self) -> dict[str, Any]:
         """What :func:`hsconas.nn.supernet.build_supernet` needs to rebuild this supernet."""
-        return {"space": self.space.name, **self.build_options}
+        cfg: dict[str, Any] = {"space": self.space.name, **self.build_options}
+        if self.space.is_restricted:
+            cfg["restriction"] = {k: list(v) for k, v in self.space.restriction().items()}
+        return cfg

@@ -1,0 +1,325 @@
+"""``hsconas supernet train|eval``, ``hsconas train`` and ``hsconas export``: the accuracy side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hsconas.cli.output import print_json_line, print_table
+from hsconas.errors import HsconasError
+
+_RAW = argparse.RawDescriptionHelpFormatter
+_DATA_HELP = (
+    "digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH (default for eval: the checkpoint's)"
+)
+_SOURCE_HELP = "SPACE:ARCH_STRING or an architecture JSON / JSON Lines file"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``supernet`` group and the ``train`` and ``export`` commands."""
+    group = subparsers.add_parser(
+        "supernet",
+        help="train weight-sharing supernets and evaluate their members",
+        description="Train a weight-sharing supernet of a space (hsconas, hsconas-cifar, "
+        "hsconas-digits, nb201) and evaluate members with recalibrated batch norms.",
+        epilog="examples:\n"
+        "  hsconas supernet train hsconas-digits --data digits --epochs 10 --out runs/sn\n"
+        "  hsconas supernet eval runs/sn --sample 20 --seed 0 --json",
+        formatter_class=_RAW,
+    )
+    sub = group.add_subparsers(dest="supernet_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "train",
+        help="train a supernet (checkpoint every epoch, --resume to continue)",
+        description="Train SPACE's supernet with single-path uniform sampling (or the sandwich "
+        "rule). OUT/checkpoint.pt is written after every epoch; per-epoch metrics go to the "
+        "results store.",
+        formatter_class=_RAW,
+    )
+    p.add_argument("space", metavar="SPACE", help="search space with a supernet")
+    _add_train_options(p)
+    p.add_argument(
+        "--sampling",
+        choices=("uniform", "sandwich"),
+        default="uniform",
+        help="members per step: one uniform sample, or largest + smallest + 2 random",
+    )
+    p.set_defaults(func=cmd_supernet_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="top-1 accuracy of architectures with inherited weights",
+        description="Extract each architecture from the supernet checkpoint, recalibrate its "
+        "batch norms on training images and report top-1 accuracy on the validation split.",
+        epilog="output: a table (name, top-1 %%); with --json one object per architecture.",
+        formatter_class=_RAW,
+    )
+    p.add_argument(
+        "checkpoint", type=Path, metavar="CHECKPOINT", help="checkpoint.pt or its folder"
+    )
+    p.add_argument("sources", metavar="SOURCE", nargs="*", help=_SOURCE_HELP)
+    p.add_argument("--data", default=None, metavar="SPEC", help=_DATA_HELP)
+    p.add_argument("--sample", type=int, default=0, metavar="N", help="also N random members")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument("--split", choices=("val", "test"), default="val", help="evaluated split")
+    p.add_argument("--calib-images", type=int, default=2000, metavar="N", help="BN calibration")
+    p.add_argument("--json", action="store_true", help="JSON Lines output")
+    p.set_defaults(func=cmd_supernet_eval)
+
+    p = subparsers.add_parser(
+        "train",
+        help="train one architecture from scratch",
+        description="Train the standalone network of SOURCE from scratch (same loop and "
+        "checkpointing as supernet training).",
+        epilog="example:\n  hsconas train 'hsconas-digits:w1.0,1.0,1.0|...' --data digits "
+        "--epochs 20 --out runs/net",
+        formatter_class=_RAW,
+    )
+    p.add_argument("source", metavar="SOURCE", help=_SOURCE_HELP)
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser(
+        "export",
+        help="extract a trained network from a checkpoint and export it to ONNX",
+        description="Load a checkpoint (a supernet: extract SOURCE with its inherited weights; "
+        "a standalone run: SOURCE is optional) and write ONNX, checked against ONNX Runtime.",
+        formatter_class=_RAW,
+    )
+    p.add_argument(
+        "checkpoint", type=Path, metavar="CHECKPOINT", help="checkpoint.pt or its folder"
+    )
+    p.add_argument("source", nargs="?", default=None, metavar="SOURCE", help=_SOURCE_HELP)
+    p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="ONNX file")
+    p.add_argument("--data", default=None, metavar="SPEC", help="recalibrate BN on this data")
+    p.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (default 17)")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="SPEC", help=_DATA_HELP)
+    p.add_argument("--epochs", type=int, required=True, metavar="N")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="checkpoint folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64, metavar="N")
+    p.add_argument("--lr", type=float, default=None, help="default 0.05 (sgd), 0.002 (adamw)")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--weight-decay", type=float, default=None, metavar="W")
+    p.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS")
+    p.add_argument("--subset", type=int, default=None, metavar="N", help="use N images")
+    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F")
+    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
+    p.add_argument("--store", type=Path, default=None, metavar="DB", help="results store")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+
+
+def _setup_torch(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _load_data(spec: str, subset: int | None, val_fraction: float, seed: int) -> Any:
+    from hsconas.data.datasets import load_dataset
+
+    return load_dataset(spec, subset=subset, val_fraction=val_fraction, seed=seed)
+
+
+def _train_config(args: argparse.Namespace, sampling: str = "uniform") -> Any:
+    from hsconas.accuracy.train import TrainConfig
+
+    lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 0.002)
+    wd = args.weight_decay
+    if wd is None:
+        wd = 4e-5 if args.optimizer == "sgd" else 0.05
+    try:
+        return TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            lr=lr,
+            weight_decay=wd,
+            label_smoothing=args.label_smoothing,
+            sampling=sampling,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise HsconasError(str(exc)) from None
+
+
+def _run(args: argparse.Namespace, model: Any, data: Any, arch: Any = None) -> int:
+    from hsconas.accuracy.train import train
+    from hsconas.store import ResultStore
+
+    cfg = _train_config(args, getattr(args, "sampling", "uniform"))
+    store = ResultStore(args.store) if args.store is not None else ResultStore()
+    extra = {
+        "data": {
+            "spec": args.data,
+            "subset": args.subset,
+            "val_fraction": args.val_fraction,
+            "seed": args.seed,
+        },
+        "input_shape": list(data.input_shape),
+    }
+    try:
+        result = train(
+            model,
+            data,
+            cfg,
+            args.out,
+            arch=arch,
+            resume=args.resume,
+            store=store,
+            extra=extra,
+            progress=not args.no_progress,
+        )
+    except ValueError as exc:
+        raise HsconasError(str(exc)) from None
+    finally:
+        store.close()
+    last = result.history[-1] if result.history else {}
+    if args.json:
+        print_json_line({"checkpoint": str(result.checkpoint), **last})
+    else:
+        rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in last.items()]
+        print_table(["metric", "value"], rows, title=f"{result.checkpoint}")
+    return 0
+
+
+def cmd_supernet_train(args: argparse.Namespace) -> int:
+    _setup_torch(args.threads)
+    from hsconas.accuracy.train import seeded
+    from hsconas.nn.supernet import build_supernet, supernet_spaces
+
+    if args.space not in supernet_spaces():
+        raise HsconasError(
+            f"no supernet for space {args.space!r}; choose one of: {', '.join(supernet_spaces())}"
+        )
+    data = _load_data(args.data, args.subset, args.val_fraction, args.seed)
+    with seeded(args.seed):
+        model = build_supernet(args.space, num_classes=data.num_classes)
+    return _run(args, model, data)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _setup_torch(args.threads)
+    from hsconas.accuracy.train import seeded
+    from hsconas.nn import build_model
+    from hsconas.sources import resolve_source
+
+    resolved = resolve_source(args.source)
+    if len(resolved) != 1:
+        raise HsconasError(f"{args.source} holds {len(resolved)} architectures; give exactly one")
+    arch = resolved[0].arch
+    data = _load_data(args.data, args.subset, args.val_fraction, args.seed)
+    with seeded(args.seed):
+        model = build_model(arch, num_classes=data.num_classes)
+    return _run(args, model, data, arch)
+
+
+def _data_of(ckpt: dict[str, Any], override: str | None) -> Any:
+    info = dict(ckpt.get("extra", {}).get("data", {}))
+    spec = override or info.get("spec")
+    if not spec:
+        raise HsconasError("the checkpoint does not name its dataset; pass --data SPEC")
+    return _load_data(
+        spec,
+        info.get("subset") if override is None else None,
+        float(info.get("val_fraction", 0.1)),
+        int(info.get("seed", 0)),
+    )
+
+
+def cmd_supernet_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from hsconas.accuracy.evaluate import EvalBatches, evaluate_subnets
+    from hsconas.accuracy.train import load_trained
+    from hsconas.nn.supernet import Supernet
+    from hsconas.sources import resolve_source
+
+    model, ckpt = load_trained(args.checkpoint)
+    if not isinstance(model, Supernet):
+        raise HsconasError(f"{args.checkpoint} holds a standalone network, not a supernet")
+    named = [(r.name, r.arch) for s in args.sources for r in resolve_source(s)]
+    rng = np.random.default_rng(args.seed)
+    named += [(f"sample{i}", model.sample(rng)) for i in range(args.sample)]
+    if not named:
+        raise HsconasError("give at least one SOURCE or --sample N")
+    for name, arch in named:
+        if arch.space != model.space.name:
+            raise HsconasError(f"{name} is an architecture of {arch.space}, not {model.space.name}")
+    data = _data_of(ckpt, args.data)
+    batches = EvalBatches.from_dataset(data, split=args.split, calib_images=args.calib_images)
+    rows = []
+    for name, arch in named:
+        (acc,) = evaluate_subnets(model, [arch], batches=batches)
+        record = {"name": name, "arch": model.space.to_string(arch), "top1": acc}
+        if args.json:
+            print_json_line(record)
+        else:
+            rows.append([name if len(name) <= 40 else name[:37] + "...", f"{100 * acc:.2f}"])
+    if not args.json:
+        print_table(["name", "top-1 (%)"], rows, align_right=[False, True])
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hsconas.accuracy.evaluate import EvalBatches, recalibrate_bn
+    from hsconas.accuracy.extract import extract_subnet
+    from hsconas.accuracy.train import load_trained
+    from hsconas.nn.export import check_onnx_outputs, export_onnx
+    from hsconas.nn.supernet import Supernet
+    from hsconas.sources import resolve_source
+    from hsconas.space import get_space
+
+    model, ckpt = load_trained(args.checkpoint)
+    if isinstance(model, Supernet):
+        if args.source is None:
+            raise HsconasError("a supernet checkpoint needs SOURCE: the architecture to extract")
+        resolved = resolve_source(args.source)
+        if len(resolved) != 1:
+            raise HsconasError(f"{args.source} holds {len(resolved)} architectures; give one")
+        arch = resolved[0].arch
+        net = extract_subnet(model, arch)
+        # Inherited BN statistics belong to no member: recalibrate on the training data.
+        data = _data_of(ckpt, args.data)
+        recalibrate_bn(net, EvalBatches.from_dataset(data).calibration)
+    else:
+        net = model
+        cfg = ckpt["model_config"]
+        arch = get_space(cfg["space"]).from_string(cfg["arch"])
+    shape = _input_shape(net, get_space(arch.space).input_shape(arch), ckpt)
+    path = export_onnx(net, shape, args.onnx, opset=args.opset)
+    check = check_onnx_outputs(net, path, shape)
+    meta = path.with_name(path.stem + ".arch.json")
+    doc = {
+        **get_space(arch.space).to_json(arch),
+        "input_shape": list(shape),
+        "checkpoint": str(args.checkpoint),
+        "epoch": int(ckpt["epoch"]),
+    }
+    meta.write_text(json.dumps(doc, indent=2) + os.linesep)
+    print(
+        f"wrote {path} (ONNX Runtime vs PyTorch max abs diff {check.max_abs_diff:.2e}, "
+        f"relative {check.relative_diff:.1e}) and {meta}"
+    )
+    return 0
+
+
+def _input_shape(
+    net: Any, default: tuple[int, int, int], ckpt: dict[str, Any]
+) -> tuple[int, int, int]:
+    """The space's input shape; the data's image size when training used another one."""
+    size = ckpt.get("extra", {}).get("input_shape")
+    if size:
+        return (int(size[0]), int(size[1]), int(size[2]))
+    return default
