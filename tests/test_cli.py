@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import subprocess
@@ -33,16 +34,17 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-COMMANDS = [
-    [],
-    ["spaces"],
-    ["spaces", "list"],
-    ["spaces", "show"],
-    ["spaces", "sample"],
-    ["model"],
-    ["model", "info"],
-    ["model", "export"],
-]
+def _commands(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[list[str]]:
+    """Every command path of the parser tree, depth first."""
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, [*path, name])
+
+
+#: the root and every command of the groups this file covers (new subcommands join automatically)
+COMMANDS = [c for c in _commands(build_parser(), []) if not c or c[0] in ("spaces", "model")]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -79,6 +81,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
 def test_help_has_examples(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    assert len(COMMANDS) >= 8
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
     assert "usage: hsconas" in out
