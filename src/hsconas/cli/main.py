@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from hsconas import __version__
 from hsconas.cli import model, search, spaces, supernet
-from hsconas.cli.output import error_line
+from hsconas.cli.output import HelpFormatter, error_line
 from hsconas.errors import HsconasError
 
 _GROUPS = (spaces, model, search, supernet)
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  hsconas spaces list\n  hsconas spaces sample nb201 -n 3 --seed 0\n"
         "  hsconas model info --ofa-config ofa_specialized_net_configs.jsonl\n"
         "run `hsconas COMMAND --help` for the options of each command.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hsconas {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

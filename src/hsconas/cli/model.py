@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hsconas.cli.output import print_json_line, print_table
+from hsconas.cli.output import HelpFormatter, print_json_line, print_table
 from hsconas.errors import HsconasError
 from hsconas.sources import ResolvedSource, input_shape_of, load_config_file, resolve_source
 from hsconas.space import get_space
 
-_RAW = argparse.RawDescriptionHelpFormatter
+_RAW = HelpFormatter
 
 _SOURCE_HELP = (
     "SPACE:ARCH_STRING (split on the first colon), or the path of an architecture JSON file "

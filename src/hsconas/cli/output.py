@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -70,3 +72,18 @@ def error_line(message: object) -> str:
     """The one-line ``hsconas: error: ...`` message of a user error."""
     text = " ".join(str(message).split())
     return f"hsconas: error: {text}"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps prose lines of descriptions and epilogs; keeps indented lines (examples) verbatim."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            if not line or line[0].isspace():
+                lines.append(indent + line)
+            else:
+                lines.append(
+                    textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+                )
+        return "\n".join(lines)

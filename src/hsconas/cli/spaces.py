@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hsconas.cli.output import format_count, print_json, print_json_line, print_table
+from hsconas.cli.output import (
+    HelpFormatter,
+    format_count,
+    print_json,
+    print_json_line,
+    print_table,
+)
 from hsconas.space import get_space, list_spaces
 
-_RAW = argparse.RawDescriptionHelpFormatter
+_RAW = HelpFormatter
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
