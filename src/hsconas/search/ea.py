@@ -140,7 +140,27 @@ class HSCoNASEvolution(SearchAlgorithm):
 
     # ------------------------------------------------------------------ bookkeeping
     def config(self) -> dict[str, Any]:
-        keys = ["population_size", "initial_queries", "batch_size", "offspring_per_generation", "crossover_prob", "immigrant_frac", "surrogate", "kappa", "explore_per_batch", "alpha", "n_members", "pool", "acquisition", "model", "n_trees", "shrinking", "shrink_at", "shrink_z", "min_choices"]
+        keys = [
+            "population_size",
+            "initial_queries",
+            "batch_size",
+            "offspring_per_generation",
+            "crossover_prob",
+            "immigrant_frac",
+            "surrogate",
+            "kappa",
+            "explore_per_batch",
+            "alpha",
+            "n_members",
+            "pool",
+            "acquisition",
+            "model",
+            "n_trees",
+            "shrinking",
+            "shrink_at",
+            "shrink_z",
+            "min_choices",
+        ]
         cfg = {k: getattr(self, k) for k in keys}
         cfg["shrink_at"] = list(self.shrink_at)
         return {**super().config(), **cfg}

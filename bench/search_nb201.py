@@ -1,0 +1,252 @@
+"""Benchmark: search quality on NAS-Bench-201 (tabular accuracy x HELP device latencies).
+
+For every (device, dataset, seed, algorithm) one Pareto search runs to the largest query count;
+quality is read at 100/300/1000 distinct queries from the prefix of its queries (the algorithms do
+not depend on the total budget, so a prefix is exactly a shorter run). Constraint mode: HSCoNAS with
+budgets at the 25/50/75th latency percentile of the device, success = the true best accuracy under
+the budget was found within 300 queries.
+
+Usage:
+    python bench/search_nb201.py --quick        # 3 contrasting devices x 3 datasets x 3 seeds
+    python bench/search_nb201.py                # every device x 3 datasets x 10 seeds
+    python bench/search_nb201.py --devices pixel3 gold_6240 --seeds 10
+
+Writes bench/results/search_nb201_<machine>_py<version>_numpy<version>.{md,csv}. At most 2 worker
+processes (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+QUERIES = (100, 300, 1000)
+DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+QUICK_DEVICES = ("pixel3", "2080ti_256", "gold_6240")
+ALGOS = {
+    "hsconas": ("hsconas", {"shrinking": True}),
+    "hsconas-noshrink": ("hsconas", {"shrinking": False}),
+    "random": ("random", {}),
+    "re": ("re", {}),
+    "nsga2": ("nsga2", {}),
+}
+_CACHE: dict[str, object] = {}
+
+
+def _tables():
+    if not _CACHE:
+        import hsconas.spaces  # noqa: F401
+        from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
+
+        _CACHE["lat"] = load_latency_table(data_dir() / "nb201" / "latency_help.csv.gz")
+        _CACHE["acc"] = load_nb201_accuracy()
+    return _CACHE["acc"], _CACHE["lat"]
+
+
+def _evaluator(device: str, dataset: str):
+    from hsconas.search import TabularEvaluator
+    from hsconas.space import get_space
+
+    acc, lat = _tables()
+    return TabularEvaluator.from_tables(get_space("nb201"), acc, dataset, lat, device)
+
+
+def pareto_task(task: tuple[str, str, int, str, int]) -> list[dict]:
+    device, dataset, seed, algo, max_q = task
+    from hsconas.search import Problem, make_algorithm, run_search
+    from hsconas.search.pareto import TrueFront
+
+    ev = _evaluator(device, dataset)
+    truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
+    problem = Problem(ev.space)
+    name, opts = ALGOS[algo]
+    t0 = time.perf_counter()
+    res = run_search(problem, make_algorithm(name, problem, seed=seed, **opts), ev, max_q)
+    total = time.perf_counter() - t0
+    acc = np.array([r.accuracy for r in res.records])
+    lat = np.array([r.latency_ms for r in res.records])
+    rows = []
+    for q in QUERIES:
+        if q > max_q:
+            continue
+        rows.append(
+            {
+                "kind": "pareto", "device": device, "dataset": dataset, "seed": seed,
+                "algorithm": algo, "queries": q,
+                "front_share": truth.front_share(acc[:q], lat[:q]),
+                "hv_ratio": truth.hv_ratio(acc[:q], lat[:q]),
+                "igd": truth.igd(acc[:q], lat[:q]),
+                "time_s": total, "n_queries": res.n_queries,
+            }
+        )  # fmt: skip
+    return rows
+
+
+def constraint_task(task: tuple[str, str, int, int]) -> list[dict]:
+    device, dataset, seed, q = task
+    from hsconas.search import Problem, make_algorithm, run_search
+    from hsconas.search.pareto import TrueFront
+
+    ev = _evaluator(device, dataset)
+    truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
+    rows = []
+    for pct in (25, 50, 75):
+        budget = float(np.percentile(ev.latency_ms, pct))
+        problem = Problem(ev.space, mode="constraint", budget_ms=budget)
+        res = run_search(problem, make_algorithm("hsconas", problem, seed=seed), ev, q)
+        acc = np.array([r.accuracy for r in res.records])
+        lat = np.array([r.latency_ms for r in res.records])
+        regret = truth.regret(acc, lat, budget)
+        rows.append(
+            {
+                "kind": "constraint", "device": device, "dataset": dataset, "seed": seed,
+                "algorithm": "hsconas", "queries": q, "percentile": pct, "budget_ms": budget,
+                "regret": regret, "found_best": float(regret <= 1e-9), "time_s": res.time_s,
+            }
+        )  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--devices", nargs="*")
+    ap.add_argument("--seeds", type=int)
+    ap.add_argument("--max-queries", type=int, default=max(QUERIES))
+    ap.add_argument("--algorithms", nargs="*", default=list(ALGOS))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--note", default="", help="text added to the results file (e.g. subset used)")
+    args = ap.parse_args()
+    _, lat_table = _tables()
+    devices = args.devices or (list(QUICK_DEVICES) if args.quick else list(lat_table.devices))
+    seeds = args.seeds or (3 if args.quick else 10)
+    workers = max(1, min(args.workers, 2))
+    ptasks = [
+        (d, ds, s, a, args.max_queries) for a in args.algorithms for d in devices for ds in DATASETS
+        for s in range(seeds)
+    ]  # fmt: skip
+    ctasks = [(d, ds, s, 300) for d in devices for ds in DATASETS for s in range(seeds)]
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    with Pool(workers) as pool:
+        for i, out in enumerate(pool.imap_unordered(pareto_task, ptasks)):
+            rows.extend(out)
+            print(f"\rpareto {i + 1}/{len(ptasks)}", end="", file=sys.stderr, flush=True)
+        for i, out in enumerate(pool.imap_unordered(constraint_task, ctasks)):
+            rows.extend(out)
+            print(f"\rconstraint {i + 1}/{len(ctasks)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    wall = time.perf_counter() - t0
+    write(rows, devices, seeds, wall, args)
+
+
+def write(
+    rows: list[dict], devices: list[str], seeds: int, wall: float, args: argparse.Namespace
+) -> None:
+    machine = platform.node() or "machine"
+    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}"
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    keys = sorted({k for r in rows for k in r})
+    with open(out / f"search_nb201_{tag}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    lines = [
+        f"# NB201 search benchmark ({'quick' if args.quick else 'full/subset'})",
+        "",
+        f"machine `{machine}`, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}, numpy {np.__version__}; wall time {wall / 60:.1f} min "
+        f"with {min(args.workers, 2)} workers.",
+        f"devices: {', '.join(devices)}; datasets: {', '.join(DATASETS)}; seeds: {seeds}.",
+        "front share = share of true-front (accuracy, latency) vectors found; HV ratio with "
+        "objectives normalised by the true front's ideal/nadir, reference point nadir + 1% range.",
+    ]
+    if args.note:
+        lines += ["", args.note]
+    lines += [
+        "",
+        "## Pareto mode: mean front share / mean HV ratio (mean time per 1000-query run)",
+        "",
+    ]
+    algos = [a for a in ALGOS if a in args.algorithms]
+    header = "| queries | " + " | ".join(algos) + " |"
+    lines += [header, "|" + "---|" * (len(algos) + 1)]
+    table = []
+    for q in QUERIES:
+        cells = []
+        for a in algos:
+            sel = [
+                r
+                for r in rows
+                if r["kind"] == "pareto" and r["algorithm"] == a and r["queries"] == q
+            ]
+            if not sel:
+                cells.append("-")
+                continue
+            sh = np.mean([r["front_share"] for r in sel])
+            hv = np.mean([r["hv_ratio"] for r in sel])
+            cells.append(f"{sh:.1%} / {hv:.4f}")
+            table.append((q, a, sh, hv))
+        lines.append(f"| {q} | " + " | ".join(cells) + " |")
+    times = []
+    for a in algos:
+        sel = [
+            r["time_s"]
+            for r in rows
+            if r["kind"] == "pareto" and r["algorithm"] == a and r["queries"] == QUERIES[-1]
+        ]
+        if sel:
+            times.append(f"{a} {np.mean(sel):.2f} s (max {np.max(sel):.2f} s)")
+    lines += ["", "time per 1000-query run: " + "; ".join(times), ""]
+    lines += ["## Per device (300 queries): front share / HV ratio", ""]
+    lines += [header.replace("queries", "device"), "|" + "---|" * (len(algos) + 1)]
+    for d in devices:
+        cells = []
+        for a in algos:
+            sel = [
+                r
+                for r in rows
+                if r["kind"] == "pareto"
+                and r["algorithm"] == a
+                and r["queries"] == 300
+                and r["device"] == d
+            ]
+            cells.append(
+                f"{np.mean([r['front_share'] for r in sel]):.1%} / {np.mean([r['hv_ratio'] for r in sel]):.4f}"
+                if sel
+                else "-"
+            )
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Constraint mode (HSCoNAS, 300 queries): share of seeds finding the true best",
+        "",
+    ]
+    lines += ["| budget percentile | found true best | mean regret (points) |", "|---|---|---|"]
+    for pct in (25, 50, 75):
+        sel = [r for r in rows if r["kind"] == "constraint" and r["percentile"] == pct]
+        if sel:
+            lines.append(
+                f"| {pct} | {np.mean([r['found_best'] for r in sel]):.1%} | {np.mean([r['regret'] for r in sel]):.3f} |"
+            )
+    text = "\n".join(lines) + "\n"
+    (out / f"search_nb201_{tag}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
