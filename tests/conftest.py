@@ -9,6 +9,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Small single-image forward passes run far faster on one thread than with OpenMP spinning on a
+# shared 2-core machine; tests that measure with more threads set them explicitly.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
