@@ -197,7 +197,7 @@ class HSCoNASEvolution(SearchAlgorithm):
 
     def _offspring(self, parents: np.ndarray) -> np.ndarray:
         n = self.offspring_per_generation
-        n_imm = int(round(n * self.immigrant_frac))
+        n_imm = round(n * self.immigrant_frac)
         n_breed = n - n_imm
         p = len(parents)
         # binary tournaments: parents are sorted best first, so the smaller index wins

@@ -1,0 +1,125 @@
+"""Search on the real NAS-Bench-201 tables (accuracy x HELP latency) and the ``hsconas search`` CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hsconas.spaces  # noqa: F401
+from hsconas.cli.main import main
+from hsconas.search import Problem, TabularEvaluator, TrueFront, make_algorithm, run_search
+from hsconas.space import get_space
+
+
+@pytest.fixture(scope="module")
+def tables(data_dir: Path) -> tuple[object, object]:
+    from hsconas.data.tables import load_latency_table, load_nb201_accuracy
+
+    lat = load_latency_table(
+        data_dir / "nb201" / "latency_help.csv.gz", devices=["gold_6240", "pixel3"]
+    )
+    acc = load_nb201_accuracy(data_dir / "nb201" / "accuracy.csv")
+    return acc, lat
+
+
+def test_true_front_of_nb201(tables: tuple[object, object]) -> None:
+    acc, lat = tables
+    ev = TabularEvaluator.from_tables(get_space("nb201"), acc, "cifar100", lat, "gold_6240")
+    truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
+    assert len(ev.archs) == 15625
+    assert 13 <= truth.n_points <= 50  # the data README: 13 to 50 points for CIFAR-100
+    best = truth.points[np.argmax(truth.points[:, 0])]
+    assert best[0] == pytest.approx(ev.accuracy.max())
+
+
+def test_hsconas_beats_random_at_200_queries(tables: tuple[object, object]) -> None:
+    acc, lat = tables
+    ev = TabularEvaluator.from_tables(get_space("nb201"), acc, "cifar10", lat, "gold_6240")
+    truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
+    problem = Problem(ev.space)
+    scores = {}
+    for algo in ("hsconas", "random"):
+        hv = []
+        for seed in (0, 1):
+            res = run_search(problem, make_algorithm(algo, problem, seed=seed), ev, 200)
+            assert res.n_queries == 200
+            hv.append(
+                truth.hv_ratio(
+                    [r.accuracy for r in res.records], [r.latency_ms for r in res.records]
+                )
+            )
+        scores[algo] = float(np.mean(hv))
+    assert scores["hsconas"] > scores["random"] + 0.01, scores
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_search_json_outputs_and_resume(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = [
+        "search", "--space", "nb201",
+        "--accuracy-table", str(data_dir / "nb201" / "accuracy.csv"), "--accuracy-column", "cifar100",
+        "--latency-table", str(data_dir / "nb201" / "latency_help.csv.gz"), "--device", "pixel3",
+        "--seed", "1", "--mode", "constraint", "--budget-ms", "8", "--algorithm", "re",
+        "--store", str(tmp_path / "r.db"), "--run-id", "cli",
+    ]  # fmt: skip
+    code, out, err = _cli([*common, "--queries", "30", "--json"], capsys)
+    assert code == 0, err
+    short = json.loads(out)
+    code, out, err = _cli(
+        [*common, "--queries", "60", "--json", "--resume", "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["n_queries"] == 60 and doc["n_replayed"] == 30
+    assert doc["best"]["latency_ms"] <= 8 and {"arch", "accuracy", "latency_ms"} <= set(
+        doc["front"][0]
+    )
+    assert doc["best"]["accuracy"] >= short["best"]["accuracy"]
+    for name in ("front.csv", "front.json", "result.json", "front.png", "hv.png"):
+        assert (tmp_path / "o" / name).stat().st_size > 0
+    # without --resume an existing run is refused with a one-line error
+    code, _, err = _cli([*common, "--queries", "60"], capsys)
+    assert code == 2 and err.startswith("hsconas: error:") and "--resume" in err
+
+
+def test_cli_space_restrict_and_errors(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    restrict = tmp_path / "r.json"
+    restrict.write_text(
+        json.dumps(
+            {
+                "space": "nb201",
+                "restrict": {"edge1<-0": ["nor_conv_3x3"], "edge3<-2": ["skip_connect", "none"]},
+            }
+        )
+    )
+    base = ["search", "--device", "gold_6240", "--queries", "40", "--algorithm", "random"]
+    code, out, err = _cli([*base, "--space-restrict", str(restrict), "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    space = get_space("nb201")
+    for p in doc["front"]:
+        arch = space.from_string(p["arch"])
+        assert arch.values[0] == "nor_conv_3x3" and arch.values[5] in ("skip_connect", "none")
+    code, _, err = _cli([*base, "--device", "no_such_gpu"], capsys)
+    assert code == 2 and "no_such_gpu" in err and "pixel3" in err
+    code, _, err = _cli([*base, "--accuracy-column", "mnist"], capsys)
+    assert code == 2 and "mnist" in err
+    code, _, err = _cli([*base, "--mode", "constraint", "--budget-ms", "0.5"], capsys)
+    assert code == 2 and "nothing meets the budget" in err
+    code, _, err = _cli([*base, "--mode", "constraint"], capsys)
+    assert code == 2 and "budget" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch_str,lat\n|conv~0|+|x~0|y~1|+|a~0|b~1|c~2|,1.0\n")
+    code, _, err = _cli([*base, "--latency-table", str(bad), "--device", "lat"], capsys)
+    assert code == 2 and err.startswith("hsconas: error:")
