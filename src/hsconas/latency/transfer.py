@@ -51,7 +51,9 @@ class TransferError(HsconasError, ValueError):
 
 
 def _source_label(table: LatencyTable, device: str) -> str:
-    return f"{table.path.name}:{device}" if table.path is not None else device
+    return (
+        f"{table.path.parent.name}/{table.path.name}:{device}" if table.path is not None else device
+    )
 
 
 class FewShotTransfer:
