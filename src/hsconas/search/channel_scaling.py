@@ -75,7 +75,7 @@ def scale_channels(
         raise ValueError(f"{space.name} has no channel-factor genes")
     names = space.gene_names
     pos = {g: names.index(g) for g in genes}
-    choices = {g: sorted(float(c) for c in space.gene(g).choices) for g in genes}  # type: ignore[arg-type]
+    choices = {g: sorted(float(c) for c in space.gene(g).choices) for g in genes}
 
     def moved(a: Architecture, gene: str, step: int) -> Architecture | None:
         vals = list(a.values)
@@ -84,7 +84,7 @@ def scale_channels(
         k = min(range(len(ch)), key=lambda i: abs(ch[i] - cur)) + step
         if not 0 <= k < len(ch):
             return None
-        match = next(c for c in space.gene(gene).choices if float(c) == ch[k])  # type: ignore[arg-type]
+        match = next(c for c in space.gene(gene).choices if float(c) == ch[k])
         vals[pos[gene]] = match
         try:
             return space.make(vals)

@@ -19,15 +19,13 @@ equals the share found in the search's own non-dominated set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
-def objectives(
-    accuracy: Sequence[float] | np.ndarray, latency_ms: Sequence[float] | np.ndarray
-) -> np.ndarray:
+def objectives(accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike) -> np.ndarray:
     """Minimisation matrix ``[-accuracy, latency_ms]``, shape (n, 2)."""
     acc = np.asarray(accuracy, dtype=np.float64).reshape(-1)
     lat = np.asarray(latency_ms, dtype=np.float64).reshape(-1)
@@ -161,21 +159,22 @@ class TrueFront:
         span = np.where(self.nadir > self.ideal, self.nadir - self.ideal, 1.0)
         return (np.asarray(F, dtype=np.float64) - self.ideal) / span
 
-    def hypervolume(self, accuracy: np.ndarray, latency_ms: np.ndarray) -> float:
+    def hypervolume(self, accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike) -> float:
         """Normalised hypervolume of a set of points (reference point 1.01 per axis)."""
-        return hypervolume(self.normalise(objectives(accuracy, latency_ms)), np.array([1.01, 1.01]))
+        F = objectives(np.asarray(accuracy, float), np.asarray(latency_ms, float))
+        return hypervolume(self.normalise(F), np.array([1.01, 1.01]))
 
     @property
     def true_hypervolume(self) -> float:
         return self.hypervolume(self.points[:, 0], self.points[:, 1])
 
-    def hv_ratio(self, accuracy: np.ndarray, latency_ms: np.ndarray) -> float:
+    def hv_ratio(self, accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike) -> float:
         """Hypervolume of the found points over that of the true front, in [0, 1]."""
         return self.hypervolume(accuracy, latency_ms) / self.true_hypervolume
 
-    def front_share(self, accuracy: np.ndarray, latency_ms: np.ndarray) -> float:
+    def front_share(self, accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike) -> float:
         """Share of true-front vectors present among the given points (see the module doc)."""
-        if len(np.asarray(accuracy)) == 0:
+        if np.asarray(accuracy).size == 0:
             return 0.0
         found = set(
             zip(
@@ -187,7 +186,7 @@ class TrueFront:
         hits = sum((a, la) in found for a, la in self.points.tolist())
         return hits / self.n_points
 
-    def igd(self, accuracy: np.ndarray, latency_ms: np.ndarray) -> float:
+    def igd(self, accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike) -> float:
         """Inverted generational distance (normalised objectives) of the found points' front."""
         return igd(
             self.normalise(objectives(accuracy, latency_ms)),
@@ -199,7 +198,7 @@ class TrueFront:
         ok = self.latency_ms <= budget_ms
         return float(self.accuracy[ok].max()) if ok.any() else None
 
-    def regret(self, accuracy: np.ndarray, latency_ms: np.ndarray, budget_ms: float) -> float:
+    def regret(self, accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike, budget_ms: float) -> float:
         """True best accuracy under the budget minus the best found under it (percent points).
 
         ``nan`` if nothing in the table meets the budget; the whole true best if the found set has

@@ -42,7 +42,7 @@ class GeneCodec:
     def _code(self, gene: int, value: object) -> int:
         table = self._lookup[gene]
         if value in table:
-            return table[value]  # type: ignore[index]
+            return table[value]
         for c, k in table.items():
             if _same_value(c, value):
                 return k
