@@ -178,3 +178,34 @@ def test_cli_supernet_train_eval_export(tmp_path: Path, capsys: pytest.CaptureFi
         == 2
     )
     assert "--resume" in capsys.readouterr().err
+
+
+def test_cli_train_from_scratch_and_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arch = "hsconas-digits:w0.5,0.5,0.5|mb_k3_e3x0.5-skip|mb_k3_e3x0.5-skip-skip|mb_k3_e3x0.5-skip-skip"
+    out = tmp_path / "net"
+    argv = [
+        "train",
+        arch,
+        "--data",
+        "digits",
+        "--subset",
+        "200",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+    ]
+    argv += ["--optimizer", "adamw", "--store", str(tmp_path / "s.db"), "--no-progress", "--json"]
+    assert main(argv) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["epoch"] == 2.0 and 0.0 <= last["val_acc"] <= 1.0
+    assert ResultStore(tmp_path / "s.db").metrics("net")["val_acc"][-1][0] == 2
+    assert main(["export", str(out), "--onnx", str(tmp_path / "net.onnx")]) == 0
+    assert (tmp_path / "net.onnx").is_file()
+    # resuming a finished run trains no further epoch and keeps the weights
+    before = load_checkpoint(out)["model"]
+    assert main([*argv, "--resume"]) == 0
+    after = load_checkpoint(out)["model"]
+    assert all(torch.equal(before[k], after[k]) for k in before)
