@@ -1,0 +1,316 @@
+"""Measurement backends: run a PyTorch module on a real runtime and time it.
+
+Backends, by name (:func:`list_backends`):
+
+* ``torch``: PyTorch eager on the CPU under ``torch.inference_mode``, with ``threads`` intra-op
+  threads (``torch.set_num_threads`` inside a context that restores the previous value).
+* ``onnxruntime``: the module exported with ``torch.onnx.export`` (TorchScript exporter, static
+  shapes, into memory) and run by ONNX Runtime's CPU execution provider with every graph
+  optimisation on and ``threads`` intra-op threads.
+* ``cuda``: PyTorch on a CUDA device, each run timed by a pair of CUDA events (device time,
+  not host time). ``available()`` is False with a reason when there is no CUDA device.
+
+Every backend times with the protocol of :mod:`hsconas.hardware.timing`; a backend only supplies
+``run_once`` (run the workload once, return milliseconds).
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from hsconas.errors import HsconasError
+from hsconas.hardware.timing import TimingConfig, TimingResult, time_runs, wall_clock_ms
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "CudaBackend",
+    "CudaEventTimer",
+    "OnnxRuntimeBackend",
+    "TorchBackend",
+    "UnknownBackendError",
+    "get_backend",
+    "list_backends",
+    "torch_threads",
+]
+
+
+class UnknownBackendError(HsconasError):
+    """A backend name that is not registered."""
+
+
+class BackendUnavailableError(HsconasError):
+    """The backend exists but cannot run on this machine (no GPU, missing runtime, ...)."""
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with ``torch.set_num_threads(threads)``; restore the old value afterwards."""
+    if threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _example(input_shape: tuple[int, ...], batch: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, *input_shape, generator=gen)
+
+
+class Backend(abc.ABC):
+    """A runtime that executes a module and times it.
+
+    Args:
+        threads: intra-op threads (``None`` leaves the runtime's default, which is not
+            reproducible across machines: prefer an explicit number).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, *, threads: int | None = 1) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(threads={self.threads})"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run here, or ``None`` if it can."""
+        return None
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether this backend can run on this machine."""
+        return cls.unavailable_reason() is None
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that identify measurements of this backend (stored with each result)."""
+        return {"threads": self.threads}
+
+    @abc.abstractmethod
+    @contextmanager
+    def session(self, module: nn.Module, example: torch.Tensor) -> Iterator[Callable[[], float]]:
+        """Prepare ``module`` for input ``example``; yield ``run_once`` (returns milliseconds)."""
+
+    def measure(
+        self,
+        module: nn.Module,
+        input_shape: tuple[int, ...],
+        *,
+        batch: int = 1,
+        timing: TimingConfig | None = None,
+    ) -> TimingResult:
+        """Time ``module`` on a random input of shape ``(batch, *input_shape)``.
+
+        Raises:
+            BackendUnavailableError: if the backend cannot run here.
+        """
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise BackendUnavailableError(f"backend {self.name!r} is unavailable: {reason}")
+        example = _example(tuple(input_shape), batch)
+        was_training = module.training
+        module.eval()
+        try:
+            with self.session(module, example) as run_once:
+                return time_runs(run_once, timing)
+        finally:
+            module.train(was_training)
+
+
+class TorchBackend(Backend):
+    """PyTorch eager on the CPU (``inference_mode``, fixed intra-op threads)."""
+
+    name = "torch"
+
+    @contextmanager
+    def session(self, module: nn.Module, example: torch.Tensor) -> Iterator[Callable[[], float]]:
+        with torch_threads(self.threads), torch.inference_mode():
+
+            def forward() -> None:
+                module(example)
+
+            yield wall_clock_ms(forward)
+
+
+def export_onnx_bytes(module: nn.Module, example: torch.Tensor, *, opset: int = 17) -> bytes:
+    """``module`` exported to ONNX with static shapes (TorchScript exporter), as bytes."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            buf,
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return buf.getvalue()
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime, CPU execution provider, all graph optimisations, fixed intra-op threads."""
+
+    name = "onnxruntime"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return "onnxruntime is not installed (pip install onnxruntime)"
+        if "CPUExecutionProvider" not in ort.get_available_providers():
+            return "onnxruntime has no CPUExecutionProvider"
+        return None
+
+    def settings(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {"threads": self.threads, "ort_version": ort.__version__, "graph_opt": "all"}
+
+    def make_session(self, model_bytes: bytes) -> Any:
+        """An ``InferenceSession`` for serialised ONNX ``model_bytes`` with this backend's options."""
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if self.threads is not None:
+            opts.intra_op_num_threads = int(self.threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+    @contextmanager
+    def session(self, module: nn.Module, example: torch.Tensor) -> Iterator[Callable[[], float]]:
+        sess = self.make_session(export_onnx_bytes(module, example))
+        feeds = {sess.get_inputs()[0].name: np.ascontiguousarray(example.numpy())}
+
+        def forward() -> None:
+            sess.run(None, feeds)
+
+        try:
+            yield wall_clock_ms(forward)
+        finally:
+            del sess
+
+
+class _Event(Protocol):
+    def record(self) -> None: ...
+    def synchronize(self) -> None: ...
+    def elapsed_time(self, end: Any) -> float: ...
+
+
+class CudaEventTimer:
+    """Times one call of ``fn`` with a pair of device events (``torch.cuda.Event`` on a GPU).
+
+    Args:
+        fn: the workload (launches device work asynchronously).
+        event_factory: makes an event with ``record()``, ``synchronize()`` and
+            ``elapsed_time(end)`` in milliseconds; ``torch.cuda.Event(enable_timing=True)``.
+    """
+
+    def __init__(self, fn: Callable[[], object], event_factory: Callable[[], _Event]) -> None:
+        self.fn = fn
+        self.event_factory = event_factory
+
+    def __call__(self) -> float:
+        """Run ``fn`` once; its device time between the two events, milliseconds."""
+        start, end = self.event_factory(), self.event_factory()
+        start.record()
+        self.fn()
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end))
+
+
+class CudaBackend(Backend):
+    """PyTorch on a CUDA device, each run timed by CUDA events.
+
+    Args:
+        threads: host threads (``torch.set_num_threads``) while measuring.
+        device_index: which CUDA device.
+    """
+
+    name = "cuda"
+
+    def __init__(self, *, threads: int | None = 1, device_index: int = 0) -> None:
+        super().__init__(threads=threads)
+        self.device_index = device_index
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if not torch.backends.cuda.is_built():
+            return f"this PyTorch build ({torch.__version__}) has no CUDA support"
+        if not torch.cuda.is_available():
+            return "no CUDA device is visible (torch.cuda.is_available() is False)"
+        return None
+
+    def settings(self) -> dict[str, Any]:
+        name = (
+            torch.cuda.get_device_name(self.device_index) if self.available() else "unavailable"
+        )
+        return {"threads": self.threads, "device_index": self.device_index, "gpu": name}
+
+    @contextmanager
+    def session(self, module: nn.Module, example: torch.Tensor) -> Iterator[Callable[[], float]]:
+        device = torch.device("cuda", self.device_index)
+        module.to(device)
+        x = example.to(device)
+        try:
+            with torch_threads(self.threads), torch.inference_mode():
+
+                def forward() -> None:
+                    module(x)
+
+                yield CudaEventTimer(forward, lambda: torch.cuda.Event(enable_timing=True))
+        finally:
+            module.to("cpu")
+
+
+_BACKENDS: dict[str, type[Backend]] = {
+    TorchBackend.name: TorchBackend,
+    OnnxRuntimeBackend.name: OnnxRuntimeBackend,
+    CudaBackend.name: CudaBackend,
+}
+
+
+def list_backends() -> list[str]:
+    """Names of every registered backend (available here or not)."""
+    return sorted(_BACKENDS)
+
+
+def get_backend(name: str | Backend, **options: Any) -> Backend:
+    """The backend called ``name`` configured with ``options`` (e.g. ``threads=1``).
+
+    Raises:
+        UnknownBackendError: if ``name`` is not registered (the message lists the backends).
+    """
+    if isinstance(name, Backend):
+        return name
+    try:
+        cls = _BACKENDS[name]
+    except KeyError:
+        raise UnknownBackendError(
+            f"unknown backend {name!r}; available backends: {', '.join(list_backends())}"
+        ) from None
+    return cls(**options)

@@ -1,0 +1,500 @@
+"""The HSCoNAS hardware performance model: LUT sum plus a learned correction.
+
+Latency of an architecture = the sum of the isolated latencies of its blocks from a lookup table
+measured on the device, corrected by a term learned from a few (~30) end-to-end measurements,
+because the sum of isolated blocks misses data movement between blocks, operator fusion across
+block boundaries, and framework overhead.
+
+The correction is a ridge regression of the *residual* ``measured - LUT sum`` on standardised
+features of the network: the LUT sum itself, the number of blocks, the MACs (millions) and the
+LUT sums per input resolution of the blocks (a stand-in for the stages of the network). The
+ridge penalty pulls the correction to a constant offset, i.e. towards the plain LUT sum, which is
+the right prior with 30 samples; the penalty is chosen by weighted leave-one-out error (closed
+form), with weights ``1 / measured**2`` so that the fit minimises relative error. The predictive
+uncertainty is the leave-one-out relative residual standard deviation times the prediction.
+
+Models save to JSON with their LUT, so a saved file predicts on its own (it still needs the
+space's PyTorch builder to decompose new architectures into blocks).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hsconas.errors import HsconasError
+from hsconas.hardware.lut import LookupTable, decompose, fixed_resolution_space, meta_build
+from hsconas.space import Architecture, get_space
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HSCoNASModel",
+    "IncompatibleModelError",
+    "NetworkFeatures",
+    "Prediction",
+    "ProfileResult",
+    "network_features",
+    "profile_device",
+    "sample_archs",
+]
+
+FORMAT_VERSION = 1
+_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 25))
+
+
+class IncompatibleModelError(HsconasError):
+    """A latency model file used with another space, device, backend or format."""
+
+
+@dataclass(frozen=True)
+class NetworkFeatures:
+    """What the model knows about one network.
+
+    Attributes:
+        block_keys: LUT keys of its block calls, in order.
+        block_heights: input height of each block call (pixels), same order.
+        macs_m: conv + linear multiply-accumulates, millions.
+    """
+
+    block_keys: tuple[str, ...]
+    block_heights: tuple[int, ...]
+    macs_m: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A latency prediction.
+
+    Attributes:
+        latency_ms: predicted latency, milliseconds.
+        std_ms: one standard deviation of its error (leave-one-out estimate), milliseconds.
+        lut_sum_ms: the plain LUT sum, milliseconds.
+    """
+
+    latency_ms: float
+    std_ms: float
+    lut_sum_ms: float
+
+
+def network_features(arch: Architecture, resolution: int | None = None) -> NetworkFeatures:
+    """Decompose ``arch`` into its blocks (on the meta device) and count its MACs."""
+    space = get_space(arch.space)
+    c, h, w = space.input_shape(arch)
+    if resolution is not None and "resolution" not in space.gene_names:
+        h = w = resolution
+    calls = decompose(meta_build(arch), (c, h, w))
+    macs = _meta_macs(arch, (c, h, w))
+    heights = tuple(int(call.input_shape[1]) if len(call.input_shape) >= 2 else 1 for call in calls)
+    return NetworkFeatures(tuple(call.key for call in calls), heights, macs / 1e6)
+
+
+def _meta_macs(arch: Architecture, shape: tuple[int, int, int]) -> int:
+    """MACs of ``arch`` counted on the meta device (same convention as ``count_macs``)."""
+    import torch
+    from torch import nn
+
+    model = meta_build(arch)
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
+    model.eval()
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, *shape, device="meta"))
+    finally:
+        for hd in handles:
+            hd.remove()
+    return int(total)
+
+
+def _design(
+    feats: Sequence[NetworkFeatures], lut: LookupTable, heights: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(LUT sums, feature matrix) of networks; columns: LUT sum, n blocks, MACs, per-height sums."""
+    sums = np.empty(len(feats))
+    rows = []
+    for i, f in enumerate(feats):
+        lat = lut.latencies(f.block_keys)
+        sums[i] = lat.sum()
+        per_h = [float(lat[np.asarray(f.block_heights) == hh].sum()) for hh in heights]
+        rows.append([sums[i], float(len(f.block_keys)), f.macs_m, *per_h])
+    return sums, np.asarray(rows, dtype=float)
+
+
+def _ridge_loo(
+    x: np.ndarray, r: np.ndarray, wts: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted ridge with an unpenalised intercept column (x[:, 0] == 1); (coef, LOO residuals)."""
+    sw = np.sqrt(wts)
+    xw, rw = x * sw[:, None], r * sw
+    pen = alpha * np.eye(x.shape[1])
+    pen[0, 0] = 0.0
+    a_inv = np.linalg.pinv(xw.T @ xw + pen)
+    coef = a_inv @ xw.T @ rw
+    hat = np.einsum("ij,jk,ik->i", xw, a_inv, xw)
+    resid = (rw - xw @ coef) / np.maximum(1.0 - hat, 1e-6) / sw
+    return coef, resid
+
+
+@dataclass
+class HSCoNASModel:
+    """LUT-sum latency model with a learned ridge correction (see the module docstring).
+
+    Build one with :meth:`fit`; predict with :meth:`predict`; persist with :meth:`save` /
+    :meth:`load`.
+
+    Attributes:
+        lut: the block lookup table (its space, device, backend and settings are the model's).
+        heights: input heights (pixels) that get their own per-stage LUT-sum feature.
+        mean: feature means used for standardisation.
+        scale: feature standard deviations used for standardisation.
+        coef: intercept then one coefficient per standardised feature, milliseconds.
+        alpha: the chosen ridge penalty.
+        rel_std: leave-one-out relative residual standard deviation (0.02 = 2%).
+        n_train: number of end-to-end measurements fitted.
+        info: free-form provenance (fingerprint, timing, fit diagnostics).
+    """
+
+    lut: LookupTable
+    heights: tuple[int, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    alpha: float
+    rel_std: float
+    n_train: int
+    info: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[tuple[Architecture, int | None], NetworkFeatures] = field(
+        default_factory=dict, repr=False
+    )
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def space(self) -> str:
+        """The space this model predicts."""
+        return self.lut.space
+
+    @property
+    def device(self) -> str:
+        """The device this model predicts."""
+        return self.lut.device
+
+    @property
+    def backend(self) -> str:
+        """The backend this model predicts."""
+        return self.lut.backend
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the correction's features."""
+        return ("lut_sum_ms", "n_blocks", "macs_m", *(f"lut_sum_h{h}_ms" for h in self.heights))
+
+    def check_compatible(
+        self, *, space: str | None = None, device: str | None = None, backend: str | None = None
+    ) -> None:
+        """Raise :class:`IncompatibleModelError` if the model was built for something else."""
+        for what, mine, theirs in (
+            ("space", self.space, space),
+            ("device", self.device, device),
+            ("backend", self.backend, backend),
+        ):
+            if theirs is not None and theirs != mine:
+                raise IncompatibleModelError(
+                    f"this latency model was profiled for {what} {mine!r}, not {theirs!r}; "
+                    f"profile {theirs!r} with `hsconas latency profile` or use a matching model"
+                )
+
+    # ------------------------------------------------------------------ features
+    def features(self, arch: Architecture) -> NetworkFeatures:
+        """Block decomposition and MACs of ``arch`` (cached per architecture)."""
+        self.check_compatible(space=arch.space)
+        k = (arch, self.lut.resolution)
+        if k not in self._cache:
+            self._cache[k] = network_features(arch, self.lut.resolution)
+        return self._cache[k]
+
+    def lut_sum(self, arch: Architecture) -> float:
+        """The plain LUT sum of ``arch``, milliseconds (the baseline without correction)."""
+        return self.lut.total_ms(self.features(arch).block_keys)
+
+    # ------------------------------------------------------------------ fit / predict
+    @classmethod
+    def fit(
+        cls,
+        lut: LookupTable,
+        archs: Sequence[Architecture],
+        latency_ms: Sequence[float],
+        *,
+        alphas: Sequence[float] = _ALPHAS,
+        info: Mapping[str, Any] | None = None,
+    ) -> HSCoNASModel:
+        """Fit the correction on end-to-end measurements.
+
+        Args:
+            lut: the block lookup table of the device.
+            archs: measured architectures (all of ``lut.space``).
+            latency_ms: their measured end-to-end latencies, milliseconds.
+            alphas: candidate ridge penalties (chosen by leave-one-out error).
+            info: provenance stored in the model file.
+
+        Raises:
+            ValueError: with fewer than 3 measurements or non-positive latencies.
+            MissingBlockError: if an architecture has a block without LUT entry.
+        """
+        y = np.asarray(latency_ms, dtype=float)
+        if len(archs) != y.size or y.size < 3:
+            raise ValueError("fit needs at least 3 architectures with one latency each")
+        if not np.all(y > 0):
+            raise ValueError("measured latencies must be positive")
+        heights = tuple(
+            sorted(
+                {e.input_shape[1] for e in lut.entries.values() if len(e.input_shape) >= 2},
+                reverse=True,
+            )
+        )
+        model = cls(
+            lut, heights, np.zeros(0), np.ones(0), np.zeros(0), 0.0, 0.0, 0, dict(info or {})
+        )
+        feats = [model.features(a) for a in archs]
+        sums, raw = _design(feats, lut, heights)
+        mean, scale = raw.mean(axis=0), raw.std(axis=0)
+        scale[scale < 1e-12] = 1.0
+        x = np.hstack([np.ones((y.size, 1)), (raw - mean) / scale])
+        r, wts = y - sums, 1.0 / y**2
+        best: tuple[float, float, np.ndarray, np.ndarray] | None = None
+        for alpha in alphas:
+            coef, loo = _ridge_loo(x, r, wts, alpha)
+            err = float(np.mean((loo / y) ** 2))
+            if best is None or err < best[0]:
+                best = (err, alpha, coef, loo)
+        assert best is not None
+        _, alpha, coef, loo = best
+        model.mean, model.scale, model.coef, model.alpha = mean, scale, coef, alpha
+        model.rel_std = float(np.sqrt(np.mean((loo / y) ** 2)))
+        model.n_train = int(y.size)
+        model.info.setdefault("fit", {})
+        model.info["fit"] = {
+            "loo_mape_pct": float(100 * np.mean(np.abs(loo) / y)),
+            "lut_sum_mape_pct": float(100 * np.mean(np.abs(sums - y) / y)),
+            "alpha": alpha,
+        }
+        return model
+
+    def predict(self, arch: Architecture) -> Prediction:
+        """Predicted latency of ``arch`` with its uncertainty."""
+        f = self.features(arch)
+        sums, raw = _design([f], self.lut, self.heights)
+        x = np.concatenate([[1.0], (raw[0] - self.mean) / self.scale])
+        mean = float(sums[0] + x @ self.coef)
+        mean = max(mean, 1e-6)
+        return Prediction(mean, self.rel_std * mean, float(sums[0]))
+
+    def predict_ms(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Predicted latencies of ``archs``, milliseconds."""
+        return np.array([self.predict(a).latency_ms for a in archs])
+
+    # ------------------------------------------------------------------ persistence
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict holding everything, LUT included."""
+        return {
+            "format": "hsconas-hw-model",
+            "version": FORMAT_VERSION,
+            "space": self.space,
+            "device": self.device,
+            "backend": self.backend,
+            "resolution": self.lut.resolution,
+            "heights": list(self.heights),
+            "feature_names": list(self.feature_names),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "alpha": self.alpha,
+            "rel_std": self.rel_std,
+            "n_train": self.n_train,
+            "info": self.info,
+            "lut": self.lut.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> HSCoNASModel:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            IncompatibleModelError: if ``doc`` is not an HSCoNAS model of a known format version.
+        """
+        if doc.get("format") != "hsconas-hw-model":
+            raise IncompatibleModelError(
+                "not an HSCoNAS latency model file (expected format 'hsconas-hw-model'; "
+                "make one with `hsconas latency profile`)"
+            )
+        if int(doc.get("version", 0)) > FORMAT_VERSION:
+            raise IncompatibleModelError(
+                f"latency model format version {doc.get('version')} is newer than this "
+                f"hsconas supports ({FORMAT_VERSION}); upgrade hsconas"
+            )
+        return cls(
+            lut=LookupTable.from_json(doc["lut"]),
+            heights=tuple(int(h) for h in doc["heights"]),
+            mean=np.asarray(doc["mean"], dtype=float),
+            scale=np.asarray(doc["scale"], dtype=float),
+            coef=np.asarray(doc["coef"], dtype=float),
+            alpha=float(doc["alpha"]),
+            rel_std=float(doc["rel_std"]),
+            n_train=int(doc["n_train"]),
+            info=dict(doc.get("info", {})),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as JSON; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> HSCoNASModel:
+        """Read a model written by :meth:`save`.
+
+        Raises:
+            IncompatibleModelError: if the file is not such a model.
+        """
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            from hsconas.errors import DataNotFoundError
+
+            raise DataNotFoundError(f"latency model file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise IncompatibleModelError(f"{path}: not JSON ({exc.msg})") from None
+        if not isinstance(doc, dict):
+            raise IncompatibleModelError(f"{path}: not an HSCoNAS latency model file")
+        return cls.from_json(doc)
+
+
+def sample_archs(
+    space: str, n: int, *, resolution: int | None, seed: int, exclude: Sequence[Architecture] = ()
+) -> list[Architecture]:
+    """``n`` distinct architectures of ``space`` at ``resolution`` not in ``exclude`` (seeded)."""
+    sp = fixed_resolution_space(get_space(space), resolution)
+    rng = np.random.default_rng(seed)
+    seen = set(exclude)
+    out: list[Architecture] = []
+    tries = 0
+    while len(out) < n and tries < 100 * max(n, 1):
+        a = sp.sample(rng)
+        tries += 1
+        if a not in seen:
+            seen.add(a)
+            out.append(a)
+    return out
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """What :func:`profile_device` did.
+
+    Attributes:
+        model: the fitted model.
+        train_archs: the architectures measured end to end.
+        train_ms: their measured latencies, milliseconds.
+        n_blocks: LUT entries.
+        collect_s: seconds spent enumerating distinct blocks.
+        lut_s: seconds spent measuring blocks (zero for entries found in the store).
+        e2e_s: seconds spent on end-to-end measurements.
+    """
+
+    model: HSCoNASModel
+    train_archs: tuple[Architecture, ...]
+    train_ms: tuple[float, ...]
+    n_blocks: int
+    collect_s: float
+    lut_s: float
+    e2e_s: float
+
+
+def profile_device(
+    space: str,
+    backend: Any,
+    *,
+    resolution: int | None = None,
+    n_e2e: int = 30,
+    seed: int = 0,
+    store: Any = None,
+    device: str | None = None,
+    timing: Any = None,
+    block_timing: Any = None,
+    blocks: Mapping[str, Any] | None = None,
+    progress: Any = None,
+) -> ProfileResult:
+    """Build the LUT of ``space`` on ``backend``, measure ``n_e2e`` networks, fit the model.
+
+    Args:
+        space: space name.
+        backend: a :class:`~hsconas.hardware.backends.Backend` or its name.
+        resolution: input resolution, pixels (``None``: the space's default).
+        n_e2e: end-to-end measurements for the correction.
+        seed: seed of block collection and of the end-to-end sample.
+        store: :class:`~hsconas.store.ResultStore`; stored results are reused (resume).
+        device: device name results are filed under (default ``local-cpu``).
+        timing: timing protocol of end-to-end measurements.
+        block_timing: timing protocol of block measurements (default: ``timing``).
+        blocks: precollected distinct blocks (from ``collect_blocks``), to share between backends.
+        progress: called with (phase, done, total); phases 'collect', 'measure', 'e2e'.
+    """
+    import time
+
+    from hsconas.hardware.backends import get_backend
+    from hsconas.hardware.fingerprint import fingerprint
+    from hsconas.hardware.lut import collect_blocks, measure_blocks
+    from hsconas.hardware.measure import DEFAULT_DEVICE, measure_network
+
+    be = get_backend(backend)
+    dev = device or DEFAULT_DEVICE
+
+    def report(phase: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(phase, done, total)
+
+    t0 = time.perf_counter()
+    if blocks is None:
+        blocks = collect_blocks(
+            space, resolution=resolution, seed=seed,
+            progress=lambda n, k: report("collect", n, k),
+        )  # fmt: skip
+    t1 = time.perf_counter()
+    lut = measure_blocks(
+        blocks, be, space=space, resolution=resolution, store=store, device=dev,
+        timing=block_timing or timing, progress=lambda n, k: report("measure", n, k),
+    )  # fmt: skip
+    t2 = time.perf_counter()
+    archs = sample_archs(space, n_e2e, resolution=resolution, seed=seed + 1)
+    lat = []
+    for i, a in enumerate(archs):
+        m = measure_network(a, be, store=store, device=dev, timing=timing)
+        lat.append(m.median_ms)
+        report("e2e", i + 1, len(archs))
+    t3 = time.perf_counter()
+    info = {
+        "fingerprint": fingerprint(be.name, be.settings()),
+        "timing": None if timing is None else timing.as_dict(),
+        "seed": seed,
+    }
+    model = HSCoNASModel.fit(lut, archs, lat, info=info)
+    return ProfileResult(model, tuple(archs), tuple(lat), len(lut), t1 - t0, t2 - t1, t3 - t2)
