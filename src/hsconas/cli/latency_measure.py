@@ -1,0 +1,298 @@
+"""``hsconas latency measure | profile | eval``: real latency on this machine and the HSCoNAS model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hsconas.cli.latency_group import get_latency_subparsers
+from hsconas.cli.output import print_json_line, print_table
+
+_RAW = argparse.RawDescriptionHelpFormatter
+_BACKEND_HELP = "measurement backend: torch, onnxruntime or cuda (default: torch)"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
+    if backend:
+        p.add_argument("--backend", default="torch", metavar="B", help=_BACKEND_HELP)
+        p.add_argument(
+            "--threads", type=_positive_int, default=1, metavar="T", help="intra-op threads (1)"
+        )
+    p.add_argument(
+        "--max-time",
+        type=_positive_float,
+        default=1.5,
+        metavar="S",
+        help="cap on the timed runs of one network, seconds (1.5)",
+    )
+    p.add_argument(
+        "--device",
+        default="local-cpu",
+        metavar="NAME",
+        help="device name results are filed under (local-cpu)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``measure``, ``profile`` and ``eval`` to the ``latency`` command group."""
+    sub = get_latency_subparsers(subparsers)
+
+    p = sub.add_parser(
+        "measure",
+        help="measure end-to-end latency of architectures on this machine",
+        description="Build each architecture and time it (batch 1): warm-up, then runs until the "
+        "95%% confidence interval of the median is within 1%% of it or --max-time is reached. "
+        "Results that did not reach that precision are marked unstable.",
+        epilog="examples:\n  hsconas latency measure 'ofa-mbv3:r160|k3e4-k5e6|k3e3-k3e3|"
+        "k5e4-k3e3|k7e6-k5e3|k3e6-k5e4' --backend onnxruntime --threads 1\n"
+        "  hsconas spaces sample proxylessnas -n 3 --json > a.jsonl && "
+        "hsconas latency measure a.jsonl --json\n"
+        "output: name, backend, median ms, spread ms (half the IQR), spread %, runs, stable.",
+        formatter_class=_RAW,
+    )
+    p.add_argument("source", metavar="SOURCE", help="SPACE:ARCH_STRING or an architecture file")
+    _common(p)
+    p.add_argument("--store", type=Path, metavar="DB", help="results store to reuse and fill")
+    p.add_argument("--json", action="store_true", help="JSON Lines output")
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser(
+        "profile",
+        help="build the block LUT of a space and fit the HSCoNAS latency model",
+        description="Collect the distinct blocks of SPACE at --resolution, time each block in "
+        "isolation (the lookup table), time --samples sampled networks end to end, and fit the "
+        "HSCoNAS model (LUT sum + learned correction). Every measurement goes into the store as "
+        "it is made, so an interrupted profile resumes where it stopped.",
+        epilog="examples:\n  hsconas latency profile ofa-mbv3 --backend torch --resolution 160 "
+        "--out cpu_ofa.json\n  hsconas latency profile proxylessnas --backend onnxruntime "
+        "--samples 30 --store lat.db --out cpu_proxyless_ort.json",
+        formatter_class=_RAW,
+    )
+    p.add_argument("space", metavar="SPACE", help="search space name")
+    _common(p)
+    p.add_argument("--resolution", type=_positive_int, metavar="R", help="input size, pixels")
+    p.add_argument(
+        "--samples", type=_positive_int, default=30, metavar="N", help="e2e networks (30)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of block collection and samples")
+    p.add_argument("--store", type=Path, metavar="DB", help="results store (default: user store)")
+    p.add_argument("--out", type=Path, required=True, metavar="MODEL.json", help="model file")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a latency model on freshly measured held-out architectures",
+        description="Sample --n architectures of the model's space (seeded, at the model's "
+        "resolution), measure them on the model's backend and settings, and compare with the "
+        "model and the plain LUT sum: RMSE, MAPE, share within 5%% / 10%%, Kendall, Spearman.",
+        epilog="examples:\n  hsconas latency eval cpu_ofa.json --n 100 --plot ofa_eval.png",
+        formatter_class=_RAW,
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="model file from `latency profile`")
+    _common(p, backend=False)
+    p.add_argument("--n", type=_positive_int, default=100, help="held-out networks (100)")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the held-out sample")
+    p.add_argument("--store", type=Path, metavar="DB", help="results store to reuse and fill")
+    p.add_argument("--plot", type=Path, metavar="OUT.png", help="predicted-vs-measured plot")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_eval)
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr; yields ``update(phase, done, total)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    console = Console(file=sys.stderr)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(f"{description}: {phase}", total=None)
+            bar.update(tasks[phase], completed=done, total=None if phase == "collect" else total)
+
+        yield update
+
+
+def _timing(args: argparse.Namespace) -> Any:
+    from hsconas.hardware.timing import TimingConfig
+
+    return TimingConfig(max_time_s=args.max_time)
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from hsconas.hardware.backends import get_backend
+    from hsconas.hardware.measure import measure_network
+    from hsconas.sources import resolve_source
+    from hsconas.store import ResultStore
+
+    be = get_backend(args.backend, threads=args.threads)
+    reason = be.unavailable_reason()
+    if reason is not None:
+        from hsconas.hardware.backends import BackendUnavailableError
+
+        raise BackendUnavailableError(f"backend {be.name!r} is unavailable: {reason}")
+    store = ResultStore(args.store) if args.store else None
+    rows = []
+    for src in resolve_source(args.source):
+        m = measure_network(
+            src.arch, be, image_size=src.image_size, store=store, device=args.device,
+            timing=_timing(args),
+        )  # fmt: skip
+        doc = {
+            "name": src.name,
+            "backend": be.name,
+            "threads": args.threads,
+            "median_ms": round(m.median_ms, 4),
+            "spread_ms": round(m.spread_ms, 4),
+            "spread_pct": round(100 * m.spread_ms / m.median_ms, 2),
+            "n_runs": m.n_runs,
+            "stable": m.stable,
+        }
+        if args.json:
+            print_json_line(doc)
+        else:
+            rows.append([doc[k] for k in doc])
+    if not args.json:
+        print_table(
+            ["name", "backend", "threads", "median ms", "spread ms", "spread %", "runs", "stable"],
+            rows,
+            align_right=[False, False, True, True, True, True, True, False],
+        )
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from hsconas.hardware.backends import BackendUnavailableError, get_backend
+    from hsconas.latency.hw_model import profile_device
+    from hsconas.space import get_space
+    from hsconas.store import ResultStore
+
+    get_space(args.space)  # unknown space: clear error before any work
+    be = get_backend(args.backend, threads=args.threads)
+    reason = be.unavailable_reason()
+    if reason is not None:
+        raise BackendUnavailableError(f"backend {be.name!r} is unavailable: {reason}")
+    store = ResultStore(args.store)
+    with _progress(f"{args.space}/{be.name}") as update:
+        result = profile_device(
+            args.space, be, resolution=args.resolution, n_e2e=args.samples, seed=args.seed,
+            store=store, device=args.device, timing=_timing(args), progress=update,
+        )  # fmt: skip
+    path = result.model.save(args.out)
+    fit = result.model.info["fit"]
+    print(
+        f"{path}: {args.space} on {be.name} (threads {args.threads}, device {args.device}); "
+        f"LUT {result.n_blocks} blocks, {len(result.train_archs)} e2e networks; leave-one-out "
+        f"MAPE {fit['loo_mape_pct']:.2f}% (plain LUT sum {fit['lut_sum_mape_pct']:.2f}%); "
+        f"time: blocks {result.collect_s + result.lut_s:.0f} s, e2e {result.e2e_s:.0f} s"
+    )
+    return 0
+
+
+def _check_machine(model: Any) -> None:
+    from hsconas.hardware.fingerprint import cpu_model
+    from hsconas.latency.hw_model import IncompatibleModelError
+
+    fp = model.info.get("fingerprint") or {}
+    theirs = fp.get("cpu_model")
+    if model.backend != "cuda" and theirs and theirs != cpu_model():
+        raise IncompatibleModelError(
+            f"this latency model was profiled on CPU {theirs!r}, but this machine has "
+            f"{cpu_model()!r}; profile this machine with `hsconas latency profile`"
+        )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from hsconas.hardware.backends import get_backend
+    from hsconas.hardware.measure import measure_network
+    from hsconas.latency.hw_model import HSCoNASModel, sample_archs
+    from hsconas.latency.metrics import evaluate
+    from hsconas.store import ResultStore
+
+    model = HSCoNASModel.load(args.model)
+    model.check_compatible(device=args.device)
+    _check_machine(model)
+    be = get_backend(model.backend, threads=model.lut.settings.get("threads"))
+    store = ResultStore(args.store) if args.store else None
+    archs = sample_archs(model.space, args.n, resolution=model.lut.resolution, seed=args.seed)
+    measured = []
+    with _progress(f"eval {model.space}/{be.name}") as update:
+        for i, a in enumerate(archs):
+            m = measure_network(a, be, store=store, device=args.device, timing=_timing(args))
+            measured.append(m.median_ms)
+            update("measure", i + 1, len(archs))
+    preds = {
+        "HSCoNAS": model.predict_ms(archs),
+        "LUT sum": np.array([model.lut_sum(a) for a in archs]),
+    }
+    metrics = {name: evaluate(p, measured) for name, p in preds.items()}
+    if args.plot:
+        from hsconas.report.latency_plots import plot_predicted_vs_measured
+
+        plot_predicted_vs_measured(
+            measured, preds, args.plot, title=f"{model.space} on {be.name} ({args.device})"
+        )
+    if args.json:
+        from hsconas.cli.output import print_json
+
+        print_json(
+            {
+                "model": str(args.model),
+                "space": model.space,
+                "backend": be.name,
+                "n": len(archs),
+                "metrics": {k: v.as_dict() for k, v in metrics.items()},
+            }
+        )
+        return 0
+    print_table(
+        ["model", "n", "within 10%", "within 5%", "Kendall", "Spearman", "RMSE ms", "MAPE %"],
+        [
+            [
+                name, mt.n, f"{100 * mt.within_10pct:.1f}%", f"{100 * mt.within_5pct:.1f}%",
+                f"{mt.kendall:.3f}", f"{mt.spearman:.3f}", f"{mt.rmse_ms:.3f}",
+                f"{mt.mape_pct:.2f}",
+            ]
+            for name, mt in metrics.items()
+        ],  # fmt: skip
+        title=f"{model.space} on {be.name}: {len(archs)} held-out networks",
+        align_right=[False, True, True, True, True, True, True, True],
+    )
+    return 0
