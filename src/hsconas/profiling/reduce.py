@@ -1,0 +1,274 @@
+"""Per-device reduced search spaces from a block profile, and the random control.
+
+A choice of a gene is dropped when another choice of the same gene dominates it in *both* marginal
+effects of the profile's regression (no slower by more than ``lat_margin_pct`` of the mean latency
+and more accurate by at least ``acc_margin`` points), unless it appears at that gene in one of the
+first ``rescue_fronts`` non-dominated layers of the profile's own measured architectures (so choices
+that real Pareto-optimal networks use survive even when their average effect looks poor). At least
+``keep_min`` choices per gene are kept (the friendliest of the dropped ones come back first).
+
+The file written is ``{"space", "device", "restrict": {gene: [choices]}, ...}``, which
+:meth:`SearchSpace.restrict` and ``hsconas search --space-restrict`` accept. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hsconas.errors import DataFormatError, DataNotFoundError
+from hsconas.profiling.friendliness import friendliness
+from hsconas.profiling.profile import BlockProfile, ProfileError
+from hsconas.space import SearchSpace, get_space
+from hsconas.space.core import Value
+
+__all__ = ["Reduction", "load_reduction", "random_reduction", "reduce_space"]
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A reduced space for one device.
+
+    Attributes:
+        space: space name.
+        device: the device it was reduced for (``random-control`` suffix for the control).
+        restrict: gene -> kept choices (every gene with more than one choice in the full space).
+        dropped: gene -> dropped choices.
+        rule: how it was made.
+        size: architectures in the reduced space.
+        full_size: architectures in the space it was reduced from.
+        keep_min: the minimum choices kept per gene.
+        reasons: ``gene=choice`` -> why it was dropped.
+    """
+
+    space: str
+    device: str
+    restrict: Mapping[str, list[Value]]
+    dropped: Mapping[str, list[Value]]
+    rule: str
+    size: int
+    full_size: int
+    keep_min: int
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+    def apply(self, space: SearchSpace | None = None) -> SearchSpace:
+        """The reduced space (a restriction of ``space``, default the registered one)."""
+        sp = space if space is not None else get_space(self.space)
+        return sp.restrict(self.restrict)
+
+    @property
+    def n_choices(self) -> int:
+        return sum(len(v) for v in self.restrict.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "space": self.space,
+            "device": self.device,
+            "restrict": {k: list(v) for k, v in self.restrict.items()},
+            "dropped": {k: list(v) for k, v in self.dropped.items()},
+            "rule": self.rule,
+            "size": self.size,
+            "full_size": self.full_size,
+            "keep_min": self.keep_min,
+            "reasons": dict(self.reasons),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        return p
+
+
+def load_reduction(path: str | os.PathLike[str]) -> Reduction:
+    """Read a reduced-space JSON file and check it against its space."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataNotFoundError(f"reduced space file not found: {p}")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("restrict"), dict) or "space" not in doc:
+        raise DataFormatError(f'{p}: expected {{"space": ..., "restrict": {{gene: [choices]}}}}')
+    sp = get_space(str(doc["space"]))
+    reduced = sp.restrict(doc["restrict"])
+    return Reduction(
+        space=sp.name,
+        device=str(doc.get("device", "")),
+        restrict={g.name: list(g.choices) for g in reduced.genes},
+        dropped=dict(doc.get("dropped", {})),
+        rule=str(doc.get("rule", "")),
+        size=int(reduced.size()),
+        full_size=int(sp.size()),
+        keep_min=int(doc.get("keep_min", 1)),
+        reasons=dict(doc.get("reasons", {})),
+    )
+
+
+def _nd_layers(acc: np.ndarray, lat: np.ndarray, layers: int) -> list[list[int]]:
+    """Indices of the first ``layers`` non-dominated layers (max accuracy, min latency)."""
+    left = list(range(len(acc)))
+    out: list[list[int]] = []
+    while left and len(out) < layers:
+        order = sorted(left, key=lambda i: (lat[i], -acc[i]))
+        front, best = [], -np.inf
+        for i in order:
+            if acc[i] > best:
+                front.append(i)
+                best = acc[i]
+        out.append(front)
+        taken = set(front)
+        left = [i for i in left if i not in taken]
+    return out
+
+
+def _front_choices(profile: BlockProfile, space: SearchSpace, layers: int) -> set[tuple[str, str]]:
+    """(gene, str(choice)) pairs used by the first ``layers`` non-dominated layers of the draws."""
+    d = profile.draws
+    ok = np.isfinite(d["accuracy"].to_numpy(float)) & np.isfinite(d["latency_ms"].to_numpy(float))
+    d = d[ok]
+    if layers <= 0 or d.empty:
+        return set()
+    fronts = _nd_layers(d["accuracy"].to_numpy(float), d["latency_ms"].to_numpy(float), layers)
+    out: set[tuple[str, str]] = set()
+    archs = d["arch"].tolist()
+    for idx in fronts[:layers]:
+        for i in idx:
+            a = space.from_string(archs[int(i)])
+            mask = space.active_mask(a.values)
+            for g, v, on in zip(space.genes, a.values, mask, strict=True):
+                if on:
+                    out.add((g.name, str(v)))
+    return out
+
+
+def reduce_space(
+    profile: BlockProfile,
+    *,
+    keep_min: int = 2,
+    lat_margin_pct: float = 1.0,
+    acc_margin: float = 0.5,
+    rescue_fronts: int = 1,
+) -> Reduction:
+    """Drop, per gene, the choices dominated in both marginal effects (see the module docstring).
+
+    Args:
+        profile: a profile with accuracy.
+        keep_min: minimum choices kept per gene (capped by the gene's choices).
+        lat_margin_pct: a dominating choice may be slower by at most this share of the mean
+            latency, percent.
+        acc_margin: a dominating choice must be more accurate by at least this, points.
+        rescue_fronts: keep choices used by the first this-many non-dominated layers of the
+            profile's measured architectures (0 disables the rescue).
+
+    Raises:
+        ProfileError: the profile has no accuracy, or ``keep_min`` < 1.
+    """
+    if keep_min < 1:
+        raise ProfileError(f"--keep-min must be >= 1, got {keep_min}")
+    if not profile.has_accuracy:
+        raise ProfileError(
+            "reduction needs accuracy effects; profile with --accuracy-table (or an accuracy "
+            "callable) first"
+        )
+    space = profile.space_obj()
+    f = friendliness(profile)
+    rescued = _front_choices(profile, space, rescue_fronts)
+    restrict: dict[str, list[Value]] = {}
+    dropped: dict[str, list[Value]] = {}
+    reasons: dict[str, str] = {}
+    for g in space.genes:
+        if len(g.choices) < 2:
+            continue
+        rows = f[f["gene"] == g.name]
+        eff = {
+            str(c): (float(r.lat_effect_pct), float(r.acc_effect), float(r.score))
+            for c, r in zip(rows["choice"], rows.itertuples(), strict=True)
+        }
+        drop: list[Value] = []
+        for c in g.choices:
+            lc, ac, _ = eff[str(c)]
+            for d in g.choices:
+                if d == c:
+                    continue
+                ld, ad, _ = eff[str(d)]
+                if ld <= lc + lat_margin_pct and ad >= ac + acc_margin:
+                    if (g.name, str(c)) in rescued:
+                        break
+                    drop.append(c)
+                    reasons[f"{g.name}={c}"] = (
+                        f"dominated by {d}: latency {ld:+.1f}% vs {lc:+.1f}%, "
+                        f"accuracy {ad:+.2f} vs {ac:+.2f} points"
+                    )
+                    break
+        kept = [c for c in g.choices if c not in drop]
+        need = min(keep_min, len(g.choices)) - len(kept)
+        if need > 0:
+            back = sorted(drop, key=lambda c: -eff[str(c)][2])[:need]
+            for c in back:
+                reasons.pop(f"{g.name}={c}", None)
+            drop = [c for c in drop if c not in back]
+            kept = [c for c in g.choices if c not in drop]
+        restrict[g.name] = kept
+        if drop:
+            dropped[g.name] = drop
+    reduced = space.restrict(restrict)
+    rule = (
+        f"dominated(lat_margin_pct={lat_margin_pct}, acc_margin={acc_margin}, "
+        f"rescue_fronts={rescue_fronts})"
+    )
+    return Reduction(
+        space=space.name,
+        device=profile.device,
+        restrict=restrict,
+        dropped=dropped,
+        rule=rule,
+        size=int(reduced.size()),
+        full_size=int(space.size()),
+        keep_min=keep_min,
+        reasons=reasons,
+    )
+
+
+def random_reduction(reduction: Reduction, *, seed: int = 0) -> Reduction:
+    """The control: per gene, as many choices as ``reduction`` keeps, drawn uniformly at random.
+
+    Same number of choices per gene, hence the same space size for spaces without elastic depth.
+    """
+    rng = np.random.default_rng(seed)
+    full = get_space(reduction.space)
+    restrict: dict[str, list[Value]] = {}
+    dropped: dict[str, list[Value]] = {}
+    for name, kept in reduction.restrict.items():
+        choices = list(full.gene(name).choices)
+        k = len(kept)
+        pick = sorted(rng.choice(len(choices), size=k, replace=False).tolist())
+        restrict[name] = [choices[i] for i in pick]
+        dropped_here = [c for i, c in enumerate(choices) if i not in pick]
+        if dropped_here:
+            dropped[name] = dropped_here
+    reduced = full.restrict(restrict)
+    return Reduction(
+        space=reduction.space,
+        device=f"{reduction.device}:random-control",
+        restrict=restrict,
+        dropped=dropped,
+        rule=f"random(seed={seed}, sizes of {reduction.device})",
+        size=int(reduced.size()),
+        full_size=reduction.full_size,
+        keep_min=reduction.keep_min,
+        reasons={},
+    )
+
+
+def space_size(restrict: Mapping[str, list[Value]]) -> int:
+    """Product of the kept choice counts (the size of a space without elastic depth)."""
+    return math.prod(len(v) for v in restrict.values())
