@@ -171,3 +171,25 @@ def test_evaluate_subnets_on_digits_untrained_is_near_chance() -> None:
     data = load_dataset("digits", subset=300, val_fraction=0.3, seed=0)
     accs = evaluate_subnets(sn, [sn.largest(), sn.smallest()], data, calib_images=64)
     assert len(accs) == 2 and all(0.0 <= a <= 0.35 for a in accs)
+
+
+def test_ofa_mbv3_supernet_elastic_depth_kernel_expand() -> None:
+    torch.manual_seed(0)
+    sn = build_supernet("ofa-mbv3", num_classes=10)
+    _randomise_bn(sn)
+    sn.eval()
+    rng = np.random.default_rng(0)
+    x = torch.randn(2, 3, 32, 32)
+    for arch in [sn.largest(), sn.smallest(), sn.sample(rng)]:
+        net = extract_subnet(sn, arch)
+        assert type(net).__name__ == "MobileNetFamilyNet"
+        with torch.no_grad():
+            assert (sn(x, arch) - net(x)).abs().max().item() < 1e-5
+    assert count_params(sn) == count_params(build_model(sn.largest(), num_classes=10))
+    # Elastic depth: the smallest member keeps the first 2 of 4 slots per unit, so its block 3
+    # (after the fixed block 0 and unit 1's blocks 1-2) is unit 2's first slot, supernet block 5.
+    small = extract_subnet(sn, sn.smallest())
+    assert torch.equal(
+        small.blocks[3].project.conv.weight,
+        sn.blocks[5].project.conv.weight[:, : small.blocks[3].mid_channels],
+    )

@@ -7,15 +7,24 @@ from typing import Any
 from hsconas.nn.supernet.base import Supernet
 from hsconas.nn.supernet.hsconas_supernet import HSCoNASSupernet
 from hsconas.nn.supernet.nb201_supernet import NB201Supernet
+from hsconas.nn.supernet.ofa_mbv3_supernet import OFAMobileNetV3Supernet
 from hsconas.space import SearchSpace, get_space
 from hsconas.spaces.hsconas_space import HSCoNASSpace
+from hsconas.spaces.ofa_mbv3 import ElasticMBConvSpace
 
-__all__ = ["HSCoNASSupernet", "NB201Supernet", "Supernet", "build_supernet", "supernet_spaces"]
+__all__ = [
+    "HSCoNASSupernet",
+    "NB201Supernet",
+    "OFAMobileNetV3Supernet",
+    "Supernet",
+    "build_supernet",
+    "supernet_spaces",
+]
 
 
 def supernet_spaces() -> tuple[str, ...]:
     """Names of the registered spaces that have a supernet."""
-    return ("hsconas", "hsconas-cifar", "hsconas-digits", "nb201")
+    return ("hsconas", "hsconas-cifar", "hsconas-digits", "nb201", "ofa-mbv3", "ofa-mbv3-w1.2")
 
 
 def build_supernet(space: str | SearchSpace, **options: Any) -> Supernet:
@@ -37,6 +46,8 @@ def build_supernet(space: str | SearchSpace, **options: Any) -> Supernet:
         sp = sp.restrict(restriction)
     if isinstance(sp, HSCoNASSpace):
         return HSCoNASSupernet(sp, **options)
+    if isinstance(sp, ElasticMBConvSpace) and sp.macro.family == "MobileNetV3":
+        return OFAMobileNetV3Supernet(sp, **options)
     if sp.name == "nb201":
         return NB201Supernet(sp, **options)
     raise NotImplementedError(
