@@ -7,11 +7,11 @@ import sys
 from collections.abc import Callable
 
 from hsconas import __version__
-from hsconas.cli import latency_measure, latency_models, model, search, spaces, supernet
+from hsconas.cli import latency_measure, latency_models, model, profile, search, spaces, supernet
 from hsconas.cli.output import HelpFormatter, error_line
 from hsconas.errors import HsconasError
 
-_GROUPS = (spaces, model, search, supernet, latency_models, latency_measure)
+_GROUPS = (spaces, model, search, supernet, latency_models, latency_measure, profile)
 
 
 def build_parser() -> argparse.ArgumentParser:
