@@ -156,6 +156,9 @@ def test_cli_supernet_train_eval_export(tmp_path: Path, capsys: pytest.CaptureFi
     )
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert len(rows) == 3 and all(0.0 <= r["top1"] <= 1.0 for r in rows)
+    nb201 = "nb201:|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|none~2|"
+    assert main(["supernet", "eval", str(out), nb201]) == 2
+    assert "not hsconas-digits" in capsys.readouterr().err
     onnx_path = tmp_path / "net.onnx"
     assert main(["export", str(out), arch, "--onnx", str(onnx_path)]) == 0
     assert onnx_path.is_file() and (tmp_path / "net.arch.json").is_file()
