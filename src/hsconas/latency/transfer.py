@@ -120,7 +120,9 @@ class FewShotTransfer:
             cols = [(k, j) for k, (t, j) in enumerate(self.columns) if t == ti]
             if not cols:
                 continue
-            rows = np.array([table._index.get(a, -1) for a in archs], dtype=np.int64)
+            rows = np.array(
+                [table.index_of(a) if a in table else -1 for a in archs], dtype=np.int64
+            )
             have = rows >= 0
             for k, j in cols:
                 out[have, k] = np.log(np.maximum(table.latency_ms[rows[have], j], 1e-3))
