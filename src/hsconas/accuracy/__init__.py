@@ -1,6 +1,7 @@
 """Accuracy side: supernet training, subnet extraction and evaluation with BN recalibration."""
 
 from hsconas.accuracy.evaluate import (
+    EvalBatches,
     accuracy,
     evaluate_model,
     evaluate_subnets,
@@ -16,6 +17,7 @@ from hsconas.accuracy.train import (
 )
 
 __all__ = [
+    "EvalBatches",
     "TrainConfig",
     "TrainResult",
     "accuracy",
