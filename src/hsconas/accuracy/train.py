@@ -321,10 +321,15 @@ def train(
                 f"{ckpt_path} exists; resume it (resume=True / --resume) or choose another folder"
             )
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt["train_config"] != config.to_dict() or ckpt["model_config"] != mcfg:
+        same = (
+            ckpt["train_config"] == config.to_dict()
+            and ckpt["model_config"] == mcfg
+            and ckpt.get("extra", {}) == dict(extra or {})
+        )
+        if not same:
             raise CheckpointError(
-                f"{ckpt_path} was written by a run with another configuration; use the same "
-                "settings to resume, or another output folder"
+                f"{ckpt_path} was written by a run with another configuration (model, training "
+                "settings or data); use the same settings to resume, or another output folder"
             )
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
