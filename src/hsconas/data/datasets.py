@@ -266,9 +266,17 @@ def _subset_indices(n: int, subset: int | None, rng: np.random.Generator) -> np.
 
 
 def _channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    x = images.astype(np.float64) / 255.0  # (N, C, H, W)
-    mean = x.mean(axis=(0, 2, 3))
-    std = x.std(axis=(0, 2, 3))
+    """Per-channel mean and std of ``images / 255``, in chunks (no full float copy)."""
+    c = images.shape[1]
+    total = np.zeros(c)
+    total_sq = np.zeros(c)
+    for start in range(0, len(images), 4096):
+        chunk = images[start : start + 4096].astype(np.float32) / 255.0  # (n, C, H, W)
+        total += chunk.sum(axis=(0, 2, 3), dtype=np.float64)
+        total_sq += np.square(chunk).sum(axis=(0, 2, 3), dtype=np.float64)
+    count = max(1, images.size // c)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
