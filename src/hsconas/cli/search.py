@@ -130,6 +130,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         "igd": truth.igd(acc, lat),
         "true_front_points": truth.n_points,
     }
+    stages = summary["info"].get("stages", [])
+    for stage in stages:  # front quality when each shrinking stage ended
+        n = int(stage["n_queries"])
+        stage["hv_ratio"] = truth.hv_ratio(acc[:n], lat[:n]) if n else 0.0
+        stage["front_share"] = truth.front_share(acc[:n], lat[:n]) if n else 0.0
     if args.budget_ms is not None:
         summary["quality"]["regret"] = truth.regret(acc, lat, args.budget_ms)
         summary["true_best_under_budget"] = truth.best_under(args.budget_ms)
@@ -150,6 +155,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"HV ratio {q['hv_ratio']:.4f}  front share {q['front_share']:.1%}  IGD {q['igd']:.4f}  "
         f"time {result.time_s:.2f} s"
     )
+    for stage in stages:
+        print(
+            f"stage {stage['stage']}: from query {stage['n_queries']} space size "
+            f"{stage['space_size']}, HV ratio then {stage['hv_ratio']:.4f}, "
+            f"front share {stage['front_share']:.1%}, dropped {stage['dropped'] or 'nothing'}"
+        )
     if args.budget_ms is not None:
         if result.best is None:
             print(f"nothing found meets the budget of {args.budget_ms} ms")
