@@ -1,0 +1,267 @@
+"""Benchmark: does a per-device reduced NB201 space beat the full space? ("reduction beats the full space")
+
+For each device column of the HELP NB201 latency table (GPUs at batch 1 and 256, server/desktop
+CPUs, phones) with CIFAR-100 accuracy:
+
+1. profile every (edge, op) specification with ``--samples`` table rows per specification
+   (cost = distinct architectures measured);
+2. reduce the space for that device (``reduce_space``, keep-min 2) and draw a random reduction of
+   the same per-edge sizes (a fresh control for every seed);
+3. search the full space, the reduced space and the random control with the same query budget and
+   algorithm (default: the HSCoNAS EA of ``hsconas.search``), over ``--seeds`` seeds;
+4. score every search against the *full* space's true front: hypervolume ratio (objectives
+   normalised by the true front's ideal/nadir, reference point nadir + 1% of the range:
+   ``TrueFront.hv_ratio``) and the share of true-front points found (``TrueFront.front_share``).
+
+Also reported per device: the ceiling of each space (hypervolume ratio and front share of *all* its
+architectures), which shows what a reduction gave up.
+
+Usage:
+    python bench/profile_nb201.py                     # 7 devices, 10 seeds, 200 queries
+    python bench/profile_nb201.py --quick             # 3 devices, 3 seeds
+    python bench/profile_nb201.py --algorithm re
+
+Writes bench/results/profile_nb201_<machine>_<versions>.{md,csv}, the reduced spaces
+(bench/results/profile_nb201_spaces/<device>.json) and an HTML report of the profiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+DEVICES = (
+    "titanx_1",
+    "titanx_256",
+    "gold_6240",
+    "silver_4114",
+    "pixel3",
+    "samsung_a50",
+    "essential_ph_1",
+)
+QUICK = ("titanx_256", "gold_6240", "pixel3")
+VARIANTS = ("full", "reduced", "random")
+_CACHE: dict[str, object] = {}
+
+
+def _tables():  # type: ignore[no-untyped-def]
+    if not _CACHE:
+        import hsconas.spaces  # noqa: F401
+        from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
+
+        _CACHE["lat"] = load_latency_table(data_dir() / "nb201" / "latency_help.csv.gz")
+        _CACHE["acc"] = load_nb201_accuracy()
+    return _CACHE["acc"], _CACHE["lat"]
+
+
+def _evaluator(device: str):  # type: ignore[no-untyped-def]
+    key = f"ev:{device}"
+    if key not in _CACHE:
+        from hsconas.search import TabularEvaluator
+        from hsconas.space import get_space
+
+        acc, lat = _tables()
+        _CACHE[key] = TabularEvaluator.from_tables(get_space("nb201"), acc, "cifar100", lat, device)
+    return _CACHE[key]
+
+
+def search_task(task: tuple[str, str, int, dict, str, int]) -> dict:
+    device, variant, seed, restrict, algo, queries = task
+    from hsconas.search import Problem, make_algorithm, run_search
+    from hsconas.search.pareto import TrueFront
+    from hsconas.space import get_space
+
+    ev = _evaluator(device)
+    truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)  # the FULL space's true front
+    space = get_space("nb201")
+    if restrict:
+        space = space.restrict(restrict)
+        ev = ev.restricted_to(space)
+    problem = Problem(space)
+    t0 = time.perf_counter()
+    res = run_search(problem, make_algorithm(algo, problem, seed=seed), ev, queries)
+    acc = np.array([r.accuracy for r in res.records])
+    lat = np.array([r.latency_ms for r in res.records])
+    return {
+        "device": device,
+        "variant": variant,
+        "seed": seed,
+        "hv_ratio": truth.hv_ratio(acc, lat),
+        "front_share": truth.front_share(acc, lat),
+        "n_queries": res.n_queries,
+        "time_s": time.perf_counter() - t0,
+    }
+
+
+def _ceiling(device: str, restrict: dict | None) -> tuple[float, float, int]:
+    from hsconas.search.pareto import TrueFront
+    from hsconas.space import get_space
+
+    ev = _evaluator(device)
+    truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
+    if restrict:
+        ev = ev.restricted_to(get_space("nb201").restrict(restrict))
+    return (
+        truth.hv_ratio(ev.accuracy, ev.latency_ms),
+        truth.front_share(ev.accuracy, ev.latency_ms),
+        truth.n_points,
+    )
+
+
+def _versions() -> str:
+    import numpy
+
+    return f"py{platform.python_version()}_numpy{numpy.__version__}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", nargs="+", default=None)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--samples", type=int, default=20, help="profiling samples per specification")
+    ap.add_argument("--queries", type=int, default=200, help="search budget (distinct queries)")
+    ap.add_argument("--algorithm", default="hsconas", choices=("hsconas", "re", "random", "nsga2"))
+    ap.add_argument("--keep-min", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = ap.parse_args()
+    devices = tuple(args.devices or (QUICK if args.quick else DEVICES))
+    seeds = 3 if args.quick and args.seeds == 10 else args.seeds
+
+    from hsconas.profiling import TableAccuracy, TableSource, enumerate_specs, profile_blocks
+    from hsconas.profiling.insights import cross_device_insights, device_insights, format_insights
+    from hsconas.profiling.reduce import random_reduction, reduce_space
+    from hsconas.report.profile_report import write_html
+    from hsconas.space import get_space
+
+    acc_table, lat_table = _tables()
+    space = get_space("nb201")
+    specs = enumerate_specs(space)
+    accuracy = TableAccuracy(acc_table, "cifar100")
+    profiles, reductions = {}, {}
+    spaces_dir = args.out / "profile_nb201_spaces"
+    for d in devices:
+        t0 = time.perf_counter()
+        prof = profile_blocks(
+            space, specs, TableSource.from_table(lat_table, d), accuracy=accuracy,
+            samples=args.samples, seed=0,
+        )  # fmt: skip
+        red = reduce_space(prof, keep_min=args.keep_min)
+        red.save(spaces_dir / f"{d}.json")
+        profiles[d], reductions[d] = prof, red
+        print(
+            f"{d}: profiled {len(specs)} specs with {prof.n_distinct} distinct networks in "
+            f"{time.perf_counter() - t0:.1f} s; space {red.full_size} -> {red.size}",
+            flush=True,
+        )
+    tasks = []
+    for d in devices:
+        for s in range(seeds):
+            tasks.append((d, "full", s, {}, args.algorithm, args.queries))
+            tasks.append((d, "reduced", s, dict(reductions[d].restrict), args.algorithm, args.queries))
+            ctrl = random_reduction(reductions[d], seed=1000 + s)
+            tasks.append((d, "random", s, dict(ctrl.restrict), args.algorithm, args.queries))
+    t0 = time.perf_counter()
+    with Pool(args.workers, initializer=_tables) as pool:
+        rows = pool.map(search_task, tasks, chunksize=1)
+    print(f"{len(tasks)} searches in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    table = []
+    for d in devices:
+        prof, red = profiles[d], reductions[d]
+        ceil_full = _ceiling(d, None)
+        ceil_red = _ceiling(d, dict(red.restrict))
+        ceil_rnd = [_ceiling(d, dict(random_reduction(red, seed=1000 + s).restrict)) for s in range(seeds)]
+        line = {
+            "device": d,
+            "profile_cost": prof.n_distinct,
+            "full_size": red.full_size,
+            "reduced_size": red.size,
+            "true_front": ceil_full[2],
+            "ceiling_hv_reduced": ceil_red[0],
+            "ceiling_share_reduced": ceil_red[1],
+            "ceiling_hv_random": float(np.mean([c[0] for c in ceil_rnd])),
+            "ceiling_share_random": float(np.mean([c[1] for c in ceil_rnd])),
+        }
+        for v in VARIANTS:
+            hv = np.array([r["hv_ratio"] for r in rows if r["device"] == d and r["variant"] == v])
+            fs = np.array([r["front_share"] for r in rows if r["device"] == d and r["variant"] == v])
+            line[f"hv_{v}"] = float(hv.mean())
+            line[f"hv_{v}_sd"] = float(hv.std(ddof=1)) if len(hv) > 1 else 0.0
+            line[f"share_{v}"] = float(fs.mean())
+        line["wins_hv"] = line["hv_reduced"] > max(line["hv_full"], line["hv_random"])
+        line["wins_share"] = line["share_reduced"] > max(line["share_full"], line["share_random"])
+        table.append(line)
+
+    machine = platform.node() or "machine"
+    stem = f"profile_nb201_{machine}_{_versions()}"
+    header = (
+        f"# Block profiling on NB201: reduced vs full vs random reduction\n\n"
+        f"CIFAR-100 accuracy x HELP device latency; profiling {args.samples} table rows per "
+        f"(edge, op) specification ({len(specs)} specifications) plus a 4x random baseline; "
+        f"reduction keep-min {args.keep_min}; search `{args.algorithm}` "
+        f"({'HSCoNAS EA' if args.algorithm == 'hsconas' else args.algorithm}) with "
+        f"{args.queries} distinct queries, {seeds} seeds (random control redrawn per seed). "
+        f"HV ratio and front share against the FULL space's true front (mean over seeds, sd in "
+        f"brackets). Ceiling = all architectures of the space. Machine {machine}, "
+        f"{_versions()}.\n\n"
+    )
+    cols = (
+        "| device | profile cost (distinct nets) | size full -> reduced | true front pts | "
+        "HV full | HV reduced | HV random | share full | share reduced | share random | "
+        "ceiling HV red / rnd | ceiling share red / rnd | reduced wins HV / share |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    body = ""
+    for t in table:
+        body += (
+            f"| {t['device']} | {t['profile_cost']} | {t['full_size']} -> {t['reduced_size']} | "
+            f"{t['true_front']} | {t['hv_full']:.4f} ({t['hv_full_sd']:.4f}) | "
+            f"{t['hv_reduced']:.4f} ({t['hv_reduced_sd']:.4f}) | "
+            f"{t['hv_random']:.4f} ({t['hv_random_sd']:.4f}) | {t['share_full']:.3f} | "
+            f"{t['share_reduced']:.3f} | {t['share_random']:.3f} | "
+            f"{t['ceiling_hv_reduced']:.4f} / {t['ceiling_hv_random']:.4f} | "
+            f"{t['ceiling_share_reduced']:.2f} / {t['ceiling_share_random']:.2f} | "
+            f"{'yes' if t['wins_hv'] else 'no'} / {'yes' if t['wins_share'] else 'no'} |\n"
+        )
+    n_hv = sum(t["wins_hv"] for t in table)
+    n_sh = sum(t["wins_share"] for t in table)
+    footer = f"\nReduced beats both full and random control on HV ratio on {n_hv}/{len(table)} devices, on front share on {n_sh}/{len(table)}.\n"
+    ins = [i for d in devices for i in device_insights(profiles[d])] + cross_device_insights(
+        [profiles[d] for d in devices]
+    )
+    dropped = "\n## Dropped choices per device\n\n" + "".join(
+        f"- {d}: " + ("; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in reductions[d].dropped.items()) or "nothing") + "\n"
+        for d in devices
+    )
+    text = header + cols + body + footer + dropped + "\n## Insights\n\n" + format_insights(ins)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.md").write_text(text, encoding="utf-8")
+    with open(args.out / f"{stem}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0].keys()))
+        w.writeheader()
+        w.writerows(table)
+    with open(args.out / f"{stem}_runs.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    write_html([profiles[d] for d in devices], args.out / f"{stem}_report.html",
+               title="NB201 block profiles (CIFAR-100, HELP latency)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
