@@ -103,13 +103,22 @@ def test_standalone_training_learns_digits(tmp_path: Path) -> None:
         "w0.5,0.5,0.5|mb_k3_e3x0.5-skip|mb_k3_e3x0.5-skip-skip|mb_k3_e3x0.5-skip-skip"
     )
     with seeded(0):
-        net = build_model(arch)
+        net = build_model(arch, num_classes=12)  # not the space default: must be recorded
     cfg = TrainConfig(
         epochs=4, batch_size=32, optimizer="adamw", lr=0.01, weight_decay=0.01, seed=0
     )
-    result = train(net, data, cfg, tmp_path / "net", arch=arch, progress=False)
+    result = train(
+        net,
+        data,
+        cfg,
+        tmp_path / "net",
+        arch=arch,
+        build_options={"num_classes": 12},
+        progress=False,
+    )
     assert result.history[-1]["val_acc"] > 0.6  # chance is 0.1
-    _, ckpt = load_trained(tmp_path / "net")
+    rebuilt, ckpt = load_trained(tmp_path / "net")
+    assert rebuilt.classifier.out_features == 12
     assert ckpt["model_config"]["arch"] == space.to_string(arch)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from hsconas.data.datasets import ImageDataset
 from hsconas.errors import DataFormatError, DataNotFoundError, HsconasError
 from hsconas.nn.supernet.base import Supernet
 from hsconas.space import Architecture
+
+if TYPE_CHECKING:
+    from hsconas.store import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +186,11 @@ def _save_atomic(obj: Mapping[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
-def model_config(model: nn.Module, arch: Architecture | None = None) -> dict[str, Any]:
+def model_config(
+    model: nn.Module,
+    arch: Architecture | None = None,
+    build_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """What :func:`load_trained` needs to rebuild ``model``: a supernet's config, or the space,
     canonical string and builder options of a standalone architecture."""
     if isinstance(model, Supernet):
@@ -192,11 +199,14 @@ def model_config(model: nn.Module, arch: Architecture | None = None) -> dict[str
         raise ValueError("a standalone model needs its architecture to be checkpointed")
     from hsconas.space import get_space
 
-    return {
+    cfg: dict[str, Any] = {
         "kind": "standalone",
         "space": arch.space,
         "arch": get_space(arch.space).to_string(arch),
     }
+    if build_options:
+        cfg["build_options"] = dict(build_options)
+    return cfg
 
 
 def load_trained(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -254,8 +264,9 @@ def train(
     out_dir: str | Path,
     *,
     arch: Architecture | None = None,
+    build_options: Mapping[str, Any] | None = None,
     resume: bool = False,
-    store: Any | None = None,
+    store: ResultStore | None = None,
     run_id: str | None = None,
     extra: Mapping[str, Any] | None = None,
     progress: bool = True,
@@ -272,6 +283,8 @@ def train(
         config: hyper-parameters.
         out_dir: folder of ``checkpoint.pt`` (created).
         arch: the architecture of a standalone ``model`` (stored so it can be rebuilt).
+        build_options: the :func:`hsconas.nn.build_model` options ``model`` was built with
+            (e.g. ``num_classes``), stored so that :func:`load_trained` rebuilds the same shapes.
         resume: continue from ``out_dir/checkpoint.pt`` if present (its config must match).
         store: a :class:`hsconas.store.ResultStore` receiving per-epoch metrics (optional).
         run_id: run id in ``store``; default the name of ``out_dir``.
@@ -311,7 +324,7 @@ def train(
     optimizer = _make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    mcfg = model_config(model, arch)
+    mcfg = model_config(model, arch, build_options)
 
     start_epoch = 0
     history: list[dict[str, float]] = []

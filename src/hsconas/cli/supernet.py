@@ -176,6 +176,7 @@ def _run(args: argparse.Namespace, model: Any, data: Any, arch: Any = None) -> i
             cfg,
             args.out,
             arch=arch,
+            build_options={"num_classes": data.num_classes} if arch is not None else None,
             resume=args.resume,
             store=store,
             extra=extra,
