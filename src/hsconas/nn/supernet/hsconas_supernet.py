@@ -21,7 +21,6 @@ reuses (``stem.*``, ``layers.{i}.expand.conv.weight``, ``head.*``, ``classifier.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any, cast
 
 import torch
@@ -89,10 +88,16 @@ class HSCoNASSupernet(Supernet):
         self.layers = nn.ModuleList(layers)
         self.head = ConvBNAct(max_in, space.head_width, 1, act="relu6", bn_momentum=bn_momentum)
         self.classifier = nn.Linear(space.head_width, self.num_classes)
-        self._plan = lru_cache(maxsize=4096)(self._plan_uncached)
+        self._plans: dict[Architecture, tuple[LayerPlan, ...]] = {}
 
-    def _plan_uncached(self, arch: Architecture) -> tuple[LayerPlan, ...]:
-        return tuple(self.space.channel_plan(arch))
+    def _plan(self, arch: Architecture) -> tuple[LayerPlan, ...]:
+        """The member's channel plan (memoised: the same members recur during training)."""
+        plan = self._plans.get(arch)
+        if plan is None:
+            if len(self._plans) >= 4096:
+                self._plans.clear()
+            plan = self._plans[arch] = tuple(self.space.channel_plan(arch))
+        return plan
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         x = self.stem(x)  # (N, stem, H / s, W / s)
