@@ -81,7 +81,7 @@ class OFAMobileNetV3Supernet(Supernet):
         self._slot_of: list[tuple[int, int]] = []  # (unit, slot) of supernet blocks[1:]
         channels = fb.out_channels
         max_expand = max(
-            float(e) for g in space.genes if g.name.endswith(".expand") for e in g.choices
+            float(e) for g in space.full_genes if g.name.endswith(".expand") for e in g.choices
         )
         for i, unit in enumerate(macro.units):
             for j in range(unit.max_depth):
