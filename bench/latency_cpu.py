@@ -50,6 +50,12 @@ def main() -> int:
     ap.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
     ap.add_argument("--resolution", type=int, default=160)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--clock",
+        default="thread_cpu",
+        choices=["wall", "thread_cpu"],
+        help="thread_cpu (threads=1): CPU time of the measuring thread, robust to other load",
+    )
     ap.add_argument("--n-train", type=int, default=30)
     ap.add_argument("--n-test", type=int, default=100)
     ap.add_argument("--max-time", type=float, default=1.0, help="cap per network, seconds")
@@ -79,10 +85,12 @@ def main() -> int:
         collect_s = time.perf_counter() - t0
         print(f"[{space}] {len(blocks)} distinct blocks in {collect_s:.0f} s", file=sys.stderr)
         for bname in args.backends:
-            be = get_backend(bname, threads=args.threads)
+            be = get_backend(bname, threads=args.threads, clock=args.clock)
             load_before = _load()
 
-            def progress(phase: str, done: int, total: int, _s: str = space, _b: str = bname) -> None:
+            def progress(
+                phase: str, done: int, total: int, _s: str = space, _b: str = bname
+            ) -> None:
                 if done % 10 == 0 or done == total:
                     print(f"  [{_s}/{_b}] {phase} {done}/{total}", file=sys.stderr)
 
@@ -185,6 +193,7 @@ def main() -> int:
             f"# Latency models on this CPU ({machine_name()})",
             "",
             f"`{' '.join(sys.argv)}`; resolution {args.resolution}, threads {args.threads}, "
+            f"clock {args.clock}, "
             f"batch 1, {args.n_train} e2e training networks, {args.n_test} held-out networks; "
             f"timing: warm-up then runs until the 95% CI half-width of the median is < 1% or "
             f"{args.max_time} s per network ({args.block_max_time} s per block).",

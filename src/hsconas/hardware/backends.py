@@ -7,6 +7,10 @@ Backends, by name (:func:`list_backends`):
 * ``onnxruntime``: the module exported with ``torch.onnx.export`` (TorchScript exporter, static
   shapes, into memory) and run by ONNX Runtime's CPU execution provider with every graph
   optimisation on and ``threads`` intra-op threads.
+* ``clock``: ``wall`` (default) times with ``time.perf_counter``; ``thread_cpu`` (threads=1 only)
+  counts the CPU time of the measuring thread (``time.thread_time``), which leaves out the time the
+  thread waits while other processes use the core: on a shared, loaded machine it estimates the
+  latency the workload would have alone (cache and memory-bandwidth interference remain).
 * ``cuda``: PyTorch on a CUDA device, each run timed by a pair of CUDA events (device time,
   not host time). ``available()`` is False with a reason when there is no CUDA device.
 
@@ -28,7 +32,13 @@ import torch
 from torch import nn
 
 from hsconas.errors import HsconasError
-from hsconas.hardware.timing import TimingConfig, TimingResult, time_runs, wall_clock_ms
+from hsconas.hardware.timing import (
+    TimingConfig,
+    TimingResult,
+    thread_cpu_ms,
+    time_runs,
+    wall_clock_ms,
+)
 
 __all__ = [
     "Backend",
@@ -81,13 +91,30 @@ class Backend(abc.ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, *, threads: int | None = 1) -> None:
+    clocks: ClassVar[tuple[str, ...]] = ("wall", "thread_cpu")
+
+    def __init__(self, *, threads: int | None = 1, clock: str = "wall") -> None:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        if clock not in self.clocks:
+            raise HsconasError(
+                f"backend {self.name!r} has no clock {clock!r}; choose one of: "
+                f"{', '.join(self.clocks)}"
+            )
+        if clock == "thread_cpu" and threads != 1:
+            raise HsconasError(
+                "clock 'thread_cpu' counts the CPU time of the calling thread only, so it needs "
+                f"threads=1 (got {threads})"
+            )
         self.threads = threads
+        self.clock = clock
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(threads={self.threads})"
+        return f"{type(self).__name__}(threads={self.threads}, clock={self.clock!r})"
+
+    def _timer(self, fn: Callable[[], object]) -> Callable[[], float]:
+        """``run_once`` of ``fn`` with this backend's clock (milliseconds)."""
+        return wall_clock_ms(fn) if self.clock == "wall" else thread_cpu_ms(fn)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -101,7 +128,12 @@ class Backend(abc.ABC):
 
     def settings(self) -> dict[str, Any]:
         """The settings that identify measurements of this backend (stored with each result)."""
-        return {"threads": self.threads}
+        return self._with_clock({"threads": self.threads})
+
+    def _with_clock(self, settings: dict[str, Any]) -> dict[str, Any]:
+        # the default clock is left out so that settings (store keys) of wall-clock results are
+        # the plain {"threads": ...} they always were
+        return settings if self.clock == "wall" else {**settings, "clock": self.clock}
 
     @abc.abstractmethod
     @contextmanager
@@ -146,7 +178,7 @@ class TorchBackend(Backend):
             def forward() -> None:
                 module(example)
 
-            yield wall_clock_ms(forward)
+            yield self._timer(forward)
 
 
 def export_onnx_bytes(module: nn.Module, example: torch.Tensor, *, opset: int = 17) -> bytes:
@@ -157,7 +189,7 @@ def export_onnx_bytes(module: nn.Module, example: torch.Tensor, *, opset: int = 
         torch.onnx.export(
             module,
             (example,),
-            buf,
+            buf,  # type: ignore[arg-type]
             input_names=["input"],
             output_names=["output"],
             opset_version=opset,
@@ -185,7 +217,9 @@ class OnnxRuntimeBackend(Backend):
     def settings(self) -> dict[str, Any]:
         import onnxruntime as ort
 
-        return {"threads": self.threads, "ort_version": ort.__version__, "graph_opt": "all"}
+        return self._with_clock(
+            {"threads": self.threads, "ort_version": ort.__version__, "graph_opt": "all"}
+        )
 
     def make_session(self, model_bytes: bytes) -> Any:
         """An ``InferenceSession`` for serialised ONNX ``model_bytes`` with this backend's options."""
@@ -208,10 +242,7 @@ class OnnxRuntimeBackend(Backend):
         def forward() -> None:
             sess.run(None, feeds)
 
-        try:
-            yield wall_clock_ms(forward)
-        finally:
-            del sess
+        yield self._timer(forward)
 
 
 class _Event(Protocol):
@@ -252,9 +283,12 @@ class CudaBackend(Backend):
     """
 
     name = "cuda"
+    clocks = ("wall",)  # device time from CUDA events; "wall" names the default
 
-    def __init__(self, *, threads: int | None = 1, device_index: int = 0) -> None:
-        super().__init__(threads=threads)
+    def __init__(
+        self, *, threads: int | None = 1, clock: str = "wall", device_index: int = 0
+    ) -> None:
+        super().__init__(threads=threads, clock=clock)
         self.device_index = device_index
 
     @classmethod
@@ -266,9 +300,7 @@ class CudaBackend(Backend):
         return None
 
     def settings(self) -> dict[str, Any]:
-        name = (
-            torch.cuda.get_device_name(self.device_index) if self.available() else "unavailable"
-        )
+        name = torch.cuda.get_device_name(self.device_index) if self.available() else "unavailable"
         return {"threads": self.threads, "device_index": self.device_index, "gpu": name}
 
     @contextmanager

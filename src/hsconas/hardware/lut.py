@@ -44,8 +44,8 @@ __all__ = [
     "decompose",
     "fixed_resolution_space",
     "materialize",
-    "meta_build",
     "measure_blocks",
+    "meta_build",
 ]
 
 logger = logging.getLogger(__name__)

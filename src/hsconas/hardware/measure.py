@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -124,6 +125,7 @@ def measure_module(
             "timing": (timing or TimingConfig()).as_dict(),
             **dict(extra or {}),
         },
+        created=time.time(),
     )
     if store is not None:
         store.put_measurement(m)

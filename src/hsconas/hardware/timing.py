@@ -21,7 +21,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["TimingConfig", "TimingResult", "median_ci", "summarize", "time_runs", "wall_clock_ms"]
+__all__ = [
+    "TimingConfig",
+    "TimingResult",
+    "median_ci",
+    "summarize",
+    "thread_cpu_ms",
+    "time_runs",
+    "wall_clock_ms",
+]
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,21 @@ def wall_clock_ms(fn: Callable[[], object]) -> Callable[[], float]:
     return run_once
 
 
+def thread_cpu_ms(fn: Callable[[], object]) -> Callable[[], float]:
+    """Wrap ``fn`` into a ``run_once`` returning the CPU time of the calling thread, milliseconds.
+
+    Only meaningful when ``fn`` computes on the calling thread (one intra-op thread); time spent
+    descheduled while other processes run is not counted.
+    """
+
+    def run_once() -> float:
+        t0 = time.thread_time()
+        fn()
+        return (time.thread_time() - t0) * 1e3
+
+    return run_once
+
+
 def time_runs(
     run_once: Callable[[], float],
     config: TimingConfig | None = None,
@@ -206,7 +229,11 @@ def time_runs(
         times.append(float(run_once()))
         if len(times) >= next_check:
             srt = sorted(times)
-            med = srt[len(srt) // 2] if len(srt) % 2 else 0.5 * (srt[len(srt) // 2 - 1] + srt[len(srt) // 2])
+            med = (
+                srt[len(srt) // 2]
+                if len(srt) % 2
+                else 0.5 * (srt[len(srt) // 2 - 1] + srt[len(srt) // 2])
+            )
             low, high = median_ci(srt)
             if med > 0 and ci_half_width(low, high) / med <= cfg.target_rel_ci:
                 reason = "precision"

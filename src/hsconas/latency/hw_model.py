@@ -20,12 +20,15 @@ space's PyTorch builder to decompose new architectures into blocks).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from hsconas.errors import HsconasError
 from hsconas.hardware.lut import LookupTable, decompose, fixed_resolution_space, meta_build
@@ -87,41 +90,35 @@ def network_features(arch: Architecture, resolution: int | None = None) -> Netwo
     c, h, w = space.input_shape(arch)
     if resolution is not None and "resolution" not in space.gene_names:
         h = w = resolution
-    calls = decompose(meta_build(arch), (c, h, w))
-    macs = _meta_macs(arch, (c, h, w))
-    heights = tuple(int(call.input_shape[1]) if len(call.input_shape) >= 2 else 1 for call in calls)
-    return NetworkFeatures(tuple(call.key for call in calls), heights, macs / 1e6)
-
-
-def _meta_macs(arch: Architecture, shape: tuple[int, int, int]) -> int:
-    """MACs of ``arch`` counted on the meta device (same convention as ``count_macs``)."""
-    import torch
-    from torch import nn
-
     model = meta_build(arch)
-    total = 0
+    with _count_macs(model) as macs:
+        calls = decompose(model, (c, h, w))
+    heights = tuple(int(call.input_shape[1]) if len(call.input_shape) >= 2 else 1 for call in calls)
+    return NetworkFeatures(tuple(call.key for call in calls), heights, macs[0] / 1e6)
+
+
+@contextmanager
+def _count_macs(model: nn.Module) -> Iterator[list[int]]:
+    """Count conv + linear MACs (``count_macs`` convention) of the forward passes in the body."""
+    total = [0]
 
     def hook(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        nonlocal total
         if isinstance(module, nn.Conv2d):
             kh, kw = module.kernel_size
-            total += output.numel() * (module.in_channels // module.groups) * kh * kw
+            total[0] += output.numel() * (module.in_channels // module.groups) * kh * kw
         elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
+            total[0] += output.numel() * module.in_features
 
     handles = [
         m.register_forward_hook(hook)
         for m in model.modules()
         if isinstance(m, nn.Conv2d | nn.Linear)
     ]
-    model.eval()
     try:
-        with torch.inference_mode():
-            model(torch.zeros(1, *shape, device="meta"))
+        yield total
     finally:
         for hd in handles:
             hd.remove()
-    return int(total)
 
 
 def _design(

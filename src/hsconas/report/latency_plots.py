@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["ScatterData", "plot_predicted_vs_measured", "scatter_data"]
 
@@ -28,7 +29,7 @@ class ScatterData:
     hi_ms: float
 
 
-def scatter_data(measured_ms: Sequence[float], predicted_ms: Mapping[str, Sequence[float]]) -> ScatterData:
+def scatter_data(measured_ms: ArrayLike, predicted_ms: Mapping[str, ArrayLike]) -> ScatterData:
     """Arrays and a common axis range (5% margin) for :func:`plot_predicted_vs_measured`."""
     y = np.asarray(measured_ms, dtype=float)
     preds = {k: np.asarray(v, dtype=float) for k, v in predicted_ms.items()}
@@ -39,8 +40,8 @@ def scatter_data(measured_ms: Sequence[float], predicted_ms: Mapping[str, Sequen
 
 
 def plot_predicted_vs_measured(
-    measured_ms: Sequence[float],
-    predicted_ms: Mapping[str, Sequence[float]],
+    measured_ms: ArrayLike,
+    predicted_ms: Mapping[str, ArrayLike],
     out: str | Path,
     *,
     title: str = "",

@@ -1,0 +1,84 @@
+"""``hsconas latency measure | profile | eval`` in-process: real measurements, user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hsconas.cli.main import main
+from hsconas.hardware.lut import decompose, measure_blocks, meta_build
+from hsconas.hardware.measure import measure_network
+from hsconas.hardware.timing import TimingConfig
+from hsconas.latency.hw_model import HSCoNASModel, sample_archs
+from hsconas.space import get_space
+
+_FAST = TimingConfig(max_time_s=0.01, warmup_runs=1, warmup_time_s=0.0, min_runs=5)
+
+
+def _arch_source(seed: int = 0) -> str:
+    a = sample_archs("ofa-mbv3", 1, resolution=128, seed=seed)[0]
+    return f"ofa-mbv3:{get_space('ofa-mbv3').to_string(a)}"
+
+
+def test_measure_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        ["latency", "measure", _arch_source(), "--backend", "torch", "--max-time", "0.1", "--json"]
+    )
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out.strip())
+    assert doc["median_ms"] > 0 and doc["backend"] == "torch" and doc["threads"] == 1
+    assert isinstance(doc["stable"], bool)
+
+
+@pytest.mark.parametrize("command", ["measure", "profile"])
+def test_unknown_backend_exits_2_and_lists_backends(
+    command: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = _arch_source() if command == "measure" else "ofa-mbv3"
+    extra = ["--out", str(tmp_path / "m.json")] if command == "profile" else []
+    rc = main(["latency", command, target, "--backend", "tpu", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "unknown backend 'tpu'" in err and "cuda, onnxruntime, torch" in err
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model whose LUT covers the 2 held-out networks `eval --n 2 --seed 5` samples."""
+    held_out = sample_archs("ofa-mbv3", 2, resolution=128, seed=5)
+    train = sample_archs("ofa-mbv3", 3, resolution=128, seed=6)
+    blocks = {}
+    for a in held_out + train:
+        for c in decompose(meta_build(a), (3, 128, 128)):
+            blocks.setdefault(c.key, c)
+    lut = measure_blocks(blocks, "torch", space="ofa-mbv3", resolution=128, timing=_FAST)
+    lat = [measure_network(a, "torch", timing=_FAST).median_ms for a in train]
+    from hsconas.hardware.fingerprint import fingerprint
+
+    model = HSCoNASModel.fit(lut, train, lat, info={"fingerprint": fingerprint("torch")})
+    return model.save(tmp_path_factory.mktemp("m") / "model.json")
+
+
+def test_eval_reports_metrics_and_plots(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plot = tmp_path / "eval.png"
+    rc = main(
+        ["latency", "eval", str(model_file), "--n", "2", "--seed", "5", "--max-time", "0.1",
+         "--plot", str(plot), "--json"]
+    )  # fmt: skip
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n"] == 2 and set(doc["metrics"]) == {"HSCoNAS", "LUT sum"}
+    assert doc["metrics"]["LUT sum"]["rmse_ms"] > 0
+    assert plot.stat().st_size > 1000
+
+
+def test_eval_with_another_device_is_a_clear_error(
+    model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["latency", "eval", str(model_file), "--device", "pixel1", "--n", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "profiled for device 'local-cpu', not 'pixel1'" in err

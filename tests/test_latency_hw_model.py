@@ -1,0 +1,58 @@
+"""The HSCoNAS model: fit on real measurements, predict, save/load round trip, compatibility."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hsconas.hardware.lut import decompose, measure_blocks, meta_build
+from hsconas.hardware.measure import measure_network
+from hsconas.hardware.timing import TimingConfig
+from hsconas.latency.hw_model import HSCoNASModel, IncompatibleModelError, sample_archs
+
+_FAST = TimingConfig(max_time_s=0.01, warmup_runs=1, warmup_time_s=0.0, min_runs=5)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[HSCoNASModel, list]:  # type: ignore[type-arg]
+    archs = sample_archs("ofa-mbv3", 5, resolution=128, seed=0)
+    blocks = {}
+    for a in archs:
+        for c in decompose(meta_build(a), (3, 128, 128)):
+            blocks.setdefault(c.key, c)
+    lut = measure_blocks(blocks, "torch", space="ofa-mbv3", resolution=128, timing=_FAST)
+    lat = [measure_network(a, "torch", timing=_FAST).median_ms for a in archs[:4]]
+    return HSCoNASModel.fit(lut, archs[:4], lat), archs
+
+
+def test_fit_predicts_positive_latency_with_uncertainty(fitted) -> None:  # type: ignore[no-untyped-def]
+    model, archs = fitted
+    p = model.predict(archs[4])
+    assert p.latency_ms > 0 and p.std_ms >= 0 and p.lut_sum_ms > 0
+    assert p.lut_sum_ms == pytest.approx(model.lut_sum(archs[4]))
+    assert model.n_train == 4 and len(model.coef) == len(model.feature_names) + 1
+
+
+def test_save_load_round_trip(fitted, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model, archs = fitted
+    path = model.save(tmp_path / "m.json")
+    again = HSCoNASModel.load(path)
+    assert again.lut == model.lut and again.heights == model.heights
+    np.testing.assert_allclose(again.predict_ms(archs[3:]), model.predict_ms(archs[3:]))
+    doc = json.loads(path.read_text())
+    assert doc["space"] == "ofa-mbv3" and doc["backend"] == "torch" and doc["lut"]["entries"]
+
+
+def test_incompatible_use_is_a_clear_error(fitted, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model, _ = fitted
+    other = sample_archs("proxylessnas", 1, resolution=128, seed=0)[0]
+    with pytest.raises(IncompatibleModelError, match="space 'ofa-mbv3', not 'proxylessnas'"):
+        model.predict(other)
+    with pytest.raises(IncompatibleModelError, match="device"):
+        model.check_compatible(device="pixel1")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something-else"}')
+    with pytest.raises(IncompatibleModelError, match="not an HSCoNAS latency model"):
+        HSCoNASModel.load(bad)
