@@ -95,7 +95,7 @@ def write(df: pd.DataFrame, skipped: list[str], args: argparse.Namespace, wall: 
     tag = machine_tag()
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"latency_fewshot_{tag}"
-    df.to_csv(stem.with_suffix(".csv"), index=False)
+    df.to_csv(stem.parent / (stem.name + ".csv"), index=False)
     lines = [
         f"# Few-shot latency transfer, {args.shots} shots, leave-one-device-out",
         "",
@@ -138,7 +138,7 @@ def write(df: pd.DataFrame, skipped: list[str], args: argparse.Namespace, wall: 
     if skipped:
         lines += ["", "Skipped: " + "; ".join(skipped)]
     text = "\n".join(lines) + "\n"
-    stem.with_suffix(".md").write_text(text)
+    (stem.parent / (stem.name + ".md")).write_text(text)
     print(text)
     print(f"written {stem}.md and .csv")
 

@@ -166,7 +166,7 @@ def write(
     tag = machine_tag()
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"latency_recorded_{tag}"
-    df.to_csv(stem.with_suffix(".csv"), index=False, quoting=csv.QUOTE_MINIMAL)
+    df.to_csv(stem.parent / (stem.name + ".csv"), index=False, quoting=csv.QUOTE_MINIMAL)
     lines = [
         "# Latency predictors on recorded device tables (HELP)",
         "",
@@ -198,7 +198,7 @@ def write(
     if skipped:
         lines += ["", "Skipped: " + "; ".join(skipped)]
     text = "\n".join(lines) + "\n"
-    stem.with_suffix(".md").write_text(text)
+    (stem.parent / (stem.name + ".md")).write_text(text)
     print(text)
     print(f"written {stem}.md and .csv")
 
