@@ -35,9 +35,7 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 demo: $(STAMP)
-	@echo "make demo: the end-to-end pipeline (hsconas run) is not available yet;"
-	@echo "see README.md for the commands that work today."
-	$(BIN)/hsconas spaces list
+	OMP_NUM_THREADS=1 $(BIN)/hsconas run --config configs/demo.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 from hsconas import __version__
 from hsconas.cli import latency_measure, latency_models, model, profile, search, spaces, supernet
+from hsconas.cli import run as run_cmd
 from hsconas.cli.output import HelpFormatter, error_line
 from hsconas.errors import HsconasError
 
-_GROUPS = (spaces, model, search, supernet, latency_models, latency_measure, profile)
+_GROUPS = (spaces, model, search, supernet, latency_models, latency_measure, profile, run_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

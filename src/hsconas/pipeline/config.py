@@ -300,11 +300,12 @@ device: {name: local-cpu, backend: onnxruntime, threads: 1}
 space: {name: hsconas-digits}
 dataset: {name: digits, val_fraction: 0.3}
 profile:
+  lut_patience: 30
   n_e2e: 30
   n_validate: 15
-  block_timing: {min_runs: 10, max_runs: 100, max_time_s: 0.1, target_rel_ci: 0.03}
+  block_timing: {warmup_runs: 2, warmup_time_s: 0.005, min_runs: 10, max_runs: 100, max_time_s: 0.05, target_rel_ci: 0.03}
   e2e_timing: {min_runs: 10, max_runs: 200, max_time_s: 0.3, target_rel_ci: 0.02}
-blocks: {samples_per_block: 12, baseline_samples: 60, source: model}
+blocks: {samples_per_block: 10, baseline_samples: 60, source: model}
 supernet: {epochs: 6, batch_size: 64, lr: 0.05, sampling: sandwich, num_random: 1}
 search:
   budget_percentile: 40

@@ -1,0 +1,54 @@
+"""The main job: ``hsconas run`` chains profiling, block profiling, supernet training, search,
+measurement/export of the chosen network and the HTML report, resumable stage by stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hsconas.pipeline.config import (
+    ConfigError,
+    PipelineConfig,
+    config_from_dict,
+    config_to_dict,
+    default_config,
+    load_config,
+)
+from hsconas.pipeline.runner import Reporter, Stage, StageContext, StageOutcome, run_stages
+
+__all__ = [
+    "ConfigError",
+    "PipelineConfig",
+    "Reporter",
+    "Stage",
+    "StageContext",
+    "StageOutcome",
+    "config_from_dict",
+    "config_to_dict",
+    "default_config",
+    "load_config",
+    "run_pipeline",
+    "run_stages",
+]
+
+
+def run_pipeline(
+    cfg: PipelineConfig, *, reporter: Reporter | None = None, force: Sequence[str] = ()
+) -> list[StageOutcome]:
+    """Run (or resume) the pipeline of ``cfg`` in ``cfg.run_dir``; returns the stage outcomes."""
+    import yaml
+
+    from hsconas.pipeline.runner import atomic_path
+    from hsconas.pipeline.stages import build_stages
+    from hsconas.store import ResultStore
+
+    run = cfg.run_path
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    store = ResultStore(cfg.store_path)
+    shared: dict[str, Any] = {"config": cfg, "store": store, "cache": {}}
+    try:
+        return run_stages(build_stages(cfg), run, shared=shared, reporter=reporter, force=force)
+    finally:
+        store.close()
