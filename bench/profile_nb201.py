@@ -126,7 +126,9 @@ def _versions() -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--devices", nargs="+", default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=10)
@@ -170,7 +172,9 @@ def main() -> int:
     for d in devices:
         for s in range(seeds):
             tasks.append((d, "full", s, {}, args.algorithm, args.queries))
-            tasks.append((d, "reduced", s, dict(reductions[d].restrict), args.algorithm, args.queries))
+            tasks.append(
+                (d, "reduced", s, dict(reductions[d].restrict), args.algorithm, args.queries)
+            )
             ctrl = random_reduction(reductions[d], seed=1000 + s)
             tasks.append((d, "random", s, dict(ctrl.restrict), args.algorithm, args.queries))
     t0 = time.perf_counter()
@@ -183,7 +187,9 @@ def main() -> int:
         prof, red = profiles[d], reductions[d]
         ceil_full = _ceiling(d, None)
         ceil_red = _ceiling(d, dict(red.restrict))
-        ceil_rnd = [_ceiling(d, dict(random_reduction(red, seed=1000 + s).restrict)) for s in range(seeds)]
+        ceil_rnd = [
+            _ceiling(d, dict(random_reduction(red, seed=1000 + s).restrict)) for s in range(seeds)
+        ]
         line = {
             "device": d,
             "profile_cost": prof.n_distinct,
@@ -197,7 +203,9 @@ def main() -> int:
         }
         for v in VARIANTS:
             hv = np.array([r["hv_ratio"] for r in rows if r["device"] == d and r["variant"] == v])
-            fs = np.array([r["front_share"] for r in rows if r["device"] == d and r["variant"] == v])
+            fs = np.array(
+                [r["front_share"] for r in rows if r["device"] == d and r["variant"] == v]
+            )
             line[f"hv_{v}"] = float(hv.mean())
             line[f"hv_{v}_sd"] = float(hv.std(ddof=1)) if len(hv) > 1 else 0.0
             line[f"share_{v}"] = float(fs.mean())
@@ -243,7 +251,12 @@ def main() -> int:
         [profiles[d] for d in devices]
     )
     dropped = "\n## Dropped choices per device\n\n" + "".join(
-        f"- {d}: " + ("; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in reductions[d].dropped.items()) or "nothing") + "\n"
+        f"- {d}: "
+        + (
+            "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in reductions[d].dropped.items())
+            or "nothing"
+        )
+        + "\n"
         for d in devices
     )
     text = header + cols + body + footer + dropped + "\n## Insights\n\n" + format_insights(ins)
@@ -258,8 +271,11 @@ def main() -> int:
         w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
-    write_html([profiles[d] for d in devices], args.out / f"{stem}_report.html",
-               title="NB201 block profiles (CIFAR-100, HELP latency)")
+    write_html(
+        [profiles[d] for d in devices],
+        args.out / f"{stem}_report.html",
+        title="NB201 block profiles (CIFAR-100, HELP latency)",
+    )
     return 0
 
 

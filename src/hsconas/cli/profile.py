@@ -46,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("space", metavar="SPACE", help="registered space name")
     p.add_argument(
-        "--source", required=True, help="backend:NAME (torch, onnxruntime, cuda), model:FILE or table:CSV"
+        "--source",
+        required=True,
+        help="backend:NAME (torch, onnxruntime, cuda), model:FILE or table:CSV",
     )
     p.add_argument("--device", help="device column of a table source; device name otherwise")
     p.add_argument("--accuracy-table", type=Path, help="accuracy CSV (NB201 schema)")
@@ -77,7 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("profile", metavar="PROFILE", type=Path, help="profile.json (or its directory)")
     p.add_argument("--out", type=Path, required=True, help="reduced space JSON")
     p.add_argument("--keep-min", type=int, default=2, help="minimum choices kept per layer")
-    p.add_argument("--random-control", type=Path, help="also write a random reduction of equal size")
+    p.add_argument(
+        "--random-control", type=Path, help="also write a random reduction of equal size"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random control")
     p.add_argument("--json", action="store_true", help="print the reduction as JSON")
     p.set_defaults(func=cmd_reduce)
@@ -160,10 +164,16 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     print_table(
         ["block", "latency %", "placement spread %", "accuracy pts", "score", "rank"],
         [
-            [r.block, f"{r.lat_effect_pct:+.1f}", f"{r.placement_spread_pct:.1f}",
-             f"{r.acc_effect:+.2f}", f"{r.score:+.2f}", r.rank]
+            [
+                r.block,
+                f"{r.lat_effect_pct:+.1f}",
+                f"{r.placement_spread_pct:.1f}",
+                f"{r.acc_effect:+.2f}",
+                f"{r.score:+.2f}",
+                r.rank,
+            ]
             for r in bf.itertuples()
-        ],  # fmt: skip
+        ],
         title=f"blocks on {prof.device}",
         align_right=[False, True, True, True, True, True],
     )
@@ -178,7 +188,9 @@ def _progress():  # type: ignore[no-untyped-def]
         return None
 
     def show(done: int, total: int) -> None:
-        print(f"\rmeasured {done}/{total} networks", end="" if done < total else "\n", file=sys.stderr)
+        print(
+            f"\rmeasured {done}/{total} networks", end="" if done < total else "\n", file=sys.stderr
+        )
 
     return show
 

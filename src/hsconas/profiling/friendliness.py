@@ -82,7 +82,9 @@ def block_friendliness(profile: BlockProfile) -> pd.DataFrame:
     return out
 
 
-def compare_devices(profiles: Sequence[BlockProfile], *, value: str = "lat_effect_pct") -> pd.DataFrame:
+def compare_devices(
+    profiles: Sequence[BlockProfile], *, value: str = "lat_effect_pct"
+) -> pd.DataFrame:
     """The same block on every device: rows = blocks, columns = devices (``value`` per block).
 
     ``value`` is a column of :func:`block_friendliness` (``lat_effect_pct``, ``score``, ...).

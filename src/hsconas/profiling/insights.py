@@ -62,47 +62,55 @@ def device_insights(profile: BlockProfile) -> list[Insight]:
     lat_reg = profile.regression["latency_ms"]
     out.append(
         _ins(
-            dev, "fit",
+            dev,
+            "fit",
             f"On {dev}, block-position features explain R2 = {{r2}} of end-to-end latency "
             f"over {{n}} measured networks (mean {{mean}} ms).",
-            r2=(lat_reg.r2, f"{lat_reg.r2:.2f}"), n=(float(lat_reg.n), str(lat_reg.n)),
+            r2=(lat_reg.r2, f"{lat_reg.r2:.2f}"),
+            n=(float(lat_reg.n), str(lat_reg.n)),
             mean=(lat_reg.mean, f"{lat_reg.mean:.3g}"),
-        )  # fmt: skip
+        )
     )
     hi, lo = b.iloc[-1], b.iloc[0]
     out.append(
         _ins(
-            dev, "costliest",
+            dev,
+            "costliest",
             f"The costliest block on {dev} is {hi['block']}: {{hi}} latency on average over its "
             f"positions versus an average choice; the cheapest is {lo['block']} at {{lo}}.",
             hi=(float(hi["lat_effect_pct"]), pct(float(hi["lat_effect_pct"]))),
             lo=(float(lo["lat_effect_pct"]), pct(float(lo["lat_effect_pct"]))),
-        )  # fmt: skip
+        )
     )
     multi = b[b["n_positions"] > 1]
     if not multi.empty:
         s = multi.loc[multi["placement_spread_pct"].idxmax()]
         out.append(
             _ins(
-                dev, "placement",
+                dev,
+                "placement",
                 f"Placement matters most for {s['block']} on {dev}: its latency effect ranges "
                 f"from {{min}} at {s['pos_min']} to {{max}} at {s['pos_max']}.",
                 max=(float(s["lat_pct_max"]), pct(float(s["lat_pct_max"]))),
                 min=(float(s["lat_pct_min"]), pct(float(s["lat_pct_min"]))),
-            )  # fmt: skip
+            )
         )
     if profile.has_accuracy:
         best = f.loc[f["score"].idxmax()]
         worst = f.loc[f["score"].idxmin()]
-        for row, kind, word in ((best, "friendliest", "friendliest"), (worst, "unfriendliest", "least friendly")):
+        for row, kind, word in (
+            (best, "friendliest", "friendliest"),
+            (worst, "unfriendliest", "least friendly"),
+        ):
             out.append(
                 _ins(
-                    dev, kind,
+                    dev,
+                    kind,
                     f"The {word} block-position on {dev} is {row['block']} on {row['gene']}: "
                     f"{{lat}} latency for {{acc}} of accuracy.",
                     lat=(float(row["lat_effect_pct"]), pct(float(row["lat_effect_pct"]))),
                     acc=(float(row["acc_effect"]), pts(float(row["acc_effect"]))),
-                )  # fmt: skip
+                )
             )
     return out
 
@@ -122,12 +130,17 @@ def cross_device_insights(profiles: Sequence[BlockProfile], *, top: int = 3) -> 
         low = f"under {abs(vmin):.0f}%" if abs(vmin) < 2 else pct(vmin)
         out.append(
             _ins(
-                "*", "cross-device",
+                "*",
+                "cross-device",
                 f"{choice} on {gene} costs {{hi}} latency on {dmax} but {{lo}} on {dmin}.",
-                hi=(vmax, pct(vmax)), lo=(vmin, low),
-            )  # fmt: skip
+                hi=(vmax, pct(vmax)),
+                lo=(vmin, low),
+            )
         )
-    b = [block_friendliness(p).set_index("block")["lat_effect_pct"].rename(p.device) for p in profiles]
+    b = [
+        block_friendliness(p).set_index("block")["lat_effect_pct"].rename(p.device)
+        for p in profiles
+    ]
     bt = pd.concat(b, axis=1)
     ranks = bt.rank(axis=0, ascending=False)
     if len(bt) > 1:
@@ -137,11 +150,13 @@ def cross_device_insights(profiles: Sequence[BlockProfile], *, top: int = 3) -> 
             r = ranks.loc[blk]
             out.append(
                 _ins(
-                    "*", "rank-change",
+                    "*",
+                    "rank-change",
                     f"{blk} ranks #{{rmin}} in latency cost on {r.idxmin()} but "
                     f"#{{rmax}} on {r.idxmax()} (of {len(bt)} blocks).",
-                    rmin=(float(r.min()), f"{int(r.min())}"), rmax=(float(r.max()), f"{int(r.max())}"),
-                )  # fmt: skip
+                    rmin=(float(r.min()), f"{int(r.min())}"),
+                    rmax=(float(r.max()), f"{int(r.max())}"),
+                )
             )
     return out
 
@@ -153,7 +168,8 @@ def format_insights(insights: Sequence[Insight]) -> str:
     for ins in insights:
         if ins.device != current:
             current = ins.device
-            lines.append("" if lines else "")
+            if lines:
+                lines.append("")
             lines.append("All devices" if current == "*" else f"{current}")
         lines.append(f"- {ins.text}")
     return "\n".join(lines).strip() + "\n"

@@ -96,7 +96,9 @@ class Regression:
         return float(row["effect"])
 
     def _row(self, gene: str, choice: Value) -> pd.Series:
-        hit = self.frame[(self.frame["gene"] == gene) & (self.frame["choice"].astype(str) == str(choice))]
+        hit = self.frame[
+            (self.frame["gene"] == gene) & (self.frame["choice"].astype(str) == str(choice))
+        ]
         if hit.empty:
             raise KeyError(f"no regression row for {gene}={choice}")
         return hit.iloc[0]
@@ -375,8 +377,13 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     for r in recs:
         out.append(
             {
-                k: (None if isinstance(v, float) and not np.isfinite(v) else _json_default(v)
-                    if isinstance(v, np.generic) else v)
+                k: (
+                    None
+                    if isinstance(v, float) and not np.isfinite(v)
+                    else _json_default(v)
+                    if isinstance(v, np.generic)
+                    else v
+                )
                 for k, v in r.items()
             }
         )
@@ -405,11 +412,14 @@ def load_profile(path: str | os.PathLike[str]) -> BlockProfile:
 def _dist_stats(x: np.ndarray, prefix: str) -> dict[str, float]:
     x = x[np.isfinite(x)]
     if len(x) == 0:
-        keys = ["mean", "std"] + [f"q{int(round(q * 100)):02d}" for q in QUANTILES]
+        keys = ["mean", "std"] + [f"q{round(q * 100):02d}" for q in QUANTILES]
         return {f"{prefix}_{k}": float("nan") for k in keys}
-    out = {f"{prefix}_mean": float(x.mean()), f"{prefix}_std": float(x.std(ddof=1)) if len(x) > 1 else 0.0}
+    out = {
+        f"{prefix}_mean": float(x.mean()),
+        f"{prefix}_std": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
+    }
     for q in QUANTILES:
-        out[f"{prefix}_q{int(round(q * 100)):02d}"] = float(np.quantile(x, q))
+        out[f"{prefix}_q{round(q * 100):02d}"] = float(np.quantile(x, q))
     return out
 
 
@@ -484,9 +494,18 @@ def profile_blocks(
                 pick = rng.choice(len(cand), size=samples, replace=False)
                 cand = [cand[i] for i in sorted(pick)]
             take = cand
-        fresh = draw_forced(
-            space, s, samples - len(take), rng, pool=pool, exclude=drawn if reuse_draws else take
-        ) if len(take) < samples else []
+        fresh = (
+            draw_forced(
+                space,
+                s,
+                samples - len(take),
+                rng,
+                pool=pool,
+                exclude=drawn if reuse_draws else take,
+            )
+            if len(take) < samples
+            else []
+        )
         members[s.key] = take + fresh
         for a in members[s.key]:
             add(a, s.key)
@@ -512,8 +531,8 @@ def profile_blocks(
     stats = pd.DataFrame(rows)
     b_lat, b_acc = float(stats.loc[0, "lat_mean"]), float(stats.loc[0, "acc_mean"])
     stats["lat_delta_pct"] = 100.0 * (stats["lat_mean"] - b_lat) / b_lat
-    stats["lat_q50_delta_pct"] = 100.0 * (stats["lat_q50"] - stats.loc[0, "lat_q50"]) / float(
-        stats.loc[0, "lat_q50"]
+    stats["lat_q50_delta_pct"] = (
+        100.0 * (stats["lat_q50"] - stats.loc[0, "lat_q50"]) / float(stats.loc[0, "lat_q50"])
     )
     stats["acc_delta"] = stats["acc_mean"] - b_acc
     regression = {"latency_ms": fit_block_regression(space, order, lat, ridge=ridge)}

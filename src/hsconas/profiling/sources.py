@@ -508,9 +508,7 @@ def parse_source(text: str, *, space: str, device: str | None) -> LatencySource:
     """
     kind, sep, rest = text.partition(":")
     if not sep or not rest:
-        raise SourceError(
-            f"--source {text!r} must be backend:NAME, model:FILE or table:CSV"
-        )
+        raise SourceError(f"--source {text!r} must be backend:NAME, model:FILE or table:CSV")
     if kind == "table":
         if not device:
             raise SourceError("a table source needs --device COLUMN (the device column)")

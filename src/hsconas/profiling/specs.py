@@ -35,9 +35,17 @@ def _split_gene(gene: str) -> tuple[str, str, str]:
 
 
 def block_label(gene: str, choice: Value) -> str:
-    """The block name of a choice: ``kernel=7`` for attribute genes, the op name otherwise."""
+    """The block name of a choice: ``kernel=7`` for attribute genes, the op name for op genes.
+
+    A numeric choice of a gene without an attribute part is named after the gene
+    (``resolution=224``).
+    """
     attr = _split_gene(gene)[2]
-    return f"{attr}={choice}" if attr else str(choice)
+    if attr:
+        return f"{attr}={choice}"
+    if isinstance(choice, int | float) and not isinstance(choice, bool):
+        return f"{gene}={choice}"
+    return str(choice)
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,13 @@ def enumerate_specs(
     if wanted is not None:
         for b in wanted:
             if not any(_match_choice(space, i, b) is not None for i in pos):
-                offered = sorted({block_label(space.genes[i].name, c) for i in pos for c in space.genes[i].choices})
+                offered = sorted(
+                    {
+                        block_label(space.genes[i].name, c)
+                        for i in pos
+                        for c in space.genes[i].choices
+                    }
+                )
                 raise InvalidArchitectureError(
                     f"{space.name}: block {b!r} is not a choice of the selected layers; "
                     f"blocks are {', '.join(offered)}",

@@ -108,7 +108,10 @@ def render_heatmap(
 
 
 def render_cross_device(
-    profiles: Sequence[BlockProfile], path: str | Path | io.BytesIO, *, value: str = "lat_effect_pct"
+    profiles: Sequence[BlockProfile],
+    path: str | Path | io.BytesIO,
+    *,
+    value: str = "lat_effect_pct",
 ) -> None:
     """The same blocks compared across devices (heatmap block x device), written as PNG."""
     rows, cols, m = cross_device_matrix(profiles, value)
@@ -118,13 +121,18 @@ def render_cross_device(
     )  # fmt: skip
 
 
-def write_profile_figures(profile: BlockProfile, out: str | Path) -> list[Path]:
-    """Heatmap PNGs of a profile into directory ``out`` (latency, and accuracy/score if known)."""
+def write_profile_figures(
+    profile: BlockProfile, out: str | Path, *, values: Sequence[str] | None = None
+) -> list[Path]:
+    """Heatmap PNGs ``heatmap_<value>.png`` of a profile into directory ``out``.
+
+    ``values`` defaults to the latency effect, plus the friendliness score when the profile has
+    accuracy (see :data:`_LABELS` for the others: ``lat_delta_pct``, ``acc_effect``).
+    """
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
-    values = ["lat_effect_pct", "lat_delta_pct"]
-    if profile.has_accuracy:
-        values += ["acc_effect", "score"]
+    if values is None:
+        values = ["lat_effect_pct", "score"] if profile.has_accuracy else ["lat_effect_pct"]
     paths = []
     for v in values:
         p = d / f"heatmap_{v}.png"
@@ -153,9 +161,11 @@ def write_html(
     """One self-contained HTML report of several device profiles (figures embedded as base64)."""
     if not profiles:
         raise ValueError("write_html needs at least one profile")
-    ins = list(insights) if insights is not None else [
-        i for p in profiles for i in device_insights(p)
-    ] + cross_device_insights(profiles)
+    ins = (
+        list(insights)
+        if insights is not None
+        else [i for p in profiles for i in device_insights(p)] + cross_device_insights(profiles)
+    )
     esc = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -185,18 +195,26 @@ def write_html(
     ]
     if len(profiles) > 1:
         parts.append("<h2>Across devices</h2>")
-        parts.append("<ul>" + "".join(f"<li>{esc(i.text)}</li>" for i in ins if i.device == "*") + "</ul>")
+        parts.append(
+            "<ul>" + "".join(f"<li>{esc(i.text)}</li>" for i in ins if i.device == "*") + "</ul>"
+        )
         img = _png64(lambda b: render_cross_device(profiles, b))
         parts.append(f"<img alt='cross-device' src='data:image/png;base64,{img}'>")
         parts.append(_table(compare_devices(profiles).reset_index(names="block"), digits=1))
     for p in profiles:
         parts.append(f"<h2>{esc(p.device)}</h2>")
-        parts.append("<ul>" + "".join(f"<li>{esc(i.text)}</li>" for i in ins if i.device == p.device) + "</ul>")
+        parts.append(
+            "<ul>"
+            + "".join(f"<li>{esc(i.text)}</li>" for i in ins if i.device == p.device)
+            + "</ul>"
+        )
         img = _png64(lambda b, p=p: render_heatmap(p, b))
         parts.append(f"<img alt='heatmap {esc(p.device)}' src='data:image/png;base64,{img}'>")
         if p.has_accuracy:
             img = _png64(lambda b, p=p: render_heatmap(p, b, value="score"))
-            parts.append(f"<img alt='friendliness {esc(p.device)}' src='data:image/png;base64,{img}'>")
+            parts.append(
+                f"<img alt='friendliness {esc(p.device)}' src='data:image/png;base64,{img}'>"
+            )
         bf = block_friendliness(p).drop(columns=["device"])
         parts.append("<h3>Blocks</h3>" + _table(bf))
         f = friendliness(p).drop(columns=["device"]).sort_values("rank")
