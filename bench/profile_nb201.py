@@ -213,7 +213,9 @@ def main() -> int:
         line["wins_share"] = line["share_reduced"] > max(line["share_full"], line["share_random"])
         table.append(line)
 
-    machine = platform.node() or "machine"
+    from hsconas.hardware.fingerprint import machine_name
+
+    machine = machine_name()
     stem = f"profile_nb201_{machine}_{_versions()}"
     header = (
         f"# Block profiling on NB201: reduced vs full vs random reduction\n\n"

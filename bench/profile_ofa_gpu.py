@@ -88,7 +88,9 @@ def main() -> int:
         )
         print(f"{d}: {prof.n_distinct} distinct networks, R2 {reg.r2:.3f}", flush=True)
     versions = f"py{platform.python_version()}_numpy{numpy.__version__}"
-    stem = f"profile_ofa_gpu_{platform.node() or 'machine'}_{versions}"
+    from hsconas.hardware.fingerprint import machine_name
+
+    stem = f"profile_ofa_gpu_{machine_name()}_{versions}"
     summary = pd.DataFrame(rows)
     blocks = compare_devices(profiles).round(1)
     ins = [i for p in profiles for i in device_insights(p)] + cross_device_insights(profiles, top=5)

@@ -265,3 +265,20 @@ def test_profile_round_trips_through_its_files(tmp_path: Path) -> None:
     assert reduce_space(back).restrict == reduce_space(prof).restrict
     pool = ArchPool(NB201, [NB201.from_string(a) for a in back.draws["arch"]])
     assert len(pool) == prof.n_distinct
+
+
+@pytest.mark.slow
+def test_backend_source_times_real_networks_and_reuses_the_store(tmp_path: Path) -> None:
+    from hsconas.hardware.timing import TimingConfig
+    from hsconas.profiling import BackendSource
+
+    timing = TimingConfig(warmup_runs=1, warmup_time_s=0.0, min_runs=5, max_runs=5, max_time_s=0.5)
+    src = BackendSource("torch", device="test-cpu", timing=timing)
+    specs = enumerate_specs(NB201, blocks=["nor_conv_3x3", "none"], positions=[5])
+    store = ResultStore(tmp_path / "r.db")
+    p1 = profile_blocks(NB201, specs, src, samples=2, baseline_samples=2, seed=0, store=store)
+    assert p1.n_new == p1.n_distinct >= 2
+    assert (p1.draws["latency_ms"] > 0).all()
+    p2 = profile_blocks(NB201, specs, src, samples=2, baseline_samples=2, seed=0, store=store)
+    assert p2.n_new == 0
+    np.testing.assert_allclose(p2.draws["latency_ms"], p1.draws["latency_ms"])

@@ -13,6 +13,7 @@ import pandas as pd
 
 from hsconas.profiling.friendliness import block_friendliness, friendliness, position_table
 from hsconas.profiling.profile import BlockProfile
+from hsconas.profiling.specs import BlockSpec
 
 __all__ = ["Insight", "cross_device_insights", "device_insights", "format_insights", "pct"]
 
@@ -115,6 +116,17 @@ def device_insights(profile: BlockProfile) -> list[Insight]:
     return out
 
 
+def _where(gene: str, choice: str) -> str:
+    """``nor_conv_3x3 on edge3<-2``, ``kernel=7 on u3.l2``, or ``resolution=224``."""
+    value: str | int | float = choice
+    try:
+        value = float(choice) if "." in choice else int(choice)
+    except ValueError:
+        pass
+    spec = BlockSpec(gene, value, 0)
+    return spec.block if spec.block.startswith(f"{gene}=") else f"{spec.block} on {spec.layer}"
+
+
 def cross_device_insights(profiles: Sequence[BlockProfile], *, top: int = 3) -> list[Insight]:
     """The block-positions whose latency cost differs most between devices."""
     if len(profiles) < 2:
@@ -126,13 +138,14 @@ def cross_device_insights(profiles: Sequence[BlockProfile], *, top: int = 3) -> 
         row = t.loc[key]
         dmax, dmin = str(row.idxmax()), str(row.idxmin())
         vmax, vmin = float(row.max()), float(row.min())
-        gene, _, choice = key.rpartition("=")
+        gene, _, choice = str(key).partition("=")
+        where = _where(gene, choice)
         low = f"under {abs(vmin):.0f}%" if abs(vmin) < 2 else pct(vmin)
         out.append(
             _ins(
                 "*",
                 "cross-device",
-                f"{choice} on {gene} costs {{hi}} latency on {dmax} but {{lo}} on {dmin}.",
+                f"{where} costs {{hi}} latency on {dmax} but {{lo}} on {dmin}.",
                 hi=(vmax, pct(vmax)),
                 lo=(vmin, low),
             )

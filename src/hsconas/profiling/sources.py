@@ -373,6 +373,7 @@ class BackendSource:
         batch: batch size.
         threads: intra-op threads of the backend.
         image_size: input resolution override, pixels (default: the space's).
+        timing: a :class:`hsconas.hardware.timing.TimingConfig` (default: the protocol's own).
     """
 
     backend: str
@@ -380,6 +381,7 @@ class BackendSource:
     batch: int = 1
     threads: int | None = 1
     image_size: int | None = None
+    timing: Any = None
 
     @property
     def kind(self) -> str:
@@ -427,8 +429,8 @@ class BackendSource:
             if stored is None:
                 new += 1
                 stored = measure_network(
-                    a, be, batch=self.batch, image_size=self.image_size, store=store,
-                    device=self.device, reuse=False,
+                    a, be, timing=self.timing, batch=self.batch, image_size=self.image_size,
+                    store=store, device=self.device, reuse=False,
                 )  # fmt: skip
             out[i] = stored.median_ms
         return out, new
