@@ -119,10 +119,8 @@ def device_insights(profile: BlockProfile) -> list[Insight]:
 def _where(gene: str, choice: str) -> str:
     """``nor_conv_3x3 on edge3<-2``, ``kernel=7 on u3.l2``, or ``resolution=224``."""
     value: str | int | float = choice
-    try:
+    if choice.lstrip("-").replace(".", "", 1).isdigit():
         value = float(choice) if "." in choice else int(choice)
-    except ValueError:
-        pass
     spec = BlockSpec(gene, value, 0)
     return spec.block if spec.block.startswith(f"{gene}=") else f"{spec.block} on {spec.layer}"
 
