@@ -48,7 +48,23 @@ def run_pipeline(
         tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
     store = ResultStore(cfg.store_path)
     shared: dict[str, Any] = {"config": cfg, "store": store, "cache": {}}
+    stages = [_recorded(s, store) for s in build_stages(cfg)]
     try:
-        return run_stages(build_stages(cfg), run, shared=shared, reporter=reporter, force=force)
+        return run_stages(stages, run, shared=shared, reporter=reporter, force=force)
     finally:
         store.close()
+
+
+def _recorded(stage: Stage, store: Any) -> Stage:
+    """``stage`` whose result summary is also stored as a run of the ResultStore
+    (id ``<run folder>-<stage>-<key>``, kind ``pipeline:<stage>``)."""
+    import dataclasses
+
+    def func(ctx: StageContext) -> Any:
+        result = stage.func(ctx)
+        run_id = f"{ctx.run_dir.resolve().name}-{stage.name}-{ctx.key}"
+        store.create_run(run_id, f"pipeline:{stage.name}", {"config": stage.config})
+        store.finish_run(run_id, dict(result))
+        return result
+
+    return dataclasses.replace(stage, func=func)

@@ -302,17 +302,17 @@ dataset: {name: digits, val_fraction: 0.3}
 profile:
   lut_patience: 30
   n_e2e: 30
-  n_validate: 15
+  n_validate: 12
   block_timing: {warmup_runs: 2, warmup_time_s: 0.005, min_runs: 10, max_runs: 100, max_time_s: 0.05, target_rel_ci: 0.03}
-  e2e_timing: {min_runs: 10, max_runs: 200, max_time_s: 0.3, target_rel_ci: 0.02}
+  e2e_timing: {min_runs: 10, max_runs: 200, max_time_s: 0.25, target_rel_ci: 0.02}
 blocks: {samples_per_block: 10, baseline_samples: 60, source: model}
-supernet: {epochs: 6, batch_size: 64, lr: 0.05, sampling: sandwich, num_random: 1}
+supernet: {epochs: 5, batch_size: 64, lr: 0.05, sampling: sandwich, num_random: 1, calib_images: 256}
 search:
   budget_percentile: 40
-  n_queries: 240
-  shrink_at: [100, 170]
+  n_queries: 200
+  shrink_at: [80, 140]
   channel_scaling: true
-final: {max_candidates: 8, train_from_scratch: true, epochs: 15}
+final: {max_candidates: 8, train_from_scratch: true, epochs: 10}
 """
 
 

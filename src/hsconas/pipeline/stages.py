@@ -352,8 +352,7 @@ def stage_blocks(ctx: StageContext) -> dict[str, Any]:
     cfg = _cfg(ctx)
     bc = cfg.blocks
     space = _space(cfg)
-    op_genes = [g.name for g in space.genes if g.name.endswith(".op") and len(g.choices) > 1]
-    specs = enumerate_specs(space, positions=op_genes)
+    specs = enumerate_specs(space)  # every (layer gene, choice): ops, channel and width factors
     source: Any
     store = None
     if bc.source == "model":
@@ -516,6 +515,25 @@ def _norm_hv(acc: np.ndarray, lat: np.ndarray, bounds: tuple[float, float, float
     return float(hypervolume_2d(Fn, np.array([1.01, 1.01])))
 
 
+def accuracy_predictor(
+    space: SearchSpace, archs: Sequence[Architecture], accuracy: Sequence[float] | np.ndarray
+) -> Any:
+    """A ridge regression of accuracy on the space's feature vectors, fitted on evaluated
+    architectures: the cheap accuracy estimate channel scaling compares many neighbours with."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = space.feature_matrix(list(archs))
+    reg = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12)))
+    reg.fit(x, np.asarray(accuracy, dtype=float))
+
+    def predict(arch: Architecture) -> float:
+        return float(reg.predict(space.features(arch)[None, :])[0])
+
+    return predict
+
+
 def stage_search(ctx: StageContext) -> dict[str, Any]:
     """HSCoNAS EA with progressive shrinking, then channel scaling of the best candidates."""
     from hsconas.search import HSCoNASEvolution, Problem, run_search
@@ -547,6 +565,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     # dynamic channel scaling of the best distinct operator configurations
     scaled: list[dict[str, Any]] = []
     if se.channel_scaling:
+        acc_pred = accuracy_predictor(space, [r.arch for r in records], acc)
         # the most accurate distinct operator configurations, over budget or not: channel
         # scaling brings each to the budget from below (down if over, up while it pays)
         op_idx = [i for i, g in enumerate(space.gene_names) if g.endswith(".op")]
@@ -563,7 +582,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
             try:
                 new, steps = scale_channels(
                     space, r.arch, budget_ms=budget, latency_fn=ev.latency_ms,
-                    accuracy_fn=ev.accuracy,
+                    accuracy_fn=acc_pred,
                 )  # fmt: skip
             except BudgetInfeasibleError as exc:
                 scaled.append({"from": r.key, "error": str(exc)})
@@ -696,6 +715,15 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
             chosen, chosen_ms = arch, float(m.median_ms)
         return ok
 
+    predictor: list[Any] = []
+
+    def acc_pred() -> Any:
+        if not predictor:
+            recs = json.loads((ctx.run_dir / "search" / "records.json").read_text("utf-8"))
+            archs = [full.from_string(r["arch"]) for r in recs]
+            predictor.append(accuracy_predictor(space, archs, [r["accuracy"] for r in recs]))
+        return predictor[0]
+
     for i, arch in enumerate(cands[: fc.max_candidates]):
         if try_arch(arch, "search candidate" if i == 0 else "next candidate"):
             break
@@ -704,13 +732,25 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
         tighter = budget * last["predicted_ms"] / max(last["measured_ms"], 1e-9) * 0.98
         try:
             new, _ = scale_channels(
-                space, arch, budget_ms=tighter, latency_fn=ev.latency_ms, accuracy_fn=ev.accuracy
+                space, arch, budget_ms=tighter, latency_fn=ev.latency_ms, accuracy_fn=acc_pred()
             )
         except BudgetInfeasibleError:
             continue
         if new != arch and try_arch(new, f"channels re-scaled to {tighter:.4f} ms"):
             break
-    if chosen is None:  # last resort: the fastest measured attempt
+    if chosen is None and attempts:  # step further down from the fastest measured attempt
+        base = full.from_string(min(attempts, key=lambda a: a["measured_ms"])["arch"])
+        for shrink in (0.9, 0.8, 0.7, 0.6):
+            try:
+                new, _ = scale_channels(
+                    space, base, budget_ms=budget * shrink, latency_fn=ev.latency_ms,
+                    accuracy_fn=acc_pred(),
+                )  # fmt: skip
+            except BudgetInfeasibleError:
+                break
+            if try_arch(new, f"channels re-scaled to {shrink:.0%} of the budget"):
+                break
+    if chosen is None:  # last resort: the fastest measured attempt (reported as over budget)
         best = min(attempts, key=lambda a: a["measured_ms"])
         chosen, chosen_ms = full.from_string(best["arch"]), best["measured_ms"]
     assert chosen is not None

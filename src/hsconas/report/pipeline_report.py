@@ -78,7 +78,7 @@ def plot_training(history: Sequence[Mapping[str, float]], title: str) -> str:
     a1.set_xlabel("epoch")
     a1.set_ylabel("loss")
     a1.grid(alpha=0.3)
-    a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train (sampled members)")
+    a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train")
     for key in sorted({k for h in history for k in h if k.startswith("val_acc")}):
         pts = [(h["epoch"], 100 * h[key]) for h in history if key in h]
         a2.plot([p[0] for p in pts], [p[1] for p in pts], "s-", label=key.replace("_", " "))
