@@ -57,12 +57,12 @@ def run_pipeline(
 
 def _recorded(stage: Stage, store: Any) -> Stage:
     """``stage`` whose result summary is also stored as a run of the ResultStore
-    (id ``<run folder>-<stage>-<key>``, kind ``pipeline:<stage>``)."""
+    (id ``<run folder>-pipeline-<stage>-<key>``, kind ``pipeline:<stage>``)."""
     import dataclasses
 
     def func(ctx: StageContext) -> Any:
         result = stage.func(ctx)
-        run_id = f"{ctx.run_dir.resolve().name}-{stage.name}-{ctx.key}"
+        run_id = f"{ctx.run_dir.resolve().name}-pipeline-{stage.name}-{ctx.key}"
         store.create_run(run_id, f"pipeline:{stage.name}", {"config": stage.config})
         store.finish_run(run_id, dict(result))
         return result
