@@ -110,7 +110,12 @@ def main() -> int:
     (args.out / f"{stem}.md").write_text(text, encoding="utf-8")
     summary.to_csv(args.out / f"{stem}.csv", index=False)
     blocks.to_csv(args.out / f"{stem}_blocks.csv")
-    write_html(profiles, args.out / f"{stem}_report.html", title="OFA-MobileNetV3 on recorded GPUs")
+    write_html(
+        profiles,
+        args.out / f"{stem}_report.html",
+        title="OFA-MobileNetV3 on recorded GPUs",
+        heatmap_devices=[d for d in ("2080ti_1", "2080ti_64", "v100_1", "v100_64") if d in devices],
+    )
     return 0
 
 

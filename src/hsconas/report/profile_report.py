@@ -157,8 +157,18 @@ def write_html(
     *,
     insights: Sequence[Insight] | None = None,
     title: str = "Block profiles",
+    heatmap_devices: Sequence[str] | None = None,
 ) -> Path:
-    """One self-contained HTML report of several device profiles (figures embedded as base64)."""
+    """One self-contained HTML report of several device profiles (figures embedded as base64).
+
+    Args:
+        profiles: one profile per device (same space).
+        out: the HTML file to write.
+        insights: the sentences to show (default: generated from the profiles).
+        title: page title.
+        heatmap_devices: draw the per-device heatmaps only for these devices (default: all);
+            tables and the cross-device figure cover every device.
+    """
     if not profiles:
         raise ValueError("write_html needs at least one profile")
     ins = (
@@ -208,9 +218,11 @@ def write_html(
             + "".join(f"<li>{esc(i.text)}</li>" for i in ins if i.device == p.device)
             + "</ul>"
         )
-        img = _png64(lambda b, p=p: render_heatmap(p, b))
-        parts.append(f"<img alt='heatmap {esc(p.device)}' src='data:image/png;base64,{img}'>")
-        if p.has_accuracy:
+        draw = heatmap_devices is None or p.device in heatmap_devices
+        if draw:
+            img = _png64(lambda b, p=p: render_heatmap(p, b))
+            parts.append(f"<img alt='heatmap {esc(p.device)}' src='data:image/png;base64,{img}'>")
+        if p.has_accuracy and draw:
             img = _png64(lambda b, p=p: render_heatmap(p, b, value="score"))
             parts.append(
                 f"<img alt='friendliness {esc(p.device)}' src='data:image/png;base64,{img}'>"
