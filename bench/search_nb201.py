@@ -203,6 +203,7 @@ def write(
             table.append((q, a, sh, hv))
         lines.append(f"| {q} | " + " | ".join(cells) + " |")
     times = []
+    top_q = max((r["queries"] for r in rows if r["kind"] == "pareto"), default=0)
     for a in algos:
         sel = [
             r["time_s"]
@@ -211,7 +212,11 @@ def write(
         ]
         if sel:
             times.append(f"{a} {np.mean(sel):.2f} s (max {np.max(sel):.2f} s)")
-    lines += ["", "time per 1000-query run: " + "; ".join(times), ""]
+    lines += [
+        "",
+        f"mean wall time per {top_q}-query run (2 workers, shared machine): " + "; ".join(times),
+        "",
+    ]
     lines += ["## Per device (300 queries): front share / HV ratio", ""]
     lines += [header.replace("queries", "device"), "|" + "---|" * (len(algos) + 1)]
     for d in devices:
