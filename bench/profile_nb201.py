@@ -217,6 +217,8 @@ def main() -> int:
 
     machine = machine_name()
     stem = f"profile_nb201_{machine}_{_versions()}"
+    if args.algorithm != "hsconas":
+        stem += f"_{args.algorithm}"
     header = (
         f"# Block profiling on NB201: reduced vs full vs random reduction\n\n"
         f"CIFAR-100 accuracy x HELP device latency; profiling {args.samples} table rows per "
