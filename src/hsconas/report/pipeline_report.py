@@ -360,8 +360,10 @@ def render_html(
     parts.append("<h2>The chosen network</h2>")
     parts.append(
         "<p>Candidates are measured on the device, most accurate first, until one meets the "
-        "budget; a candidate over budget is first re-scaled with a budget corrected by its "
-        "measured/predicted ratio.</p>"
+        "budget. A candidate over budget is re-scaled with a budget corrected by its "
+        "measured/predicted ratio; if no candidate fits, the most accurate evaluated networks whose "
+        "prediction times the median measured/predicted ratio fits are measured next, then "
+        "channel-scaled versions of the fastest one.</p>"
     )
     parts.append(
         _table(
