@@ -139,15 +139,17 @@ def cross_device_insights(profiles: Sequence[BlockProfile], *, top: int = 3) -> 
     spread = t.max(axis=1) - t.min(axis=1)
     out: list[Insight] = []
     blocks_seen: set[str] = set()
+    genes_seen: set[str] = set()
     for key in spread.sort_values(ascending=False).index:
         if len(blocks_seen) >= top:
             break
         gene, _, choice = str(key).partition("=")
         where = _where(gene, choice)
         block = where.split(" on ")[0]
-        if block in blocks_seen:  # one sentence per block: its most device-dependent position
+        if block in blocks_seen or gene in genes_seen:  # one sentence per block and per gene
             continue
         blocks_seen.add(block)
+        genes_seen.add(gene)
         row = t.loc[key]
         dmax, dmin = str(row.idxmax()), str(row.idxmin())
         vmax, vmin = float(row.max()), float(row.min())
