@@ -282,3 +282,26 @@ def test_backend_source_times_real_networks_and_reuses_the_store(tmp_path: Path)
     p2 = profile_blocks(NB201, specs, src, samples=2, baseline_samples=2, seed=0, store=store)
     assert p2.n_new == 0
     np.testing.assert_allclose(p2.draws["latency_ms"], p1.draws["latency_ms"])
+
+
+def test_model_source_profiles_a_latency_model_file(tmp_path: Path) -> None:
+    from hsconas.latency.model_io import save_model
+    from hsconas.latency.predictors import LinearPredictor
+    from hsconas.profiling import ModelSource, SourceError
+
+    archs = NB201.sample_many(200, 0, unique=True)
+    y = np.array([1 + sum(3.0 if v == "nor_conv_3x3" else 0.5 for v in a.values) for a in archs])
+    path = save_model(
+        LinearPredictor().fit(NB201.feature_matrix(archs), y), tmp_path / "m.json",
+        space="nb201", device="synth",
+    )  # fmt: skip
+    src = ModelSource(path)
+    prof = profile_blocks(NB201, enumerate_specs(NB201), src, samples=4, seed=0)
+    assert prof.device == "synth" and prof.source["kind"] == "model"
+    blocks = block_friendliness(prof).set_index("block")["lat_effect_pct"]
+    assert blocks.idxmax() == "nor_conv_3x3"
+    with pytest.raises(SourceError, match="not 'fbnet'"):
+        src.pool(get_space("fbnet"))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SourceError, match="not an hsconas latency model"):
+        ModelSource(tmp_path / "bad.json")
