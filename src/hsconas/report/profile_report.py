@@ -89,10 +89,10 @@ def _draw_matrix(
 
 
 _LABELS = {
-    "lat_effect_pct": "latency effect vs an average choice (%)",
+    "lat_effect_pct": "latency vs an average choice (%)",
     "acc_effect": "accuracy effect (points)",
     "score": "friendliness score",
-    "lat_delta_pct": "mean latency vs random baseline (%)",
+    "lat_delta_pct": "latency vs random baseline (%)",
 }
 
 
