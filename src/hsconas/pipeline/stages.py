@@ -354,7 +354,7 @@ def stage_blocks(ctx: StageContext) -> dict[str, Any]:
     space = _space(cfg)
     specs = enumerate_specs(space)  # every (layer gene, choice): ops, channel and width factors
     source: Any
-    store = None
+    store = _store(ctx)  # the profile's draws are recorded as a run of the store
     if bc.source == "model":
         model_file = ctx.run_dir / str(ctx.inputs["profile"]["model_path"])
         digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
@@ -364,7 +364,6 @@ def stage_blocks(ctx: StageContext) -> dict[str, Any]:
             backend=cfg.device.backend, device=cfg.device.name, batch=cfg.device.batch,
             threads=cfg.device.threads,
         )  # fmt: skip
-        store = _store(ctx)
     profile = profile_blocks(
         space, specs, source, samples=bc.samples_per_block, baseline_samples=bc.baseline_samples,
         seed=cfg.seed, store=store,
