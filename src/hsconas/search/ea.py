@@ -10,12 +10,17 @@ One generation:
    by uniform crossover of two parents and/or mutation of one or two genes, plus a few random
    immigrants. Offspring outside the current (shrunk) space or already evaluated are discarded.
    Many more offspring are bred than are evaluated (``offspring_per_generation``).
-3. **Surrogate-assisted selection** (the documented HSCoNAS step): ridge-regression predictors fitted
-   on every architecture queried so far (latency on one-hot gene features, accuracy on one-hot plus
-   pairwise features, a bootstrap ensemble giving an uncertainty) score the offspring; the batch to
-   evaluate is chosen greedily by predicted hypervolume improvement of an optimistic accuracy
-   (mean + ``kappa`` std) in Pareto mode, or by optimistic predicted fitness in the scalar modes.
-   Each batch also evaluates ``explore_per_batch`` offspring picked at random.
+3. **Surrogate-assisted selection** (the documented HSCoNAS step): predictors fitted on every
+   architecture queried so far score the candidates (the offspring, plus the whole space when it is
+   small enough to enumerate). Latency: ridge on one-hot gene features, with a robust residual
+   noise as its uncertainty (measured latencies are noisy). Accuracy: extra-trees (default; the
+   spread across trees is the uncertainty) or a bootstrap ridge ensemble, on one-hot plus pairwise
+   features, or for NB201 on cell features (effective cell, path encoding, live op counts; see
+   :class:`~hsconas.search.surrogate.CellFeatureMap`). Pareto mode picks the batch greedily by the
+   probability of not being dominated by the evaluated points under both uncertainties (each pick
+   added as a fantasy point before the next); constraint mode by P(feasible) x P(improvement);
+   weighted mode by optimistic predicted fitness. Each batch also evaluates ``explore_per_batch``
+   candidates picked at random.
 4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
    ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
    architectures and clearly dominated choices are removed (:mod:`hsconas.search.shrinking`).
@@ -36,7 +41,13 @@ from hsconas.search.algorithm import SearchAlgorithm, select_best
 from hsconas.search.pareto import non_dominated_sort
 from hsconas.search.problem import EvalRecord, Problem, SearchConfigError
 from hsconas.search.shrinking import dominated_choices, estimate_effects, shrink_space
-from hsconas.search.surrogate import FeatureMap, GeneCodec, RidgeEnsemble
+from hsconas.search.surrogate import (
+    CellFeatureMap,
+    FeatureMap,
+    GeneCodec,
+    RidgeEnsemble,
+    is_nb201,
+)
 from hsconas.space import Architecture
 
 
@@ -57,8 +68,9 @@ class HSCoNASEvolution(SearchAlgorithm):
         explore_per_batch: offspring per batch picked at random.
         alpha: ridge penalty of the accuracy surrogate.
         n_members: bootstrap ensemble size of the accuracy surrogate.
-        pool: ``"offspring"`` (bred offspring only) or ``"space"`` (every architecture of the
-            current space when it has at most 20000 members, else offspring).
+        pool: ``"offspring"`` (bred offspring only), or ``"space"``/``"auto"`` (the bred
+            offspring plus every architecture of the current space when it has at most 20000
+            members, e.g. NB201; then at most 500 offspring are bred).
         shrinking: enable progressive space shrinking.
         shrink_at: query counts after which a shrinking stage ends.
         shrink_z: significance (standard errors) needed to call a choice dominated.
@@ -83,10 +95,10 @@ class HSCoNASEvolution(SearchAlgorithm):
         explore_per_batch: int = 1,
         alpha: float = 3.0,
         n_members: int = 5,
-        pool: str = "offspring",
+        pool: str = "auto",
         acquisition: str = "poi",
         model: str = "trees",
-        n_trees: int = 100,
+        n_trees: int = 50,
         shrinking: bool = True,
         shrink_at: Sequence[int] = (100, 200, 400),
         shrink_z: float = 3.0,
@@ -101,8 +113,8 @@ class HSCoNASEvolution(SearchAlgorithm):
             raise SearchConfigError(f"acquisition must be 'poi' or 'hvi', got {acquisition!r}")
         if model not in ("ridge", "trees"):
             raise SearchConfigError(f"model must be 'ridge' or 'trees', got {model!r}")
-        if pool not in ("offspring", "space"):
-            raise SearchConfigError(f"pool must be 'offspring' or 'space', got {pool!r}")
+        if pool not in ("offspring", "space", "auto"):
+            raise SearchConfigError(f"pool must be 'offspring', 'space' or 'auto', got {pool!r}")
         if not 0 <= explore_per_batch <= batch_size:
             raise SearchConfigError("explore_per_batch must be between 0 and batch_size")
         self.population_size = population_size
@@ -126,7 +138,9 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.min_choices = min_choices
 
         self.codec = GeneCodec(self.space)
-        self.acc_features = FeatureMap(self.codec, pairwise=True)
+        self.acc_features: FeatureMap | CellFeatureMap = (
+            CellFeatureMap(self.codec) if is_nb201(self.codec) else FeatureMap(self.codec)
+        )
         self.lat_features = FeatureMap(self.codec, pairwise=False)
         self.current_space = self.space
         self._allowed = self.codec.allowed_mask(self.space)
@@ -134,6 +148,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         self._keys: set[int] = set()
         self._stage = 0
         self._space_codes: np.ndarray | None = None
+        self._lat_sd = 0.0
         self.stages: list[dict[str, Any]] = [
             {"stage": 0, "n_queries": 0, "space_size": int(self.space.size()), "dropped": {}}
         ]
@@ -195,8 +210,7 @@ class HSCoNASEvolution(SearchAlgorithm):
                     out[i, j] = choices[self.rng.integers(len(choices))]
         return out
 
-    def _offspring(self, parents: np.ndarray) -> np.ndarray:
-        n = self.offspring_per_generation
+    def _offspring(self, parents: np.ndarray, n: int) -> np.ndarray:
         n_imm = round(n * self.immigrant_frac)
         n_breed = n - n_imm
         p = len(parents)
@@ -254,7 +268,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             )
 
     def _space_pool(self) -> np.ndarray | None:
-        if self.pool != "space" or self.current_space.size() > 20_000:
+        if self.pool == "offspring" or self.current_space.size() > 20_000:
             return None
         if self._space_codes is None:
             archs = list(self.current_space.enumerate())
@@ -271,7 +285,13 @@ class HSCoNASEvolution(SearchAlgorithm):
         pop_idx = select_best(self.problem, self.history, self.population_size)
         parents = np.stack([self._codes[i] for i in pop_idx])
         space_pool = self._space_pool()
-        pool = self._fresh(space_pool if space_pool is not None else self._offspring(parents))
+        n_off = self.offspring_per_generation
+        if space_pool is not None:  # the whole space is scored anyway: fewer bred offspring
+            n_off = min(n_off, 500)
+        offspring = self._offspring(parents, n_off)
+        if space_pool is not None:  # offspring first (the EA's proposals), then the rest
+            offspring = np.concatenate([offspring, space_pool])
+        pool = self._fresh(offspring)
         if len(pool) == 0:
             pool = self._fresh(self._random_codes(1000))
             if len(pool) == 0:
@@ -297,6 +317,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             lat_model.fit(self.lat_features.transform(hist), lat)
             pa = acc_model.predict(self.acc_features.transform(pool))
             pl = lat_model.predict(self.lat_features.transform(pool))
+            self._lat_sd = self._lat_noise(lat_model, self.lat_features.transform(hist), lat)
             resid = acc - acc_model.predict(Xh).mean
         noise = float(np.sqrt(np.mean(resid**2)))
         return pa.mean, np.sqrt(pa.std**2 + noise**2), pl.mean
@@ -308,14 +329,30 @@ class HSCoNASEvolution(SearchAlgorithm):
 
         Xh = self.lat_features.transform(hist)
         Xp = self.lat_features.transform(pool)
+        Ah = self.acc_features.transform(hist)
+        Ap = self.acc_features.transform(pool)
         with threadpool_limits(1):
             lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Xh, lat)
             trees = ExtraTreesRegressor(
                 n_estimators=self.n_trees, max_features=0.5, random_state=seed, n_jobs=1
-            ).fit(Xh, acc)
-            per_tree = np.stack([t.predict(Xp) for t in trees.estimators_])
+            ).fit(Ah, acc)
+            # the trees' low-level predict on one float32 copy (sklearn's per-call validation
+            # converts the whole pool again for every tree)
+            Ap32 = np.ascontiguousarray(Ap, dtype=np.float32)
+            per_tree = np.stack([t.tree_.predict(Ap32)[:, 0] for t in trees.estimators_])
             pl = lat_model.predict(Xp).mean
+            self._lat_sd = self._lat_noise(lat_model, Xh, lat)
         return per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6, pl
+
+    @staticmethod
+    def _lat_noise(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> float:
+        """Robust residual standard deviation of the latency model (ms; median absolute residual
+        scaled to a Gaussian sd and inflated for the model's degrees of freedom): measured
+        latencies are noisy, so even a perfect additive model misses, and a few outlying
+        measurements should not blur every prediction."""
+        resid = np.abs(y - model.predict(X).mean)
+        inflate = np.sqrt(len(y) / max(len(y) - X.shape[1], 1))
+        return float(1.4826 * np.median(resid) * inflate)
 
     def _select(self, pool: np.ndarray) -> np.ndarray:
         mu, sd, lat = self._predict(pool)
@@ -328,30 +365,64 @@ class HSCoNASEvolution(SearchAlgorithm):
             chosen = self._select_poi(mu, sd, lat, n_exploit)
         else:
             if self.problem.mode == "constraint":
-                assert self.problem.budget_ms is not None
-                feasible = lat <= self.problem.budget_ms
-                score = np.where(feasible, ucb, -1e6 - lat)
+                chosen = self._select_constrained(mu, sd, lat, n_exploit)
             else:
                 score = self.problem.scalar_fitness(ucb, lat)
-            chosen = [int(i) for i in np.argsort(-score, kind="stable")[:n_exploit]]
+                chosen = [int(i) for i in np.argsort(-score, kind="stable")[:n_exploit]]
         rest = np.setdiff1d(np.arange(len(pool)), chosen)
         if n_explore and len(rest):
             extra = self.rng.choice(rest, size=min(n_explore, len(rest)), replace=False)
             chosen = list(chosen) + [int(i) for i in extra]
         return np.asarray(chosen, dtype=np.int64)
 
+    def _select_constrained(
+        self, mu: np.ndarray, sd: np.ndarray, lat_pred: np.ndarray, k: int
+    ) -> list[int]:
+        """Greedy batch by probability of a feasible improvement: P(latency <= budget) x
+        P(accuracy > best feasible so far), the picks joining the incumbent as fantasies."""
+        assert self.problem.budget_ms is not None
+        budget = self.problem.budget_ms
+        sl = max(self._lat_sd, 1e-9)
+        p_feas = special.ndtr((budget - lat_pred) / sl)
+        feas = [r.accuracy for r in self.history if r.latency_ms <= budget]
+        best = max(feas) if feas else -np.inf
+        sd = np.maximum(sd, 1e-9)
+        chosen: list[int] = []
+        avail = np.ones(len(mu), dtype=bool)
+        for _ in range(min(k, len(mu))):
+            score = p_feas * special.ndtr((mu - best) / sd)
+            if not np.isfinite(best):
+                score = p_feas * (1.0 + 1e-3 * (mu - mu.min()))
+            score[~avail] = -np.inf
+            i = int(np.argmax(score))
+            chosen.append(i)
+            avail[i] = False
+            if lat_pred[i] <= budget:
+                best = max(best, float(mu[i]))
+        return chosen
+
     def _select_poi(
         self, mu: np.ndarray, sd: np.ndarray, lat_pred: np.ndarray, k: int
     ) -> list[int]:
-        acc = np.array([r.accuracy for r in self.history])
-        lat = np.array([r.latency_ms for r in self.history])
-        order = np.argsort(lat, kind="stable")
-        best_so_far = np.maximum.accumulate(acc[order])
-        pos = np.searchsorted(lat[order], lat_pred, side="right")
-        needed = np.where(pos > 0, best_so_far[np.maximum(pos - 1, 0)], -np.inf)
-        z = (mu - needed) / np.maximum(sd, 1e-9)
-        poi = special.ndtr(z)
-        return [int(i) for i in np.lexsort((-z, -poi))[:k]]
+        """Greedy batch by probability of being non-dominated by the evaluated points, with
+        independent Gaussian uncertainty on accuracy (``sd``) and latency (the latency model's
+        residual noise). Each pick joins the known points with its predicted values (a fantasy)
+        before the next pick, which spreads the batch along the front."""
+        acc = [r.accuracy for r in self.history]
+        lat = [r.latency_ms for r in self.history]
+        chosen: list[int] = []
+        avail = np.ones(len(mu), dtype=bool)
+        sd = np.maximum(sd, 1e-9)
+        sl = max(self._lat_sd, 1e-9)
+        for _ in range(min(k, len(mu))):
+            p = prob_non_dominated(mu, sd, lat_pred, sl, np.asarray(acc), np.asarray(lat))
+            p[~avail] = -np.inf
+            i = int(np.argmax(p))
+            chosen.append(i)
+            avail[i] = False
+            acc.append(float(mu[i]))
+            lat.append(float(lat_pred[i]))
+        return chosen
 
     def _select_hvi(self, acc_pred: np.ndarray, lat_pred: np.ndarray, k: int) -> list[int]:
         acc = np.array([r.accuracy for r in self.history])
@@ -399,3 +470,31 @@ def epsilon_gap(C: np.ndarray, front: np.ndarray) -> np.ndarray:
     """Smallest shift ``t`` so that ``C - t`` is not dominated by ``front`` (0 if not dominated)."""
     diff = C[:, None, :] - front[None, :, :]
     return np.clip(diff.min(axis=2).max(axis=1), 0.0, None)
+
+
+def prob_non_dominated(
+    mu: np.ndarray,
+    sd: np.ndarray,
+    lat_mu: np.ndarray,
+    lat_sd: float,
+    acc: np.ndarray,
+    lat: np.ndarray,
+) -> np.ndarray:
+    """Probability that a candidate with accuracy ~ N(mu, sd) and latency ~ N(lat_mu, lat_sd)
+    is not dominated by the points (acc, lat) (accuracy maximised, latency minimised).
+
+    The known points' staircase splits the latency axis into intervals ``[l_j, l_{j+1})`` on
+    which the accuracy to beat is the best accuracy at latency <= l_j; the probability sums, over
+    the intervals, P(latency in the interval) x P(accuracy above that level).
+    """
+    order = np.argsort(lat, kind="stable")
+    la, best = lat[order], np.maximum.accumulate(acc[order])
+    keep = np.r_[True, best[1:] > best[:-1]]  # the staircase's steps only
+    la, best = la[keep], best[keep]
+    edges = np.r_[la, np.inf]
+    cdf = special.ndtr((edges[None, :] - lat_mu[:, None]) / lat_sd)  # P(L < edge)
+    p = cdf[:, 0].copy()  # faster than every known point: never dominated
+    in_bin = np.diff(cdf, axis=1)
+    above = special.ndtr((mu[:, None] - best[None, :]) / sd[:, None])
+    p += (in_bin * above).sum(axis=1)
+    return p

@@ -190,3 +190,132 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic)
+
+
+# ---------------------------------------------------------------------- NB201 cell features
+#: op indices of the NB201 genes (the order of ``hsconas.spaces.nb201.NB201_OPS``).
+_NONE, _SKIP = 0, 1
+_NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+_NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+#: input->output paths of the 4-node cell as gene indices (edge order of the string form).
+_NB201_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+def _nb201_effective(ops: Sequence[int]) -> list[int]:
+    """Ops of the effective cell: an edge whose source receives no signal from the input, or whose
+    target cannot pass signal to the output, is replaced by ``none``."""
+    live_in = {0}
+    for (to, frm), op in zip(_NB201_EDGES, ops, strict=True):
+        if op != _NONE and frm in live_in:
+            live_in.add(to)
+    live_out = {3}
+    for (to, frm), op in reversed(list(zip(_NB201_EDGES, ops, strict=True))):
+        if op != _NONE and to in live_out:
+            live_out.add(frm)
+    return [
+        op if op != _NONE and frm in live_in and to in live_out else _NONE
+        for (to, frm), op in zip(_NB201_EDGES, ops, strict=True)
+    ]
+
+
+def nb201_canonical(ops: Sequence[int]) -> str:
+    """Canonical string of the cell's computation (equal for cells computing the same function
+    up to the order of summed terms), like NB201's ``unique_str``: skip connections are identity,
+    dead edges vanish, the summed terms of a node are sorted."""
+    eff = _nb201_effective(ops)
+    terms: dict[int, list[str]] = {0: ["0"]}
+    for node in (1, 2, 3):
+        out: list[str] = []
+        for k, (to, frm) in enumerate(_NB201_EDGES):
+            if to != node or eff[k] == _NONE or not terms[frm]:
+                continue
+            if eff[k] == _SKIP:
+                out.extend(terms[frm])
+            else:
+                out.append("(" + "+".join(terms[frm]) + ")@" + _NB201_OPS[eff[k]])
+        terms[node] = sorted(out)
+    return "+".join(terms[3]) or "#"
+
+
+def _nb201_row(ops: Sequence[int]) -> np.ndarray:
+    eff = _nb201_effective(ops)
+    n_ops = len(_NB201_OPS)
+    raw = np.zeros(6 * n_ops)
+    effective = np.zeros(6 * n_ops)
+    for k in range(6):
+        raw[k * n_ops + ops[k]] = 1.0
+        effective[k * n_ops + eff[k]] = 1.0
+    # path encoding (BANANAS): counts of each op sequence along input->output paths, with the
+    # 4 non-none ops (4 + 16 + 64 columns); and the same with skip removed (1 + 3 + 9 + 27).
+    paths = np.zeros(4 + 16 + 64)
+    compact = np.zeros(1 + 3 + 9 + 27)
+    path_off = {1: 0, 2: 4, 3: 20}
+    compact_off = {0: 0, 1: 1, 2: 4, 3: 13}
+    for path in _NB201_PATHS:
+        seq = [eff[k] for k in path]
+        if any(op == _NONE for op in seq):
+            continue
+        idx = 0
+        for op in seq:
+            idx = idx * 4 + (op - 1)
+        paths[path_off[len(seq)] + idx] += 1.0
+        conv = [op - 2 for op in seq if op != _SKIP]
+        idx = 0
+        for op in conv:
+            idx = idx * 3 + op
+        compact[compact_off[len(conv)] + idx] += 1.0
+    counts = np.bincount(np.asarray(eff), minlength=n_ops).astype(np.float64)
+    n_paths = paths.sum()
+    extra = np.array([float(n_paths == 0), n_paths, counts[2] + counts[3]])
+    return np.concatenate([raw, effective, paths, compact, counts, extra])
+
+
+_NB201_TABLE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def nb201_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Features (15625 x d) and canonical-class ids (15625,) of every NB201 cell, by code key
+    (mixed radix, first gene most significant, op indices in ``NB201_OPS`` order)."""
+    if "t" not in _NB201_TABLE:
+        rows: list[np.ndarray] = []
+        classes: list[int] = []
+        ids: dict[str, int] = {}
+        for key in range(5**6):
+            ops = [(key // 5 ** (5 - g)) % 5 for g in range(6)]
+            rows.append(_nb201_row(ops))
+            classes.append(ids.setdefault(nb201_canonical(ops), len(ids)))
+        _NB201_TABLE["t"] = (np.stack(rows), np.asarray(classes, dtype=np.int64))
+    return _NB201_TABLE["t"]
+
+
+def is_nb201(codec: GeneCodec) -> bool:
+    """Whether ``codec`` encodes the NB201 cell (6 genes of the 5 NB201 ops)."""
+    return len(codec.genes) == 6 and all(
+        tuple(str(c) for c in g.choices) == _NB201_OPS for g in codec.genes
+    )
+
+
+class CellFeatureMap:
+    """Accuracy features of NB201 cells (raw and effective one-hot, path encodings, op counts on
+    live paths); computed from the architecture alone, tabulated once for the 15625 cells.
+
+    Args:
+        codec: a codec of the NB201 space (:func:`is_nb201`).
+    """
+
+    def __init__(self, codec: GeneCodec) -> None:
+        if not is_nb201(codec):
+            raise ValueError("CellFeatureMap needs the NB201 cell space")
+        self.codec = codec
+        table, classes = nb201_tables()
+        self._table = table
+        self._classes = classes
+        self.n_features = table.shape[1]
+
+    def transform(self, codes: np.ndarray) -> np.ndarray:
+        """Feature matrix, shape (n, n_features), float64."""
+        return self._table[self.codec.keys(codes)]
+
+    def classes(self, codes: np.ndarray) -> np.ndarray:
+        """Canonical-class id of each row (equal ids: the same effective computation)."""
+        return self._classes[self.codec.keys(codes)]
