@@ -46,14 +46,18 @@ def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
     """Conv and linear multiply-accumulates of one forward pass on a (1, C, H, W) input."""
     total = 0
 
-    def conv_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def conv_hook(
+        module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+    ) -> None:
         nonlocal total
         assert isinstance(module, nn.Conv2d)
         kh, kw = module.kernel_size
         per_output = (module.in_channels // module.groups) * kh * kw
         total += output.numel() * per_output
 
-    def linear_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def linear_hook(
+        module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+    ) -> None:
         nonlocal total
         assert isinstance(module, nn.Linear)
         total += output.numel() * module.in_features

@@ -45,5 +45,7 @@ def build_model(arch: Architecture, **options: Any) -> nn.Module:
     try:
         builder = _BUILDERS[arch.space]
     except KeyError:
-        raise NotImplementedError(f"no PyTorch builder registered for space {arch.space!r}") from None
+        raise NotImplementedError(
+            f"no PyTorch builder registered for space {arch.space!r}"
+        ) from None
     return builder(space, arch, **options)

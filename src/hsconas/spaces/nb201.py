@@ -13,7 +13,13 @@ from hsconas.errors import ArchitectureFormatError
 from hsconas.space.core import Architecture, Gene, SearchSpace, Value
 from hsconas.space.registry import register_space
 
-NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NB201_OPS: tuple[str, ...] = (
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+)
 #: (to_node, from_node) of the 6 edges, in string order.
 NB201_EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 
@@ -25,7 +31,9 @@ class NB201Space(SearchSpace):
 
     def __init__(self) -> None:
         self.name = "nb201"
-        self.description = "NAS-Bench-201 cell: 6 edges x {none, skip, conv1x1, conv3x3, avgpool3x3}"
+        self.description = (
+            "NAS-Bench-201 cell: 6 edges x {none, skip, conv1x1, conv3x3, avgpool3x3}"
+        )
         self._init_genes([Gene(f"edge{t}<-{f}", NB201_OPS) for t, f in NB201_EDGES])
 
     def input_shape(self, arch: Architecture) -> tuple[int, int, int]:
