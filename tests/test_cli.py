@@ -88,6 +88,20 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str], command: list[str
     assert "examples:" in out
 
 
+ALL_COMMANDS = list(_commands(build_parser(), []))
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_every_command_help_renders_with_examples(command: list[str]) -> None:
+    parser = build_parser()
+    for name in command:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    text = parser.format_help()
+    assert "examples:" in text, " ".join(command)
+    assert "%%" not in text  # descriptions are not %-formatted; a doubled % shows up verbatim
+
+
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "spaces", "sample", "nb201", "-n", "0")
     assert code == 2 and "positive integer" in err

@@ -20,6 +20,12 @@ def get_latency_subparsers(subparsers: argparse._SubParsersAction) -> argparse._
         "latency",
         help="measure, model and transfer device latency",
         description="Latency on devices: measurement, learned predictors and few-shot transfer.",
+        epilog="examples:\n"
+        "  hsconas latency measure 'nb201:|nor_conv_3x3~0|+|none~0|skip_connect~1|+"
+        "|none~0|none~1|nor_conv_3x3~2|' --backend onnxruntime\n"
+        "  hsconas latency profile ofa-mbv3 --backend torch --resolution 160 --out cpu_ofa.json\n"
+        "  hsconas latency transfer --space nb201 --source-table T.csv --target-table T.csv "
+        "--target-device pixel3 --shots 10 --seed 0 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = group.add_subparsers(dest="latency_command", metavar="COMMAND", required=True)

@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "measure",
         help="measure end-to-end latency of architectures on this machine",
         description="Build each architecture and time it (batch 1): warm-up, then runs until the "
-        "95%% confidence interval of the median is within 1%% of it or --max-time is reached. "
+        "95% confidence interval of the median is within 1% of it or --max-time is reached. "
         "Results that did not reach that precision are marked unstable.",
         epilog="examples:\n  hsconas latency measure 'ofa-mbv3:r160|k3e4-k5e6|k3e3-k3e3|"
         "k5e4-k3e3|k7e6-k5e3|k3e6-k5e4' --backend onnxruntime --threads 1\n"
@@ -115,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate a latency model on freshly measured held-out architectures",
         description="Sample --n architectures of the model's space (seeded, at the model's "
         "resolution), measure them on the model's backend and settings, and compare with the "
-        "model and the plain LUT sum: RMSE, MAPE, share within 5%% / 10%%, Kendall, Spearman.",
+        "model and the plain LUT sum: RMSE, MAPE, share within 5% / 10%, Kendall, Spearman.",
         epilog="examples:\n  hsconas latency eval cpu_ofa.json --n 100 --plot ofa_eval.png",
         formatter_class=_RAW,
     )

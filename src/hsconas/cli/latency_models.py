@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fit-table",
         help="fit a latency predictor on recorded rows of one device and save it",
         description="Fit a predictor on --train seeded rows of a recorded device column, report "
-        "RMSE, MAPE, within +/-5%%/10%%, Kendall and Spearman on the held-out rows, and write a "
+        "RMSE, MAPE, within +/-5%/10%, Kendall and Spearman on the held-out rows, and write a "
         "JSON model file.",
         epilog="examples:\n  hsconas latency fit-table --table fbnet/latency_help.csv.gz "
         "--device pixel3 --model gbdt --train 1000 --out pixel3.json",

@@ -38,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train SPACE's supernet with single-path uniform sampling (or the sandwich "
         "rule). OUT/checkpoint.pt is written after every epoch; per-epoch metrics go to the "
         "results store.",
+        epilog="examples:\n"
+        "  hsconas supernet train hsconas-digits --data digits --epochs 10 --out runs/sn\n"
+        "  hsconas supernet train nb201 --data cifar10:../shared/data/images/cifar10_jpg.tar.gz "
+        "--epochs 30 --out runs/nb201-sn\n"
+        "  hsconas supernet train hsconas-digits --data digits --epochs 20 --out runs/sn --resume",
         formatter_class=_RAW,
     )
     p.add_argument("space", metavar="SPACE", help="search space with a supernet")
@@ -55,7 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="top-1 accuracy of architectures with inherited weights",
         description="Extract each architecture from the supernet checkpoint, recalibrate its "
         "batch norms on training images and report top-1 accuracy on the validation split.",
-        epilog="output: a table (name, top-1 %%); with --json one object per architecture.",
+        epilog="output: a table (name, top-1 %); with --json one object per architecture.\n\n"
+        "examples:\n"
+        "  hsconas supernet eval runs/sn --sample 20 --seed 0 --json\n"
+        "  hsconas supernet eval runs/sn/checkpoint.pt arch.json",
         formatter_class=_RAW,
     )
     p.add_argument(
@@ -75,8 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train one architecture from scratch",
         description="Train the standalone network of SOURCE from scratch (same loop and "
         "checkpointing as supernet training).",
-        epilog="example:\n  hsconas train 'hsconas-digits:w1.0,1.0,1.0|...' --data digits "
-        "--epochs 20 --out runs/net",
+        epilog="examples:\n  hsconas train 'hsconas-digits:w1.0,1.0,1.0|...' --data digits "
+        "--epochs 20 --out runs/net\n"
+        "  hsconas train arch.json --data mnist:../shared/data/images/t10k-images-idx3-ubyte.gz "
+        "--epochs 5 --out runs/mnist-net",
         formatter_class=_RAW,
     )
     p.add_argument("source", metavar="SOURCE", help=_SOURCE_HELP)
@@ -88,6 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="extract a trained network from a checkpoint and export it to ONNX",
         description="Load a checkpoint (a supernet: extract SOURCE with its inherited weights; "
         "a standalone run: SOURCE is optional) and write ONNX, checked against ONNX Runtime.",
+        epilog="examples:\n"
+        "  hsconas export runs/sn 'hsconas-digits:w1.0,1.0,1.0|...' --onnx net.onnx\n"
+        "  hsconas export runs/net --onnx net.onnx",
         formatter_class=_RAW,
     )
     p.add_argument(
