@@ -23,15 +23,7 @@ NB201_MIXED = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Small single-image forwards: one thread avoids OpenMP spin-waiting on a shared machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _commands(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[list[str]]:

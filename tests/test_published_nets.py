@@ -6,13 +6,12 @@ import copy
 import csv
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from hsconas.errors import ConfigImportError, DataFormatError, DataNotFoundError
 from hsconas.nn import build_model
@@ -39,13 +38,7 @@ def _ofa_net_ids() -> list[str]:
     return [json.loads(line)["net_id"] for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Small CPU forwards run much faster single-threaded on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

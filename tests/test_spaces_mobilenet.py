@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -25,13 +24,7 @@ ORIGINAL = ("proxylessnas-mobile", "proxylessnas-mobile14", "proxylessnas-cpu", 
 ALL = ELASTIC + ORIGINAL
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Small CPU forwards run much faster single-threaded on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def elastic(name: str) -> ElasticMBConvSpace:

@@ -120,8 +120,29 @@ def _rows_to_archs(df: pd.DataFrame, space: SearchSpace, path: Path) -> list[Arc
     return archs
 
 
+class _ArchRows:
+    """Row lookup shared by the tables: one architecture per row, first row wins on repeats."""
+
+    archs: tuple[Architecture, ...]
+    _index: dict[Architecture, int]
+
+    def __post_init__(self) -> None:
+        for i, a in enumerate(self.archs):
+            self._index.setdefault(a, i)
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    def index_of(self, arch: Architecture) -> int:
+        """Row of ``arch``; raises KeyError if the table does not hold it."""
+        return self._index[arch]
+
+    def __contains__(self, arch: object) -> bool:
+        return arch in self._index
+
+
 @dataclass(frozen=True)
-class LatencyTable:
+class LatencyTable(_ArchRows):
     """Recorded end-to-end latencies of many architectures on several device settings.
 
     Attributes:
@@ -139,13 +160,6 @@ class LatencyTable:
     path: Path | None = None
     _index: dict[Architecture, int] = field(default_factory=dict, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        for i, a in enumerate(self.archs):
-            self._index.setdefault(a, i)
-
-    def __len__(self) -> int:
-        return len(self.archs)
-
     def column(self, device: str) -> np.ndarray:
         """Latencies (ms) of every row on ``device``; raises DataFormatError naming the columns."""
         try:
@@ -156,13 +170,6 @@ class LatencyTable:
                 f"columns are: {', '.join(self.devices)}"
             ) from None
         return self.latency_ms[:, j]
-
-    def index_of(self, arch: Architecture) -> int:
-        """Row of ``arch``; raises KeyError if the table does not hold it."""
-        return self._index[arch]
-
-    def __contains__(self, arch: object) -> bool:
-        return arch in self._index
 
     def lookup(self, arch: Architecture, device: str) -> float:
         """Recorded latency (ms) of ``arch`` on ``device``."""
@@ -219,7 +226,7 @@ def load_latency_table(
 
 
 @dataclass(frozen=True)
-class AccuracyTable:
+class AccuracyTable(_ArchRows):
     """Tabular accuracies (percent) of architectures, e.g. NAS-Bench-201 test accuracy.
 
     Attributes:
@@ -236,13 +243,6 @@ class AccuracyTable:
     path: Path | None = None
     _index: dict[Architecture, int] = field(default_factory=dict, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        for i, a in enumerate(self.archs):
-            self._index.setdefault(a, i)
-
-    def __len__(self) -> int:
-        return len(self.archs)
-
     def column(self, name: str) -> np.ndarray:
         """Accuracies (%) of every row for dataset ``name``."""
         key = _accuracy_alias(name)
@@ -252,12 +252,6 @@ class AccuracyTable:
                 f"columns are: {', '.join(self.columns)}"
             )
         return self.accuracy[:, self.columns.index(key)]
-
-    def index_of(self, arch: Architecture) -> int:
-        return self._index[arch]
-
-    def __contains__(self, arch: object) -> bool:
-        return arch in self._index
 
     def lookup(self, arch: Architecture, column: str) -> float:
         return float(self.column(column)[self.index_of(arch)])
