@@ -201,6 +201,7 @@ def collect_blocks(
     patience: int = 150,
     build: Callable[[Architecture], nn.Module] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    block_calls: Callable[[Architecture], Iterable[BlockCall]] | None = None,
 ) -> dict[str, BlockCall]:
     """Distinct (block, input shape) pairs of a space, by sampling architectures.
 
@@ -217,6 +218,8 @@ def collect_blocks(
         patience: stop after this many samples without a new key.
         build: arch -> module (default :func:`hsconas.nn.build_model`).
         progress: called with (samples drawn, distinct keys) after each sample.
+        block_calls: arch -> its block calls, replacing the build-and-decompose default (a space
+            that can list its blocks without a forward pass passes a faster function here).
 
     Returns:
         key -> a representative block call, in order of discovery.
@@ -231,7 +234,12 @@ def collect_blocks(
     for i in range(max_samples):
         arch = sp.sample(rng)
         new = 0
-        for call in decompose(build(arch), _input_shape(sp, arch, resolution)):
+        calls = (
+            block_calls(arch)
+            if block_calls is not None
+            else decompose(build(arch), _input_shape(sp, arch, resolution))
+        )
+        for call in calls:
             if call.key not in found:
                 found[call.key] = call
                 new += 1

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hsconas.hardware.lut import BlockCall, block_key, block_modules, meta_build
+from hsconas.hardware.lut import BlockCall, block_key, block_modules, collect_blocks, meta_build
 from hsconas.latency.hw_model import HSCoNASModel, NetworkFeatures, network_features
 from hsconas.space import Architecture, SearchSpace, get_space
 from hsconas.spaces.hsconas_space import HSCoNASSpace
@@ -172,24 +172,16 @@ def fast_collect_blocks(
     patience: int = 150,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, BlockCall]:
-    """Distinct blocks of ``space`` by sampling, as :func:`hsconas.hardware.lut.collect_blocks`
-    does (same stopping rule), with the fast decomposition."""
-    rng = np.random.default_rng(seed)
-    found: dict[str, BlockCall] = {}
-    since_new = 0
-    for i in range(max_samples):
-        arch = space.sample(rng)
-        new = 0
-        for call in fast_block_calls(arch):
-            if call.key not in found:
-                found[call.key] = call
-                new += 1
-        since_new = 0 if new else since_new + 1
-        if progress is not None:
-            progress(i + 1, len(found))
-        if since_new >= patience:
-            break
-    return found
+    """Distinct blocks of ``space`` by sampling (:func:`hsconas.hardware.lut.collect_blocks`),
+    with the fast decomposition."""
+    return collect_blocks(
+        space,
+        seed=seed,
+        max_samples=max_samples,
+        patience=patience,
+        progress=progress,
+        block_calls=fast_block_calls,
+    )
 
 
 def all_layer_blocks(space: HSCoNASSpace) -> dict[str, BlockCall]:
