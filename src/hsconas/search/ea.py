@@ -141,7 +141,11 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.acc_features: FeatureMap | CellFeatureMap = (
             CellFeatureMap(self.codec) if is_nb201(self.codec) else FeatureMap(self.codec)
         )
-        self.lat_features = FeatureMap(self.codec, pairwise=False)
+        self.lat_features: FeatureMap | CellFeatureMap = (
+            CellFeatureMap(self.codec, one_hot_only=True)
+            if is_nb201(self.codec)
+            else FeatureMap(self.codec, pairwise=False)
+        )
         self.current_space = self.space
         self._allowed = self.codec.allowed_mask(self.space)
         self._codes: list[np.ndarray] = []

@@ -301,14 +301,16 @@ class CellFeatureMap:
 
     Args:
         codec: a codec of the NB201 space (:func:`is_nb201`).
+        one_hot_only: keep only the raw and effective one-hot columns (latency features: an op
+            costs time wherever it sits, but some devices skip ops that cannot reach the output).
     """
 
-    def __init__(self, codec: GeneCodec) -> None:
+    def __init__(self, codec: GeneCodec, *, one_hot_only: bool = False) -> None:
         if not is_nb201(codec):
             raise ValueError("CellFeatureMap needs the NB201 cell space")
         self.codec = codec
         table, classes = nb201_tables()
-        self._table = table
+        self._table = table[:, :60] if one_hot_only else table
         self._classes = classes
         self.n_features = table.shape[1]
 
