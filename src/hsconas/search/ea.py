@@ -12,15 +12,15 @@ One generation:
    Many more offspring are bred than are evaluated (``offspring_per_generation``).
 3. **Surrogate-assisted selection** (the documented HSCoNAS step): predictors fitted on every
    architecture queried so far score the candidates (the offspring, plus the whole space when it is
-   small enough to enumerate). Latency: ridge on one-hot gene features, with a robust residual
-   noise as its uncertainty (measured latencies are noisy). Accuracy: extra-trees (default; the
-   spread across trees is the uncertainty) or a bootstrap ridge ensemble, on one-hot plus pairwise
-   features, or for NB201 on cell features (effective cell, path encoding, live op counts; see
+   small enough to enumerate). Latency: ridge on one-hot gene features (NB201: plus the one-hot of
+   the effective cell), with a robust residual noise as its uncertainty (measured latencies are
+   noisy). Accuracy: extra-trees (default; the spread across trees is the uncertainty) or a
+   bootstrap ridge ensemble, on one-hot plus pairwise features, or for NB201 on cell features (effective cell, path encoding, live op counts; see
    :class:`~hsconas.search.surrogate.CellFeatureMap`). Pareto mode picks the batch greedily by the
    probability of not being dominated by the evaluated points under both uncertainties (each pick
    added as a fantasy point before the next); constraint mode by P(feasible) x P(improvement);
-   weighted mode by optimistic predicted fitness. Each batch also evaluates ``explore_per_batch``
-   candidates picked at random.
+   weighted mode by optimistic predicted fitness. Each batch may also evaluate
+   ``explore_per_batch`` candidates picked at random (default none).
 4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
    ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
    architectures and clearly dominated choices are removed (:mod:`hsconas.search.shrinking`).
