@@ -56,3 +56,18 @@ def test_incompatible_use_is_a_clear_error(fitted, tmp_path) -> None:  # type: i
     bad.write_text('{"format": "something-else"}')
     with pytest.raises(IncompatibleModelError, match="not an HSCoNAS latency model"):
         HSCoNASModel.load(bad)
+
+
+def test_correction_is_chosen_by_leave_one_out_against_the_plain_lut_sum(fitted) -> None:  # type: ignore[no-untyped-def]
+    model, archs = fitted
+    lut = model.lut
+    sums = np.array([model.lut_sum(a) for a in archs])
+    # measurements that the LUT sum already explains: no correction may be kept
+    exact = HSCoNASModel.fit(lut, archs, sums * (1 + 0.001 * np.array([1, -1, 1, -1, 0])))
+    assert exact.info["fit"]["correction"] == "none"
+    np.testing.assert_allclose(exact.predict_ms(archs), sums)
+    # a systematic overhead the LUT misses (a constant plus 40%): the ridge correction wins
+    skewed = 1.4 * sums + 0.5
+    corrected = HSCoNASModel.fit(lut, archs, skewed)
+    assert corrected.info["fit"]["correction"] == "ridge"
+    assert np.max(np.abs(corrected.predict_ms(archs) / skewed - 1)) < 0.05

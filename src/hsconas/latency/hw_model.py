@@ -10,7 +10,8 @@ features of the network: the LUT sum itself, the number of blocks, the MACs (mil
 LUT sums per input resolution of the blocks (a stand-in for the stages of the network). The
 ridge penalty pulls the correction to a constant offset, i.e. towards the plain LUT sum, which is
 the right prior with 30 samples; the penalty is chosen by weighted leave-one-out error (closed
-form), with weights ``1 / measured**2`` so that the fit minimises relative error. The predictive
+form), with weights ``1 / measured**2`` so that the fit minimises relative error. The uncorrected LUT
+sum competes in the same leave-one-out comparison and is kept when no correction beats it. The predictive
 uncertainty is the leave-one-out relative residual standard deviation times the prediction.
 
 Models save to JSON with their LUT, so a saved file predicts on its own (it still needs the
@@ -282,6 +283,13 @@ class HSCoNASModel:
             if best is None or err < best[0]:
                 best = (err, alpha, coef, loo)
         assert best is not None
+        # The plain LUT sum is a candidate too: where isolated blocks already add up to the
+        # network (e.g. ONNX Runtime fuses inside blocks), a correction fitted on ~30 noisy
+        # measurements only adds variance, and leave-one-out error says so.
+        correction = "ridge"
+        if float(np.mean((r / y) ** 2)) <= best[0]:
+            best = (float(np.mean((r / y) ** 2)), 0.0, np.zeros(x.shape[1]), r)
+            correction = "none"
         _, alpha, coef, loo = best
         model.mean, model.scale, model.coef, model.alpha = mean, scale, coef, alpha
         model.rel_std = float(np.sqrt(np.mean((loo / y) ** 2)))
@@ -291,6 +299,7 @@ class HSCoNASModel:
             "loo_mape_pct": float(100 * np.mean(np.abs(loo) / y)),
             "lut_sum_mape_pct": float(100 * np.mean(np.abs(sums - y) / y)),
             "alpha": alpha,
+            "correction": correction,
         }
         return model
 
