@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -105,9 +104,8 @@ def test_tiny_pipeline_end_to_end_resumes_and_reruns_from_a_deleted_stage(tmp_pa
 
     # second run: everything fresh, nothing recomputed
     markers = {s: (run / s / "stage.done.json").read_text() for s in stages}
-    t0 = time.perf_counter()
     assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
-    assert time.perf_counter() - t0 < 30
+    # unchanged markers: no stage ran again (their hashes and timestamps would differ)
     assert {s: (run / s / "stage.done.json").read_text() for s in stages} == markers
 
     # deleting the search's results reruns search, final and report only
