@@ -10,20 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from hsconas.cli.latency_group import get_latency_subparsers
-from hsconas.cli.output import print_json_line, print_table
+from hsconas.cli.output import positive_int, print_json_line, print_table
 
 _RAW = argparse.RawDescriptionHelpFormatter
 _BACKEND_HELP = "measurement backend: torch, onnxruntime or cuda (default: torch)"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -40,7 +30,7 @@ def _common(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
     if backend:
         p.add_argument("--backend", default="torch", metavar="B", help=_BACKEND_HELP)
         p.add_argument(
-            "--threads", type=_positive_int, default=1, metavar="T", help="intra-op threads (1)"
+            "--threads", type=positive_int, default=1, metavar="T", help="intra-op threads (1)"
         )
         p.add_argument(
             "--clock",
@@ -101,9 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("space", metavar="SPACE", help="search space name")
     _common(p)
-    p.add_argument("--resolution", type=_positive_int, metavar="R", help="input size, pixels")
+    p.add_argument("--resolution", type=positive_int, metavar="R", help="input size, pixels")
     p.add_argument(
-        "--samples", type=_positive_int, default=30, metavar="N", help="e2e networks (30)"
+        "--samples", type=positive_int, default=30, metavar="N", help="e2e networks (30)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of block collection and samples")
     p.add_argument("--store", type=Path, metavar="DB", help="results store (default: user store)")
@@ -121,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", type=Path, metavar="MODEL", help="model file from `latency profile`")
     _common(p, backend=False)
-    p.add_argument("--n", type=_positive_int, default=100, help="held-out networks (100)")
+    p.add_argument("--n", type=positive_int, default=100, help="held-out networks (100)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the held-out sample")
     p.add_argument("--store", type=Path, metavar="DB", help="results store to reuse and fill")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="predicted-vs-measured plot")

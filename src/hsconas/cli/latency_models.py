@@ -9,19 +9,9 @@ from typing import Any
 import numpy as np
 
 from hsconas.cli.latency_group import get_latency_subparsers
-from hsconas.cli.output import print_json, print_json_line, print_table
+from hsconas.cli.output import positive_int, print_json, print_json_line, print_table
 
 _RAW = argparse.RawDescriptionHelpFormatter
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--target-table", required=True, metavar="CSV", help="table of the target")
     p.add_argument("--target-device", required=True, metavar="COLUMN", help="target column")
-    p.add_argument("--shots", type=_positive_int, default=10, help="measured targets (default 10)")
+    p.add_argument("--shots", type=positive_int, default=10, help="measured targets (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shot sample (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_transfer)
@@ -70,10 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--space", default=None, help="expected space (detected if omitted)")
     p.add_argument("--device", required=True, metavar="COLUMN", help="device column")
     p.add_argument("--model", choices=sorted(PREDICTORS), default="linear", help="predictor")
-    p.add_argument("--train", type=_positive_int, default=1000, help="training rows (default 1000)")
+    p.add_argument("--train", type=positive_int, default=1000, help="training rows (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the training rows (default 0)")
     p.add_argument(
-        "--max-test", type=_positive_int, default=5000, help="held-out rows scored (default 5000)"
+        "--max-test", type=positive_int, default=5000, help="held-out rows scored (default 5000)"
     )
     p.add_argument("--out", metavar="MODEL.json", default=None, help="write the model here")
     p.add_argument("--json", action="store_true", help="print one JSON object")

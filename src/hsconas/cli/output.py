@@ -87,3 +87,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                     textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
                 )
         return "\n".join(lines)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value

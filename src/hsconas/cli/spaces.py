@@ -8,6 +8,7 @@ from typing import Any
 from hsconas.cli.output import (
     HelpFormatter,
     format_count,
+    positive_int,
     print_json,
     print_json_line,
     print_table,
@@ -63,23 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=_RAW,
     )
     p.add_argument("space", metavar="SPACE", help="registered space name")
-    p.add_argument("-n", "--num", type=_positive_int, default=1, help="how many (default 1)")
+    p.add_argument("-n", "--num", type=positive_int, default=1, help="how many (default 1)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
     p.add_argument("--unique", action="store_true", help="no architecture repeats")
     p.add_argument(
         "--json", action="store_true", help="JSON Lines: one architecture JSON object per line"
     )
     p.set_defaults(func=cmd_sample)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def cmd_list(args: argparse.Namespace) -> int:
