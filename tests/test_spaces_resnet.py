@@ -13,7 +13,8 @@ import torch
 from hsconas.errors import ArchitectureFormatError, InvalidArchitectureError
 from hsconas.nn import build_model, count_macs, count_params
 from hsconas.space import get_space
-from hsconas.spaces.ofa_resnet import OFAResNetSpace, make_divisible
+from hsconas.space.channels import make_divisible
+from hsconas.spaces.ofa_resnet import OFAResNetSpace
 
 # Published torchvision ResNet-50 (7x7 stem, stride-2 1x1 downsample convs): 25,557,032 params and
 # 4.09 GMACs at 224 (conv + linear multiply-accumulates: 4,089,184,256).

@@ -17,30 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hsconas.space.channels import make_divisible
+
 ACTIVATIONS: tuple[str, ...] = ("relu", "relu6", "h_swish", "h_sigmoid", "swish", "sigmoid", "none")
 """Names accepted by :func:`make_activation` (``hswish``/``hsigmoid``/``silu`` are aliases)."""
 
 _ALIASES = {"hswish": "h_swish", "hsigmoid": "h_sigmoid", "silu": "swish", "identity": "none"}
-
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor`` without losing more than 10%.
-
-    This is the channel rounding of MobileNetV2/V3 and Once-for-All: ``make_divisible(19.2) == 24``
-    (16 would drop more than 10% of 19.2), ``make_divisible(134.4) == 136``.
-
-    Args:
-        value: the unrounded channel count.
-        divisor: the multiple to round to.
-        min_value: the smallest result allowed; defaults to ``divisor``.
-    """
-    if divisor <= 0:
-        raise ValueError(f"divisor must be positive, got {divisor}")
-    floor = divisor if min_value is None else min_value
-    new_value = max(floor, int(value + divisor / 2) // divisor * divisor)
-    if new_value < 0.9 * value:
-        new_value += divisor
-    return int(new_value)
 
 
 def make_activation(name: str | None) -> nn.Module:

@@ -193,8 +193,8 @@ def all_layer_blocks(space: HSCoNASSpace) -> dict[str, BlockCall]:
     rare combinations; the union of both is complete.
     """
     from hsconas.nn.builders.hsconas_net import make_layer
+    from hsconas.space.channels import make_divisible
     from hsconas.spaces.hsconas_space import LayerPlan, op_kernel_expand
-    from hsconas.spaces.ofa_resnet import make_divisible
 
     def unit_out(i: int) -> list[int]:
         factors = space.gene(f"u{i}.width").choices

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hsconas.errors import ArchitectureFormatError, InvalidArchitectureError
+from hsconas.space.channels import make_divisible, parse_number
 from hsconas.space.core import Architecture, Gene, SearchSpace, Value
 from hsconas.space.registry import register_space
-from hsconas.spaces.ofa_resnet import make_divisible
 
 HSCONAS_OPS: tuple[str, ...] = (
     "mb_k3_e3", "mb_k3_e6", "mb_k5_e3", "mb_k5_e6", "mb_k7_e3", "mb_k7_e6", "skip",
@@ -285,7 +285,7 @@ class HSCoNASSpace(SearchSpace):
             )
         genes: dict[str, Value] = {}
         for i, w in enumerate(widths, 1):
-            genes[f"u{i}.width"] = _number(self.name, f"u{i}.width", w)
+            genes[f"u{i}.width"] = parse_number(self.name, f"u{i}.width", w)
         for i, (unit, depth) in enumerate(zip(parts[1:], self.unit_depths, strict=True), 1):
             layers = unit.split("-")
             if len(layers) != depth:
@@ -307,17 +307,8 @@ class HSCoNASSpace(SearchSpace):
                         gene=f"u{i}.l{j}.op",
                     )
                 genes[f"u{i}.l{j}.op"] = op
-                genes[f"u{i}.l{j}.factor"] = _number(self.name, f"u{i}.l{j}.factor", factor)
+                genes[f"u{i}.l{j}.factor"] = parse_number(self.name, f"u{i}.l{j}.factor", factor)
         return tuple(genes.get(g.name, g.default) for g in self.full_genes)
-
-
-def _number(space: str, gene: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ArchitectureFormatError(
-            f"{space}: layer {gene!r} has {text!r}, which is not a number", space=space, gene=gene
-        ) from None
 
 
 @register_space("hsconas")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hsconas.errors import ArchitectureFormatError
+from hsconas.space.channels import make_divisible
 from hsconas.space.core import Architecture, Gene, SearchSpace, Value
 from hsconas.space.registry import register_space
 
@@ -41,19 +42,6 @@ OFA_RESOLUTIONS: tuple[int, ...] = tuple(range(128, 225, 4))
 """Input sizes of the OFA spaces: 128..224 pixels in steps of 4 (25 choices)."""
 
 _LAYER_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)$")
-
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Channel rounding of MobileNet / Once-for-All (torch-free twin of ``nn.blocks``).
-
-    Rounds to the nearest multiple of ``divisor`` and adds one ``divisor`` if that lost more
-    than 10% of ``value``: ``make_divisible(19.2) == 24``, ``make_divisible(134.4) == 136``.
-    """
-    floor = divisor if min_value is None else min_value
-    new_value = max(floor, int(value + divisor / 2) // divisor * divisor)
-    if new_value < 0.9 * value:
-        new_value += divisor
-    return int(new_value)
 
 
 @dataclass(frozen=True)

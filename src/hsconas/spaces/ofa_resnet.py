@@ -30,6 +30,7 @@ import re
 from collections.abc import Sequence
 
 from hsconas.errors import ArchitectureFormatError, InvalidArchitectureError
+from hsconas.space.channels import make_divisible, parse_number
 from hsconas.space.core import Architecture, Gene, SearchSpace, Value
 from hsconas.space.registry import register_space
 
@@ -42,19 +43,6 @@ RESNET_WIDTH_MULTS: tuple[float, ...] = (0.65, 0.8, 1.0)
 RESNET_STEM_DEPTHS: tuple[int, ...] = (0, 2)
 RESNET_RESOLUTIONS: tuple[int, ...] = tuple(range(128, 225, 4))
 RESNET_STEM_BASE = 64
-
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor`` without losing more than 10%.
-
-    Torch-free twin of ``hsconas.nn.blocks.make_divisible`` (the OFA / MobileNet rounding), so that
-    spaces can compute channel counts without importing torch.
-    """
-    floor = divisor if min_value is None else min_value
-    new_value = max(floor, int(value + divisor / 2) // divisor * divisor)
-    if new_value < 0.9 * value:
-        new_value += divisor
-    return int(new_value)
 
 
 _STEM_RE = re.compile(r"^stem:d(\d+),w([0-9.]+),([0-9.]+)$")
@@ -164,8 +152,8 @@ class OFAResNetSpace(SearchSpace):
         genes: dict[str, Value] = {
             "resolution": int(parts[0][1:]),
             "stem.depth": int(stem.group(1)),
-            "stem.w0": _number(self.name, "stem.w0", stem.group(2)),
-            "stem.w1": _number(self.name, "stem.w1", stem.group(3)),
+            "stem.w0": parse_number(self.name, "stem.w0", stem.group(2)),
+            "stem.w1": parse_number(self.name, "stem.w1", stem.group(3)),
         }
         for u, part in enumerate(parts[2:], 1):
             m = _UNIT_RE.match(part)
@@ -181,19 +169,10 @@ class OFAResNetSpace(SearchSpace):
                     self.name, depth_gene.name, len(expands), depth_gene.choices
                 )
             genes[f"u{u}.depth"] = len(expands)
-            genes[f"u{u}.width"] = _number(self.name, f"u{u}.width", m.group(2))
+            genes[f"u{u}.width"] = parse_number(self.name, f"u{u}.width", m.group(2))
             for j, e in enumerate(expands, 1):
-                genes[f"u{u}.b{j}.expand"] = _number(self.name, f"u{u}.b{j}.expand", e)
+                genes[f"u{u}.b{j}.expand"] = parse_number(self.name, f"u{u}.b{j}.expand", e)
         return tuple(genes.get(g.name, g.default) for g in self.full_genes)
-
-
-def _number(space: str, gene: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ArchitectureFormatError(
-            f"{space}: layer {gene!r} has {text!r}, which is not a number", space=space, gene=gene
-        ) from None
 
 
 @register_space("ofa-resnet50")
