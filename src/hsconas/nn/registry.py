@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -48,4 +49,19 @@ def build_model(arch: Architecture, **options: Any) -> nn.Module:
         raise NotImplementedError(
             f"no PyTorch builder registered for space {arch.space!r}"
         ) from None
+    _check_options(arch.space, builder, options)
     return builder(space, arch, **options)
+
+
+def _check_options(space_name: str, builder: Builder, options: dict[str, Any]) -> None:
+    """Raise TypeError naming the unknown options and the ones ``builder`` accepts."""
+    params = list(inspect.signature(builder).parameters.values())[2:]  # after (space, arch)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    known = [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(
+            f"{space_name} builder got unknown options: {', '.join(unknown)}; "
+            f"it accepts: {', '.join(known) or 'none'}"
+        )

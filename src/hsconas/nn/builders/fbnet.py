@@ -15,8 +15,6 @@ change width or stride (the first of each stage), a ``conv1x1(stride) -> BN -> R
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -159,10 +157,7 @@ def build_fbnet(
     num_classes: int = 1000,
     head_width: int = FBNET_HEAD_WIDTH,
     dropout_rate: float = 0.0,
-    **options: Any,
 ) -> nn.Module:
     """The FBNet network of ``arch`` (ImageNet defaults: 1000 classes, 1984-wide head)."""
-    if options:
-        raise TypeError(f"fbnet builder got unknown options: {', '.join(sorted(options))}")
     ops = tuple(str(v) for v in arch.values)
     return FBNet(ops, num_classes=num_classes, head_width=head_width, dropout_rate=dropout_rate)

@@ -7,8 +7,6 @@ dropout and a linear classifier.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -78,11 +76,8 @@ def _build(
     *,
     num_classes: int | None = None,
     dropout_rate: float = 0.0,
-    **options: Any,
 ) -> nn.Module:
     """The network of ``arch`` (``num_classes`` defaults to the variant's)."""
-    if options:
-        raise TypeError(f"{space.name} builder got unknown options: {', '.join(sorted(options))}")
     if not isinstance(space, HSCoNASSpace):
         raise TypeError(f"expected an HSCoNASSpace, got {type(space).__name__}")
     return HSCoNASNet(

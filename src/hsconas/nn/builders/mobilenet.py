@@ -13,8 +13,6 @@ Layouts (shapes for a 224 input):
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -154,10 +152,6 @@ def build_mobilenet(
     )
 
 
-def _builder(space: SearchSpace, arch: Architecture, **options: Any) -> nn.Module:
-    return build_mobilenet(space, arch, **options)
-
-
 for _name in (
     "ofa-mbv3",
     "ofa-mbv3-w1.2",
@@ -167,4 +161,4 @@ for _name in (
     "proxylessnas-cpu",
     "proxylessnas-gpu",
 ):
-    register_builder(_name)(_builder)
+    register_builder(_name)(build_mobilenet)

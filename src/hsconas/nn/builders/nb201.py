@@ -10,8 +10,6 @@ with ``C``, ``2C`` and ``4C`` channels, separated by residual reduction blocks
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -141,11 +139,8 @@ def build_nb201(
     num_classes: int = 10,
     channels: int = 16,
     cells_per_stage: int = 5,
-    **options: Any,
 ) -> nn.Module:
     """The NB201 network of ``arch`` (defaults: CIFAR-10, C=16, N=5 as in the benchmark)."""
-    if options:
-        raise TypeError(f"nb201 builder got unknown options: {', '.join(sorted(options))}")
     ops = tuple(str(v) for v in arch.values)
     return NB201Network(
         ops, channels=channels, cells_per_stage=cells_per_stage, num_classes=num_classes

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -99,11 +97,8 @@ def build_ofa_resnet(
     *,
     num_classes: int | None = None,
     dropout_rate: float = 0.0,
-    **options: Any,
 ) -> nn.Module:
     """The network of ``arch`` (``num_classes`` defaults to the space's, 1000)."""
-    if options:
-        raise TypeError(f"ofa-resnet50 builder got unknown options: {', '.join(sorted(options))}")
     if not isinstance(space, OFAResNetSpace):
         raise TypeError(f"expected an OFAResNetSpace, got {type(space).__name__}")
     return OFAResNet(
