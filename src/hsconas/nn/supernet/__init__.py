@@ -7,12 +7,17 @@ from typing import Any
 from hsconas.nn.supernet.base import Supernet
 from hsconas.nn.supernet.hsconas_supernet import HSCoNASSupernet
 from hsconas.nn.supernet.nb201_supernet import NB201Supernet
-from hsconas.nn.supernet.ofa_mbv3_supernet import OFAMobileNetV3Supernet
+from hsconas.nn.supernet.ofa_mbv3_supernet import (
+    SUPPORTED_FAMILIES,
+    ElasticMBConvSupernet,
+    OFAMobileNetV3Supernet,
+)
 from hsconas.space import SearchSpace, get_space
 from hsconas.spaces.hsconas_space import HSCoNASSpace
 from hsconas.spaces.ofa_mbv3 import ElasticMBConvSpace
 
 __all__ = [
+    "ElasticMBConvSupernet",
     "HSCoNASSupernet",
     "NB201Supernet",
     "OFAMobileNetV3Supernet",
@@ -24,30 +29,51 @@ __all__ = [
 
 def supernet_spaces() -> tuple[str, ...]:
     """Names of the registered spaces that have a supernet."""
-    return ("hsconas", "hsconas-cifar", "hsconas-digits", "nb201", "ofa-mbv3", "ofa-mbv3-w1.2")
+    return (
+        "hsconas",
+        "hsconas-cifar",
+        "hsconas-digits",
+        "nb201",
+        "ofa-mbv3",
+        "ofa-mbv3-w1.2",
+        "proxylessnas",
+    )
 
 
 def build_supernet(space: str | SearchSpace, **options: Any) -> Supernet:
     """A freshly initialised supernet of ``space``.
 
     Args:
-        space: a space or its registered name (``hsconas*`` or ``nb201``, possibly restricted).
+        space: a space or its registered name (see :func:`supernet_spaces`; possibly
+            restricted).
         **options: supernet options (``num_classes``; for nb201 also ``channels`` and
-            ``cells_per_stage``); ``restriction`` (gene -> allowed choices) restricts the space
+            ``cells_per_stage``; for ``ofa-mbv3*`` and ``proxylessnas`` also ``dropout_rate``
+            and ``in_channels``); ``restriction`` (gene -> allowed choices) restricts the space
             as :meth:`SearchSpace.restrict` does (a shrunk space keeps the full-width weights).
+            ``in_channels`` (image channels) is accepted by every space: the MobileNet-family
+            supernets adapt their stem to it, the others must already take that many channels.
 
     Raises:
         NotImplementedError: for a space without a supernet.
+        ValueError: if ``in_channels`` differs from the fixed input channels of the space.
     """
     sp = get_space(space) if isinstance(space, str) else space
     options.pop("space", None)
     restriction = options.pop("restriction", None)
+    in_channels = options.pop("in_channels", None)
     if restriction:
         sp = sp.restrict(restriction)
+    if isinstance(sp, ElasticMBConvSpace) and sp.macro.family in SUPPORTED_FAMILIES:
+        if in_channels is not None:
+            options["in_channels"] = int(in_channels)
+        return ElasticMBConvSupernet(sp, **options)
+    fixed = sp.in_channels if isinstance(sp, HSCoNASSpace) else 3
+    if in_channels is not None and int(in_channels) != fixed:
+        raise ValueError(
+            f"the {sp.name} supernet takes {fixed}-channel images, not {in_channels}-channel ones"
+        )
     if isinstance(sp, HSCoNASSpace):
         return HSCoNASSupernet(sp, **options)
-    if isinstance(sp, ElasticMBConvSpace) and sp.macro.family == "MobileNetV3":
-        return OFAMobileNetV3Supernet(sp, **options)
     if sp.name == "nb201":
         return NB201Supernet(sp, **options)
     raise NotImplementedError(

@@ -1,15 +1,17 @@
-"""Weight-sharing supernet of the Once-for-All MobileNetV3 space (elastic depth, kernel, expand).
+"""Weight-sharing supernet of the Once-for-All MobileNet-family spaces (elastic depth, kernel,
+expand): ``ofa-mbv3`` (MobileNetV3 head) and ``proxylessnas`` (OFA's ProxylessNAS w1.3 space).
 
-Every layer slot of every unit is stored once at its largest: a 7x7 depthwise kernel and the
-largest expand ratio. A member
+Every layer slot of every unit is stored once at its largest: the largest depthwise kernel (7x7) and
+the largest expand ratio. A member
 
 - runs the first ``depth`` slots of each unit (elastic depth, as in OFA),
 - uses the leading expanded channels of each slot (elastic expand ratio), including the leading
   channels of the squeeze-and-excitation convolutions (OFA's dynamic SE),
-- uses the centre crop of the 7x7 depthwise kernel (elastic kernel; OFA's kernel transform
+- uses the centre crop of the largest depthwise kernel (elastic kernel; OFA's kernel transform
   matrices are not used).
 
-Stem, the fixed first block, the final expand, the feature mix and the classifier are shared as is.
+Stem, the fixed first block, the head (MobileNetV3: final expand, pool, feature mix without BN;
+ProxylessNAS: feature mix with BN, then pool) and the classifier are shared as is.
 Elastic resolution is a property of the input: run the supernet on images of the member's
 resolution (global pooling makes every resolution valid). Standalone parameter names are those
 of :mod:`hsconas.nn.builders.mobilenet`, whose ``blocks.{k}`` count active blocks only; the
@@ -32,17 +34,19 @@ from hsconas.nn.supernet.slicing import fit_tensor, sliced_bn, sliced_conv
 from hsconas.space import Architecture
 from hsconas.spaces.ofa_mbv3 import BlockSpec, ElasticMBConvSpace, first_block
 
-MAX_KERNEL = 7
+SUPPORTED_FAMILIES: tuple[str, ...] = ("MobileNetV3", "ProxylessNASNets")
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.*)$")
 
 
-class OFAMobileNetV3Supernet(Supernet):
-    """Supernet of an :class:`ElasticMBConvSpace` of the MobileNetV3 family (``ofa-mbv3``).
+class ElasticMBConvSupernet(Supernet):
+    """Supernet of an :class:`ElasticMBConvSpace` (``ofa-mbv3*`` and ``proxylessnas``).
 
     Args:
-        space: the space.
+        space: the space (macro family ``MobileNetV3`` or ``ProxylessNASNets``).
         num_classes: classifier outputs.
         dropout_rate: dropout before the classifier; default the macro's published value.
+        in_channels: image channels of the stem (3 for RGB; 1 for grey-scale data such as
+            ``digits``); passed on to the standalone builder when not 3.
     """
 
     space: ElasticMBConvSpace
@@ -53,17 +57,25 @@ class OFAMobileNetV3Supernet(Supernet):
         *,
         num_classes: int = 1000,
         dropout_rate: float | None = None,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         macro = space.macro
-        if macro.family != "MobileNetV3" or macro.final_expand_width is None:
-            raise NotImplementedError(f"{space.name}: only MobileNetV3-family spaces are supported")
+        if macro.family not in SUPPORTED_FAMILIES:
+            raise NotImplementedError(
+                f"{space.name}: macro family {macro.family!r} is not one of {SUPPORTED_FAMILIES}"
+            )
+        if macro.family == "MobileNetV3" and macro.final_expand_width is None:
+            raise NotImplementedError(f"{space.name}: a MobileNetV3 macro needs final_expand_width")
         self.space = space
         self.build_options: dict[str, Any] = {"num_classes": num_classes}
         if dropout_rate is not None:
             self.build_options["dropout_rate"] = dropout_rate
+        if in_channels != 3:
+            self.build_options["in_channels"] = in_channels
+        self._pool_before_mix = macro.family == "MobileNetV3"
         bn: dict[str, Any] = {"bn_eps": macro.bn_eps, "bn_momentum": macro.bn_momentum}
-        self.first_conv = ConvBNAct(3, macro.stem_width, 3, 2, act=macro.stem_act, **bn)
+        self.first_conv = ConvBNAct(in_channels, macro.stem_width, 3, 2, act=macro.stem_act, **bn)
         fb = first_block(macro)
         blocks: list[nn.Module] = [
             MBConv(
@@ -83,6 +95,9 @@ class OFAMobileNetV3Supernet(Supernet):
         max_expand = max(
             float(e) for g in space.full_genes if g.name.endswith(".expand") for e in g.choices
         )
+        max_kernel = max(
+            int(k) for g in space.full_genes if g.name.endswith(".kernel") for k in g.choices
+        )
         for i, unit in enumerate(macro.units):
             for j in range(unit.max_depth):
                 mid = macro.mid_channels(channels, max_expand)
@@ -90,7 +105,7 @@ class OFAMobileNetV3Supernet(Supernet):
                     MBConv(
                         channels,
                         unit.width,
-                        MAX_KERNEL,
+                        max_kernel,
                         unit.stride if j == 0 else 1,
                         max_expand,
                         act=unit.act,
@@ -103,11 +118,14 @@ class OFAMobileNetV3Supernet(Supernet):
                 self._slot_of.append((i, j))
                 channels = unit.width
         self.blocks = nn.ModuleList(blocks)
-        self.final_expand = ConvBNAct(
-            channels, macro.final_expand_width, 1, act=macro.head_act, **bn
-        )
+        self.final_expand: nn.Module = nn.Identity()
+        if macro.final_expand_width is not None and macro.family == "MobileNetV3":
+            self.final_expand = ConvBNAct(
+                channels, macro.final_expand_width, 1, act=macro.head_act, **bn
+            )
+            channels = macro.final_expand_width
         self.feature_mix = ConvBNAct(
-            macro.final_expand_width,
+            channels,
             macro.feature_mix_width,
             1,
             act=macro.head_act,
@@ -150,7 +168,10 @@ class OFAMobileNetV3Supernet(Supernet):
             y = sliced_bn(block.project.bn, sliced_conv(block.project.conv, y, spec.out_channels))
             x = x + y if spec.residual else y
         x = self.final_expand(x)
-        x = self.feature_mix(x.mean(dim=(2, 3), keepdim=True))  # (N, feature_mix, 1, 1)
+        if self._pool_before_mix:  # MobileNetV3: pool, then the feature mix
+            x = self.feature_mix(x.mean(dim=(2, 3), keepdim=True))  # (N, feature_mix, 1, 1)
+        else:  # ProxylessNAS: the feature mix (with BN) at full resolution, then pool
+            x = self.feature_mix(x).mean(dim=(2, 3), keepdim=True)
         return self.classifier(self.dropout(torch.flatten(x, 1)))  # (N, num_classes)
 
     def subnet_state_dict(
@@ -165,6 +186,10 @@ class OFAMobileNetV3Supernet(Supernet):
             source = name if m is None else f"blocks.{slot_of_block[int(m.group(1))]}.{m.group(2)}"
             out[name] = fit_tensor(full[source], shape)
         return out
+
+
+OFAMobileNetV3Supernet = ElasticMBConvSupernet
+"""The former name, kept for code that imports it."""
 
 
 def _sliced_se(se: SqueezeExcite, x: torch.Tensor, reduction: int = 4) -> torch.Tensor:
