@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "supernet",
         help="train weight-sharing supernets and evaluate their members",
         description="Train a weight-sharing supernet of a space (hsconas, hsconas-cifar, "
-        "hsconas-digits, nb201) and evaluate members with recalibrated batch norms.",
+        "hsconas-digits, nb201, ofa-mbv3, ofa-mbv3-w1.2, proxylessnas) and evaluate members "
+        "with recalibrated batch norms.",
         epilog="examples:\n"
         "  hsconas supernet train hsconas-digits --data digits --epochs 10 --out runs/sn\n"
         "  hsconas supernet eval runs/sn --sample 20 --seed 0 --json",
@@ -218,8 +219,13 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
             f"no supernet for space {args.space!r}; choose one of: {', '.join(supernet_spaces())}"
         )
     data = _load_data(args.data, args.subset, args.val_fraction, args.seed)
-    with seeded(args.seed):
-        model = build_supernet(args.space, num_classes=data.num_classes)
+    try:
+        with seeded(args.seed):
+            model = build_supernet(
+                args.space, num_classes=data.num_classes, in_channels=data.input_shape[0]
+            )
+    except ValueError as exc:
+        raise HsconasError(str(exc)) from None
     return _run(args, model, data)
 
 

@@ -31,6 +31,7 @@ class MobileNetFamilyNet(nn.Module):
         blocks: every MBConv block in order (the fixed first block included).
         num_classes: classifier outputs.
         dropout_rate: dropout before the classifier; ``None`` uses the macro's published value.
+        in_channels: image channels (3 for RGB, 1 for grey-scale data).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class MobileNetFamilyNet(nn.Module):
         *,
         num_classes: int = 1000,
         dropout_rate: float | None = None,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -47,7 +49,7 @@ class MobileNetFamilyNet(nn.Module):
         bn = {"bn_eps": macro.bn_eps, "bn_momentum": macro.bn_momentum}
         self.family = macro.family
         self.first_conv = ConvBNAct(
-            3,
+            in_channels,
             macro.stem_width,
             3,
             2,
@@ -136,6 +138,7 @@ def build_mobilenet(
     *,
     num_classes: int = 1000,
     dropout_rate: float | None = None,
+    in_channels: int = 3,
 ) -> MobileNetFamilyNet:
     """The network of ``arch`` in a MobileNet-family space.
 
@@ -144,11 +147,16 @@ def build_mobilenet(
         arch: a valid architecture of ``space``.
         num_classes: classifier outputs (1000 for ImageNet).
         dropout_rate: dropout before the classifier; defaults to the published value.
+        in_channels: image channels (3 for RGB, 1 for grey-scale data such as ``digits``).
     """
     if not isinstance(space, ElasticMBConvSpace | ProxylessMacroSpace):
         raise TypeError(f"space {space.name!r} is not a MobileNet-family space")
     return MobileNetFamilyNet(
-        space.macro, space.block_specs(arch), num_classes=num_classes, dropout_rate=dropout_rate
+        space.macro,
+        space.block_specs(arch),
+        num_classes=num_classes,
+        dropout_rate=dropout_rate,
+        in_channels=in_channels,
     )
 
 
