@@ -1,17 +1,19 @@
-"""``hsconas search``: hardware-aware architecture search against an evaluator (tables for now)."""
+"""``hsconas search``: hardware-aware architecture search with table, supernet or model evaluators."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hsconas.cli.output import print_json, print_table
+from hsconas.cli.output import positive_int, print_json, print_table
 from hsconas.errors import DataFormatError, HsconasError
 
 _RAW = argparse.RawDescriptionHelpFormatter
+_DATA_HELP = "digits | mnist:PATH | cifar10:PATH | folder:PATH"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,22 +21,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "search",
         help="search a space for the accuracy-latency front or the best net under a budget",
-        description="Search a space with the HSCoNAS evolutionary algorithm (or a baseline) using "
-        "tabular accuracy and latency. A query is one distinct architecture read from the tables. "
-        "With --store every evaluation is saved as it happens and --resume continues a run.",
+        description="Search a space with the HSCoNAS evolutionary algorithm (or a baseline). "
+        "Accuracy comes from a table (--accuracy-table; nb201 by default) or from a trained "
+        "supernet (--supernet CHECKPOINT --data SPEC: each member is extracted, its batch norms "
+        "recalibrated and its top-1 measured on the validation split). Latency comes from a "
+        "recorded table (--latency-table with a --device column, maybe your own file; the HELP "
+        "table by default for nb201) or from a saved latency model (--latency-model: an HSCoNAS "
+        "hardware model or a learned predictor). Any accuracy source goes with any latency "
+        "source of the same space. A query is one distinct architecture. With --store every "
+        "evaluation is saved as it happens and --resume continues a run.",
         epilog="examples:\n"
         "  hsconas search --space nb201 --accuracy-table accuracy.csv --accuracy-column cifar10 \\\n"
         "      --latency-table latency_help.csv.gz --device pixel3 --queries 300 --seed 0 --json\n"
         "  hsconas search ... --mode constraint --budget-ms 10 --out results/\n"
-        "  hsconas search ... --store runs.db --run-id s1 --resume",
+        "  hsconas search ... --store runs.db --run-id s1 --resume\n"
+        "  hsconas search --space hsconas-digits --supernet runs/sn --data digits \\\n"
+        "      --latency-model hw_model.json --queries 200 --seed 0 --json\n"
+        "  hsconas search --space nb201 --latency-model pixel3.json --queries 300   "
+        "# table accuracy\n"
+        "  hsconas search --space nb201 --supernet runs/nb201-sn --data cifar10:PATH \\\n"
+        "      --latency-table my_phones.csv --device my_phone --mode constraint --budget-ms 5",
         formatter_class=_RAW,
     )
     p.add_argument("--space", default="nb201", help="search space (default nb201)")
-    p.add_argument("--accuracy-table", type=Path, help="accuracy CSV (default: the NB201 table)")
-    p.add_argument("--accuracy-column", default="cifar10", help="accuracy column (default cifar10)")
-    p.add_argument("--latency-table", type=Path, help="latency CSV (default: the HELP NB201 table)")
-    p.add_argument("--device", required=True, help="latency column of the target device")
-    p.add_argument("--queries", type=int, default=300, help="distinct architectures to query")
+    acc = p.add_argument_group("accuracy (one of)")
+    acc.add_argument("--accuracy-table", type=Path, help="accuracy CSV (default for nb201: NB201)")
+    acc.add_argument(
+        "--accuracy-column", default="cifar10", help="accuracy column (default cifar10)"
+    )
+    acc.add_argument(
+        "--supernet", type=Path, metavar="CHECKPOINT", help="supernet checkpoint.pt or its folder"
+    )
+    acc.add_argument("--data", metavar="SPEC", help="with --supernet: " + _DATA_HELP)
+    acc.add_argument(
+        "--calib-images", type=positive_int, default=2000, metavar="N",
+        help="with --supernet: training images for BN recalibration (default 2000)",
+    )  # fmt: skip
+    lat = p.add_argument_group("latency (one of)")
+    lat.add_argument("--latency-table", type=Path, help="latency CSV (default for nb201: HELP)")
+    lat.add_argument("--latency-model", type=Path, metavar="MODEL.json", help="saved latency model")
+    lat.add_argument(
+        "--device", help="latency table column (required with a table; checked against a model)"
+    )
+    p.add_argument(
+        "--queries", type=positive_int, default=300, help="distinct architectures to query"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mode", choices=("pareto", "constraint", "weighted"), default="pareto")
     p.add_argument("--budget-ms", type=float, default=None, help="latency budget (ms)")
@@ -70,38 +101,167 @@ def _load_restrict(path: Path, space_name: str) -> dict[str, list[Any]]:
     return dict(doc["restrict"])
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    import hsconas.spaces  # noqa: F401  (registers the spaces)
-    from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
-    from hsconas.search import Problem, TabularEvaluator, make_algorithm, run_search
-    from hsconas.search.pareto import TrueFront
-    from hsconas.search.problem import BudgetInfeasibleError
-    from hsconas.space import get_space
-    from hsconas.store import ResultStore
+@dataclass
+class _Sources:
+    """The evaluator of a search and what the command reports about it."""
 
-    if args.space != "nb201":
-        raise HsconasError(
-            f"tabular search supports --space nb201 only for now (got {args.space!r}); "
-            "supernet and latency-model evaluators will add other spaces"
-        )
+    evaluator: Any
+    truth: Any  # TrueFront when both sources are tables (known optimum), else None
+    device: str
+    accuracy_label: str
+    space: Any
+    min_latency_ms: float | None  # fastest latency of the space when known (tables)
+
+
+def _check_choice(args: argparse.Namespace) -> None:
+    """Option combinations that cannot work, before anything is loaded."""
     if args.resume and args.store is None:
         raise HsconasError("--resume needs --store DB (and the same --run-id)")
-    space = get_space(args.space)
+    if args.supernet is not None and args.accuracy_table is not None:
+        raise HsconasError("give --supernet or --accuracy-table for accuracy, not both")
+    if args.latency_model is not None and args.latency_table is not None:
+        raise HsconasError("give --latency-model or --latency-table for latency, not both")
+    if args.supernet is not None and args.data is None:
+        raise HsconasError(
+            "--supernet needs --data SPEC (digits | mnist:PATH | cifar10:PATH | folder:PATH) "
+            "to recalibrate batch norms and measure accuracy on"
+        )
+    if args.supernet is None and args.data is not None:
+        raise HsconasError("--data is only used with --supernet CHECKPOINT")
+    if args.supernet is None and args.accuracy_table is None and args.space != "nb201":
+        raise HsconasError(
+            f"no accuracy source for space {args.space!r}: give --supernet CHECKPOINT --data SPEC "
+            "(accuracy tables exist for nb201 only)"
+        )
+    if args.latency_model is None and args.latency_table is None and args.space != "nb201":
+        raise HsconasError(
+            f"no latency source for space {args.space!r}: give --latency-model MODEL.json or "
+            "--latency-table CSV --device COLUMN"
+        )
+    if args.latency_model is None and args.device is None:
+        raise HsconasError("--device COLUMN is required with a latency table")
+
+
+def _supernet_source(args: argparse.Namespace, space_name: str) -> Any:
+    """Load the checkpoint and the data; the accuracy source of a supernet."""
+    from hsconas.accuracy.evaluate import EvalBatches
+    from hsconas.accuracy.train import CHECKPOINT_NAME, load_trained
+    from hsconas.data.datasets import load_dataset
+    from hsconas.nn.supernet import Supernet
+    from hsconas.search.evaluators import SupernetAccuracy, file_digest
+
+    model, ckpt = load_trained(args.supernet)
+    if not isinstance(model, Supernet):
+        raise HsconasError(f"{args.supernet} holds a standalone network, not a supernet")
+    if model.space.name != space_name:
+        raise HsconasError(
+            f"{args.supernet} is a supernet of space {model.space.name!r}, not of --space "
+            f"{space_name!r}"
+        )
+    # the validation split the supernet was trained without: same subset, fraction and seed
+    info = dict(ckpt.get("extra", {}).get("data", {}))
+    same = info.get("spec") == args.data
+    subset = info.get("subset") if same else None
+    val_fraction = float(info.get("val_fraction", 0.1)) if same else 0.1
+    data_seed = int(info.get("seed", 0)) if same else 0
+    data = load_dataset(
+        args.data, subset=subset, val_fraction=val_fraction, seed=data_seed, progress=not args.json
+    )
+    batches = EvalBatches.from_dataset(data, split="val", calib_images=args.calib_images)
+    path = args.supernet / CHECKPOINT_NAME if args.supernet.is_dir() else args.supernet
+    settings = {
+        "kind": "supernet",
+        "checkpoint": path.name,
+        "sha256": file_digest(path),
+        "data": args.data,
+        "subset": subset,
+        "val_fraction": val_fraction,
+        "data_seed": data_seed,
+        "split": "val",
+        "calib_images": args.calib_images,
+    }
+    return SupernetAccuracy(model, batches, settings=settings)
+
+
+def _sources(args: argparse.Namespace) -> _Sources:
+    import hsconas.spaces  # noqa: F401  (registers the spaces)
+    from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
+    from hsconas.search import TabularEvaluator
+    from hsconas.search.evaluators import (
+        CombinedEvaluator,
+        TableAccuracy,
+        TableLatency,
+        load_latency_model,
+    )
+    from hsconas.search.pareto import TrueFront
+    from hsconas.space import get_space
+
+    _check_choice(args)
+    full = get_space(args.space)
+    lat_model = None
+    if args.latency_model is not None:  # cheap: check it before loading a checkpoint
+        lat_model = load_latency_model(args.latency_model, space=full.name, device=args.device)
+    space = full
+    acc_source: Any = None
+    if args.supernet is not None:
+        acc_source = _supernet_source(args, full.name)
+        space = acc_source.space  # a supernet trained on a subspace searches that subspace
     if args.space_restrict is not None:
         space = space.restrict(_load_restrict(args.space_restrict, args.space))
-    acc_path = args.accuracy_table or data_dir() / "nb201" / "accuracy.csv"
-    lat_path = args.latency_table or data_dir() / "nb201" / "latency_help.csv.gz"
-    acc_table = load_nb201_accuracy(acc_path)
-    lat_table = load_latency_table(lat_path, space=args.space, devices=[args.device])
-    evaluator = TabularEvaluator.from_tables(
-        get_space(args.space), acc_table, args.accuracy_column, lat_table, args.device
-    )
-    if space.is_restricted:
-        evaluator = evaluator.restricted_to(space)
-    if args.budget_ms is not None and args.budget_ms < float(evaluator.latency_ms.min()):
+    acc_table = None
+    if acc_source is None:
+        acc_table = load_nb201_accuracy(
+            args.accuracy_table or data_dir() / "nb201" / "accuracy.csv"
+        )
+    lat_table = None
+    if lat_model is None:
+        lat_table = load_latency_table(
+            args.latency_table or data_dir() / "nb201" / "latency_help.csv.gz",
+            space=args.space,
+            devices=[args.device],
+        )
+    if acc_table is not None and lat_table is not None:  # both tables: the known true front
+        evaluator = TabularEvaluator.from_tables(
+            full, acc_table, args.accuracy_column, lat_table, args.device
+        )
+        if space.is_restricted:
+            evaluator = evaluator.restricted_to(space)
+        return _Sources(
+            evaluator,
+            TrueFront.from_table(evaluator.accuracy, evaluator.latency_ms),
+            args.device,
+            args.accuracy_column,
+            space,
+            float(evaluator.latency_ms.min()),
+        )
+    if acc_table is not None:
+        acc_source = TableAccuracy(acc_table, args.accuracy_column, space)
+    lat_source: Any
+    min_ms = None
+    if lat_table is not None:
+        lat_source = TableLatency(lat_table, args.device, space)
+        in_space = [i for i, a in enumerate(lat_table.archs) if space.contains(a)]
+        min_ms = float(lat_table.column(args.device)[in_space].min())
+    else:
+        lat_source = lat_model
+    assert acc_source is not None and lat_source is not None
+    device = args.device or lat_source.device
+    label = "supernet" if args.supernet is not None else args.accuracy_column
+    return _Sources(CombinedEvaluator(acc_source, lat_source), None, device, label, space, min_ms)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from hsconas.search import Problem, make_algorithm, run_search
+    from hsconas.search.problem import BudgetInfeasibleError
+    from hsconas.store import ResultStore
+
+    src = _sources(args)
+    evaluator, truth, space = src.evaluator, src.truth, src.space
+    fastest = src.min_latency_ms
+    if args.budget_ms is not None and fastest is not None and args.budget_ms < fastest:
         raise BudgetInfeasibleError(
             f"nothing meets the budget: the fastest architecture takes "
-            f"{evaluator.latency_ms.min():.3g} ms on {args.device}, above --budget-ms {args.budget_ms}"
+            f"{fastest:.3g} ms on {src.device}, above --budget-ms {args.budget_ms}"
         )
     problem = Problem(space, mode=args.mode, budget_ms=args.budget_ms)
     algorithm = make_algorithm(
@@ -113,33 +273,40 @@ def cmd_search(args: argparse.Namespace) -> int:
     store = ResultStore(args.store) if args.store is not None else None
     run_id = args.run_id
     if store is not None and run_id is None:
-        run_id = f"search-{args.space}-{args.device}-{args.accuracy_column}-{args.algorithm}-{args.mode}-s{args.seed}"
+        run_id = (
+            f"search-{args.space}-{src.device}-{src.accuracy_label}-{args.algorithm}-"
+            f"{args.mode}-s{args.seed}"
+        )
     result = run_search(
         problem, algorithm, evaluator, args.queries, store=store, run_id=run_id, resume=args.resume
     )
-    truth = TrueFront.from_table(evaluator.accuracy, evaluator.latency_ms)
     acc = [r.accuracy for r in result.records]
     lat = [r.latency_ms for r in result.records]
     summary = result.summary()
     summary["run_id"] = run_id
-    summary["device"] = args.device
-    summary["accuracy_column"] = args.accuracy_column
-    summary["quality"] = {
-        "hv_ratio": truth.hv_ratio(acc, lat),
-        "front_share": truth.front_share(acc, lat),
-        "igd": truth.igd(acc, lat),
-        "true_front_points": truth.n_points,
-    }
+    summary["space"] = space.name
+    summary["device"] = src.device
+    summary["accuracy_column"] = src.accuracy_label
+    summary["evaluator"] = dict(evaluator.settings)
+    summary["n_accuracy_evals"] = int(getattr(evaluator, "n_accuracy_evals", 0))
     stages = summary["info"].get("stages", [])
-    for stage in stages:  # front quality when each shrinking stage ended
-        n = int(stage["n_queries"])
-        stage["hv_ratio"] = truth.hv_ratio(acc[:n], lat[:n]) if n else 0.0
-        stage["front_share"] = truth.front_share(acc[:n], lat[:n]) if n else 0.0
-    if args.budget_ms is not None:
-        summary["quality"]["regret"] = truth.regret(acc, lat, args.budget_ms)
-        summary["true_best_under_budget"] = truth.best_under(args.budget_ms)
+    summary["quality"] = None  # the true front is known only when both sources are tables
+    if truth is not None:
+        summary["quality"] = {
+            "hv_ratio": truth.hv_ratio(acc, lat),
+            "front_share": truth.front_share(acc, lat),
+            "igd": truth.igd(acc, lat),
+            "true_front_points": truth.n_points,
+        }
+        for stage in stages:  # front quality when each shrinking stage ended
+            n = int(stage["n_queries"])
+            stage["hv_ratio"] = truth.hv_ratio(acc[:n], lat[:n]) if n else 0.0
+            stage["front_share"] = truth.front_share(acc[:n], lat[:n]) if n else 0.0
+        if args.budget_ms is not None:
+            summary["quality"]["regret"] = truth.regret(acc, lat, args.budget_ms)
+            summary["true_best_under_budget"] = truth.best_under(args.budget_ms)
     if args.out is not None:
-        _write_outputs(args.out, summary, result, truth, acc, lat, args)
+        _write_outputs(args.out, summary, result, truth, acc, lat, args, src)
         summary["out"] = str(args.out)
     if args.json:
         print_json(summary)
@@ -151,24 +318,32 @@ def cmd_search(args: argparse.Namespace) -> int:
         align_right=[True, True, False],
     )
     q = summary["quality"]
-    print(
-        f"HV ratio {q['hv_ratio']:.4f}  front share {q['front_share']:.1%}  IGD {q['igd']:.4f}  "
-        f"time {result.time_s:.2f} s"
-    )
+    if q is not None:
+        print(
+            f"HV ratio {q['hv_ratio']:.4f}  front share {q['front_share']:.1%}  "
+            f"IGD {q['igd']:.4f}  time {result.time_s:.2f} s"
+        )
+    else:
+        print(f"time {result.time_s:.2f} s ({summary['n_accuracy_evals']} supernet evaluations)")
     for stage in stages:
+        quality = (
+            f", HV ratio then {stage['hv_ratio']:.4f}, front share {stage['front_share']:.1%}"
+            if q is not None
+            else ""
+        )
         print(
             f"stage {stage['stage']}: from query {stage['n_queries']} space size "
-            f"{stage['space_size']}, HV ratio then {stage['hv_ratio']:.4f}, "
-            f"front share {stage['front_share']:.1%}, dropped {stage['dropped'] or 'nothing'}"
+            f"{stage['space_size']}{quality}, dropped {stage['dropped'] or 'nothing'}"
         )
     if args.budget_ms is not None:
         if result.best is None:
             print(f"nothing found meets the budget of {args.budget_ms} ms")
         else:
             b = result.best
+            regret = f"  (regret {q['regret']:.2f} points)" if q is not None else ""
             print(
-                f"best under {args.budget_ms} ms: {b.key}  acc {b.accuracy:.2f}  lat {b.latency_ms:.3f} ms  "
-                f"(regret {q['regret']:.2f} points)"
+                f"best under {args.budget_ms} ms: {b.key}  acc {b.accuracy:.2f}  "
+                f"lat {b.latency_ms:.3f} ms{regret}"
             )
     return 0
 
@@ -181,6 +356,7 @@ def _write_outputs(
     acc: list[float],
     lat: list[float],
     args: argparse.Namespace,
+    src: _Sources,
 ) -> None:
     from hsconas.report.search_plots import front_plot_data, hv_curve, render_front, render_hv_curve
 
@@ -192,11 +368,12 @@ def _write_outputs(
             w.writerow([r.key, r.accuracy, r.latency_ms])
     (out / "front.json").write_text(json.dumps(summary["front"], indent=2))
     (out / "result.json").write_text(json.dumps(summary, indent=2))
-    title = f"{args.algorithm} on {args.device} / {args.accuracy_column}"
+    title = f"{args.algorithm} on {src.device} / {src.accuracy_label}"
     render_front(
         front_plot_data(acc, lat, truth=truth, budget_ms=args.budget_ms),
         out / "front.png",
         title=title,
     )
-    qs, hv = hv_curve(acc, lat, truth)
-    render_hv_curve(qs, hv, out / "hv.png", title=title)
+    if truth is not None:  # the hypervolume ratio needs the true front
+        qs, hv = hv_curve(acc, lat, truth)
+        render_hv_curve(qs, hv, out / "hv.png", title=title)

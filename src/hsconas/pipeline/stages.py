@@ -30,6 +30,7 @@ import numpy as np
 
 from hsconas.pipeline.config import PipelineConfig, TimingSection, config_to_dict
 from hsconas.pipeline.runner import Stage, StageContext, atomic_path, write_json_atomic
+from hsconas.search.evaluators import SupernetEvaluator
 from hsconas.space import Architecture, SearchSpace, get_space
 
 __all__ = [
@@ -432,50 +433,6 @@ def stage_supernet(ctx: StageContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- 4 search
-class SupernetEvaluator:
-    """Accuracy of a member from the supernet (BN-recalibrated, on the validation split) and
-    latency from the hardware model: the evaluator of the pipeline's search.
-
-    Args:
-        supernet: the trained supernet.
-        hw_model: the hardware model (``predict(arch).latency_ms``).
-        batches: pre-loaded calibration and evaluation batches.
-        settings: JSON-ready identity (checkpoint, model file hashes).
-    """
-
-    def __init__(
-        self, supernet: Any, hw_model: Any, batches: Any, settings: Mapping[str, Any]
-    ) -> None:
-        self.supernet = supernet
-        self.hw_model = hw_model
-        self.batches = batches
-        self._settings = dict(settings)
-        self._acc: dict[Architecture, float] = {}
-        self.n_accuracy_evals = 0
-
-    @property
-    def settings(self) -> Mapping[str, Any]:
-        return dict(self._settings)
-
-    def accuracy(self, arch: Architecture) -> float:
-        """Top-1 accuracy of ``arch`` with inherited weights, percent (cached)."""
-        if arch not in self._acc:
-            from hsconas.accuracy import evaluate_subnets
-
-            self._acc[arch] = (
-                100.0 * evaluate_subnets(self.supernet, [arch], batches=self.batches)[0]
-            )
-            self.n_accuracy_evals += 1
-        return self._acc[arch]
-
-    def latency_ms(self, arch: Architecture) -> float:
-        """Predicted latency, ms."""
-        return float(self.hw_model.predict(arch).latency_ms)
-
-    def evaluate(self, arch: Architecture) -> dict[str, float]:
-        return {"accuracy": self.accuracy(arch), "latency_ms": self.latency_ms(arch)}
-
-
 def _evaluator(ctx: StageContext) -> SupernetEvaluator:
     from hsconas.accuracy.evaluate import EvalBatches
 
