@@ -59,6 +59,7 @@ class OFAResNet(nn.Module):
         blocks: (in, mid, out, stride) of every bottleneck block.
         num_classes: classifier outputs.
         dropout_rate: dropout before the classifier.
+        in_channels: image channels (3 for RGB, 1 for grey-scale data).
     """
 
     def __init__(
@@ -68,10 +69,11 @@ class OFAResNet(nn.Module):
         blocks: list[tuple[int, int, int, int]],
         num_classes: int = 1000,
         dropout_rate: float = 0.0,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         mid, out = stem
-        layers: list[nn.Module] = [ConvBNAct(3, mid, 3, 2, act="relu")]
+        layers: list[nn.Module] = [ConvBNAct(in_channels, mid, 3, 2, act="relu")]
         if stem_depth > 0:
             layers.append(_ResidualConv(mid))
         layers.append(ConvBNAct(mid, out, 3, 1, act="relu"))
@@ -97,8 +99,10 @@ def build_ofa_resnet(
     *,
     num_classes: int | None = None,
     dropout_rate: float = 0.0,
+    in_channels: int = 3,
 ) -> nn.Module:
-    """The network of ``arch`` (``num_classes`` defaults to the space's, 1000)."""
+    """The network of ``arch`` (``num_classes`` defaults to the space's, 1000; ``in_channels``
+    is 3 for RGB, 1 for grey-scale data such as ``digits``)."""
     if not isinstance(space, OFAResNetSpace):
         raise TypeError(f"expected an OFAResNetSpace, got {type(space).__name__}")
     return OFAResNet(
@@ -107,4 +111,5 @@ def build_ofa_resnet(
         space.block_plan(arch),
         num_classes=space.num_classes if num_classes is None else num_classes,
         dropout_rate=dropout_rate,
+        in_channels=in_channels,
     )

@@ -12,15 +12,18 @@ from hsconas.nn.supernet.ofa_mbv3_supernet import (
     ElasticMBConvSupernet,
     OFAMobileNetV3Supernet,
 )
+from hsconas.nn.supernet.ofa_resnet_supernet import OFAResNetSupernet
 from hsconas.space import SearchSpace, get_space
 from hsconas.spaces.hsconas_space import HSCoNASSpace
 from hsconas.spaces.ofa_mbv3 import ElasticMBConvSpace
+from hsconas.spaces.ofa_resnet import OFAResNetSpace
 
 __all__ = [
     "ElasticMBConvSupernet",
     "HSCoNASSupernet",
     "NB201Supernet",
     "OFAMobileNetV3Supernet",
+    "OFAResNetSupernet",
     "Supernet",
     "build_supernet",
     "supernet_spaces",
@@ -36,6 +39,7 @@ def supernet_spaces() -> tuple[str, ...]:
         "nb201",
         "ofa-mbv3",
         "ofa-mbv3-w1.2",
+        "ofa-resnet50",
         "proxylessnas",
     )
 
@@ -47,10 +51,11 @@ def build_supernet(space: str | SearchSpace, **options: Any) -> Supernet:
         space: a space or its registered name (see :func:`supernet_spaces`; possibly
             restricted).
         **options: supernet options (``num_classes``; for nb201 also ``channels`` and
-            ``cells_per_stage``; for ``ofa-mbv3*`` and ``proxylessnas`` also ``dropout_rate``
-            and ``in_channels``); ``restriction`` (gene -> allowed choices) restricts the space
-            as :meth:`SearchSpace.restrict` does (a shrunk space keeps the full-width weights).
-            ``in_channels`` (image channels) is accepted by every space: the MobileNet-family
+            ``cells_per_stage``; for ``ofa-mbv3*``, ``proxylessnas`` and ``ofa-resnet50`` also
+            ``dropout_rate`` and ``in_channels``); ``restriction`` (gene -> allowed choices)
+            restricts the space as :meth:`SearchSpace.restrict` does (a shrunk space keeps the
+            full-width weights).
+            ``in_channels`` (image channels) is accepted by every space: the OFA-family
             supernets adapt their stem to it, the others must already take that many channels.
 
     Raises:
@@ -67,6 +72,10 @@ def build_supernet(space: str | SearchSpace, **options: Any) -> Supernet:
         if in_channels is not None:
             options["in_channels"] = int(in_channels)
         return ElasticMBConvSupernet(sp, **options)
+    if isinstance(sp, OFAResNetSpace):
+        if in_channels is not None:
+            options["in_channels"] = int(in_channels)
+        return OFAResNetSupernet(sp, **options)
     fixed = sp.in_channels if isinstance(sp, HSCoNASSpace) else 3
     if in_channels is not None and int(in_channels) != fixed:
         raise ValueError(
