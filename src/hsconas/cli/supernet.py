@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "supernet",
         help="train weight-sharing supernets and evaluate their members",
         description="Train a weight-sharing supernet of a space (hsconas, hsconas-cifar, "
-        "hsconas-digits, nb201, ofa-mbv3, ofa-mbv3-w1.2, proxylessnas) and evaluate members "
-        "with recalibrated batch norms.",
+        "hsconas-digits, nb201, ofa-mbv3, ofa-mbv3-w1.2, proxylessnas, ofa-resnet50) and "
+        "evaluate members with recalibrated batch norms.",
         epilog="examples:\n"
         "  hsconas supernet train hsconas-digits --data digits --epochs 10 --out runs/sn\n"
         "  hsconas supernet eval runs/sn --sample 20 --seed 0 --json",
