@@ -240,8 +240,10 @@ def _sources(args: argparse.Namespace) -> _Sources:
     min_ms = None
     if lat_table is not None:
         lat_source = TableLatency(lat_table, args.device, space)
-        in_space = [i for i, a in enumerate(lat_table.archs) if space.contains(a)]
-        min_ms = float(lat_table.column(args.device)[in_space].min())
+        column = lat_table.column(args.device)
+        if space.is_restricted:
+            column = column[[i for i, a in enumerate(lat_table.archs) if space.contains(a)]]
+        min_ms = float(column.min())
     else:
         lat_source = lat_model
     assert acc_source is not None and lat_source is not None
