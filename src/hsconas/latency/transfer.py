@@ -5,14 +5,29 @@ tables, never the target column): looked up when a source table holds the archit
 predicted by a per-source :class:`~hsconas.latency.predictors.LinearPredictor` fitted on that source
 table. Tables of the same space whose rows differ are matched by architecture.
 
-On the ``K`` measured shots of the target device the model fits, in log space:
+On the ``K`` measured shots of the target device the model fits two predictors of the target's
+log-latency and mixes them:
 
-1. for every source device ``s`` a line ``log t = a_s + b_s log s`` (tiny ridge), scored by its
-   closed-form leave-one-out error ``e_s``; the sources are averaged with weights
-   ``exp(-(e_s - e_min) / e_min)`` (a soft choice of the best-correlated devices);
-2. a ridge correction of the remaining residual on all standardised source log-latencies, its
-   strength chosen by leave-one-out error on the shots (strong by default, so that a few shots
-   cannot overfit).
+* **twin** (suits a target with a near twin among the sources, e.g. another GPU):
+
+  1. for every source device ``s`` a line ``log t = a_s + b_s log s`` (tiny ridge), scored by its
+     closed-form leave-one-out error ``e_s``; the sources are averaged with weights
+     ``exp(-(e_s - e_min) / e_min)`` (a soft choice of the best-correlated devices);
+  2. a ridge correction of the remaining residual on all standardised source log-latencies, its
+     strength chosen by leave-one-out error on the shots (strong by default, so that a few shots
+     cannot overfit).
+
+* **embedding** (suits a target unlike any single source, e.g. a noisy phone): a hardware
+  embedding as in HELP. The centred source log-latency matrix (rows of the first source table) is
+  factorised by SVD; an architecture's coordinates are its projections on the top ``r`` right
+  singular vectors, and every source device has ``r`` loadings there. The target's loadings get a
+  Gaussian prior whose mean and covariance are those of the *source devices'* loadings (a new device
+  is assumed to look like a typical measured one), and a Bayesian linear regression on the shots
+  gives their posterior mean, the noise variance chosen by marginal likelihood. Ranks
+  ``r = 1..10`` are averaged with weights proportional to their marginal likelihoods.
+
+The mix is ``q * twin + (1 - q) * embedding`` with ``q`` the leave-one-out R^2 of the best single
+source line on the shots (clipped to [0, 1]): how well the shots are explained by one twin device.
 
 numpy only (scikit-learn through the per-source predictors).
 """
@@ -44,6 +59,11 @@ DEGENERATE_MS = 0.05
 
 _RIDGE_ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 _LINE_RIDGE = 1e-3
+_EMBED_RANKS = tuple(range(1, 11))
+_EMBED_ROWS = 4000
+_NOISE_VARS = tuple(np.logspace(-5, -1, 17))  # (log ms)^2, searched by marginal likelihood
+_PRIOR_JITTER = 1e-3
+_INTERCEPT_VAR = 10.0
 
 
 class TransferError(HsconasError, ValueError):
@@ -105,7 +125,28 @@ class FewShotTransfer:
         logs = [np.log(np.maximum(sources[ti].latency_ms[:, j], 1e-3)) for ti, j in self.columns]
         self._z_mean = np.array([v.mean() for v in logs])
         self._z_std = np.array([v.std() or 1.0 for v in logs])
+        self._embed_mean, self._embed_basis = self._embedding_basis()
         self._fitted = False
+
+    def _embedding_basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean log-latency per source and right singular vectors (rows) of the centred matrix.
+
+        Computed on up to ``_EMBED_ROWS`` seeded rows of the first source table where no source
+        latency is degenerate.
+        """
+        table = self.tables[0]
+        cols = [j for ti, j in self.columns if ti == 0]
+        rows = np.arange(len(table))
+        if cols:  # rows where the first table's source columns are all usable
+            rows = rows[np.all(table.latency_ms[:, cols] > DEGENERATE_MS, axis=1)]
+        if rows.size < 2:
+            rows = np.arange(len(table))
+        rng = np.random.default_rng(self.seed)
+        rows = np.sort(rng.permutation(rows)[:_EMBED_ROWS])
+        S = self.source_log_latency([table.archs[i] for i in rows])
+        mean = S.mean(axis=0)
+        _, _, vt = np.linalg.svd(S - mean, full_matrices=False)
+        return mean, vt
 
     # ------------------------------------------------------------------ representation
     def source_log_latency(self, archs: Sequence[Architecture]) -> np.ndarray:
@@ -171,6 +212,9 @@ class FewShotTransfer:
         w = np.exp(-(e - e_min) / e_min)
         self.line_coef = np.asarray(lines)
         self.weights = w / w.sum()
+        var = float(ly.var())
+        self.twin_share = float(np.clip(1.0 - e.min() / var, 0.0, 1.0)) if var > 0 else 1.0
+        self._fit_embedding(S, ly)
         base = self._base(S)
         resid = ly - base
         Z = self._z(S)
@@ -189,6 +233,34 @@ class FewShotTransfer:
         self._fitted = True
         return self
 
+    def _fit_embedding(self, S: np.ndarray, ly: np.ndarray) -> None:
+        """Bayesian regression of ``ly`` on embedding coordinates, averaged over ranks."""
+        k = ly.size
+        P = (S - self._embed_mean) @ self._embed_basis.T
+        ranks = [r for r in _EMBED_RANKS if r <= self._embed_basis.shape[0]]
+        evidence, coefs = [], []
+        for r in ranks:
+            load = self._embed_basis[:r]  # (r, n_sources): loadings of each source device
+            prior_mean = np.concatenate([[ly.mean()], load.mean(axis=1)])
+            prior_cov = np.zeros((r + 1, r + 1))
+            prior_cov[0, 0] = _INTERCEPT_VAR
+            prior_cov[1:, 1:] = np.atleast_2d(np.cov(load)) + _PRIOR_JITTER * np.eye(r)
+            A = np.column_stack([np.ones(k), P[:, :r]])
+            log_ev, coef = _bayes_linear(A, ly, prior_mean, prior_cov)
+            evidence.append(log_ev)
+            coefs.append(coef)
+        ev = np.asarray(evidence)
+        rw = np.exp(ev - ev.max())
+        self.rank_weights = dict(zip(ranks, (rw / rw.sum()).tolist(), strict=True))
+        self._embed_coefs = coefs
+
+    def _embedding(self, S: np.ndarray) -> np.ndarray:
+        P = (S - self._embed_mean) @ self._embed_basis.T
+        out = np.zeros(S.shape[0])
+        for (r, w), coef in zip(self.rank_weights.items(), self._embed_coefs, strict=True):
+            out += w * (coef[0] + P[:, :r] @ coef[1:])
+        return out
+
     def _z(self, S: np.ndarray) -> np.ndarray:
         return (S - self._z_mean) / self._z_std
 
@@ -201,12 +273,37 @@ class FewShotTransfer:
         if not self._fitted:
             raise TransferError("FewShotTransfer is not fitted; call fit() with measured shots")
         S = self.source_log_latency(archs)
-        return np.asarray(np.exp(self._base(S) + self.resid_mean + self._z(S) @ self.ridge_coef))
+        twin = self._base(S) + self.resid_mean + self._z(S) @ self.ridge_coef
+        q = self.twin_share
+        return np.asarray(np.exp(q * twin + (1.0 - q) * self._embedding(S)))
 
     def top_sources(self, n: int = 3) -> list[tuple[str, float]]:
         """The ``n`` source devices with the largest averaging weights."""
         order = np.argsort(-self.weights)[:n]
         return [(self.source_names[i], float(self.weights[i])) for i in order]
+
+
+def _bayes_linear(
+    A: np.ndarray, y: np.ndarray, prior_mean: np.ndarray, prior_cov: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Log marginal likelihood and posterior mean of ``y = A b + noise``, ``b ~ N(mean, cov)``.
+
+    The noise variance is the one of ``_NOISE_VARS`` with the largest marginal likelihood.
+    """
+    n = y.size
+    res = y - A @ prior_mean
+    K0 = A @ prior_cov @ A.T
+    best = (-np.inf, _NOISE_VARS[0])
+    for s2 in _NOISE_VARS:
+        K = K0 + s2 * np.eye(n)
+        _, logdet = np.linalg.slogdet(K)
+        ll = -0.5 * (res @ np.linalg.solve(K, res) + logdet + n * np.log(2 * np.pi))
+        if ll > best[0]:
+            best = (float(ll), s2)
+    ll, s2 = best
+    precision = np.linalg.inv(prior_cov) + A.T @ A / s2
+    coef = np.linalg.solve(precision, np.linalg.solve(prior_cov, prior_mean) + A.T @ y / s2)
+    return ll, coef
 
 
 @dataclass(frozen=True)
@@ -219,7 +316,8 @@ class TransferResult:
         seed: seed of the shot sample.
         metrics: accuracy on every other (non-degenerate) architecture of the target table.
         n_sources: number of source devices.
-        top_sources: the most weighted source devices and their weights.
+        top_sources: the most weighted source devices and their weights (twin predictor).
+        twin_share: weight of the twin predictor in the mix (the rest is the embedding predictor).
     """
 
     target_device: str
@@ -228,6 +326,7 @@ class TransferResult:
     metrics: LatencyMetrics
     n_sources: int
     top_sources: tuple[tuple[str, float], ...]
+    twin_share: float = 1.0
 
 
 def few_shot_transfer(
@@ -275,4 +374,5 @@ def few_shot_transfer(
         metrics=evaluate(pred, y[test_rows]),
         n_sources=len(model.columns),
         top_sources=tuple(model.top_sources()),
+        twin_share=model.twin_share,
     )
