@@ -110,11 +110,26 @@ def test_supernet_and_latency_model_search_matches_direct_evaluation_and_resumes
 
     db = digits_run["dir"] / "search.db"
     full = _run(
-        _digits_args(digits_run, "--queries", "14", "--store", str(db), "--run-id", "a"), capsys
+        _digits_args(
+            digits_run,
+            "--queries",
+            "14",
+            "--store",
+            str(db),
+            "--run-id",
+            "a",
+            "--out",
+            str(digits_run["dir"] / "out"),
+        ),
+        capsys,
     )
     assert full["n_queries"] == 14 and full["n_accuracy_evals"] == 14
     assert full["quality"] is None  # no known true front with a supernet
     assert full["device"] == "cpu-test" and full["evaluator"]["accuracy"]["kind"] == "supernet"
+    out = digits_run["dir"] / "out"
+    with open(out / "front.csv") as fh:
+        assert len(fh.readlines()) == len(full["front"]) + 1
+    assert (out / "front.png").is_file() and not (out / "hv.png").exists()  # no true front
 
     # every evaluation went to the store, all distinct architectures
     store = ResultStore(db)
@@ -304,3 +319,35 @@ def test_supernet_with_a_users_latency_table(
     # an unknown column names the file's columns
     err = _error([*args[:-2], "--device", "pixel3"], capsys)
     assert "my_phone" in err and "my_laptop" in err
+
+
+def test_hardware_model_file_is_read_and_checked_against_space_and_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An HSCoNAS hardware model (LUT of real block timings + correction) is dispatched on its
+    format and refused for another space or device with one line naming both."""
+    from hsconas.hardware.lut import decompose, measure_blocks, meta_build
+    from hsconas.hardware.measure import measure_network
+    from hsconas.hardware.timing import TimingConfig
+    from hsconas.latency.hw_model import HSCoNASModel, sample_archs
+    from hsconas.search.evaluators import load_latency_model
+
+    fast = TimingConfig(max_time_s=0.01, warmup_runs=1, warmup_time_s=0.0, min_runs=5)
+    space = get_space("hsconas-digits")
+    archs = sample_archs("hsconas-digits", 3, resolution=None, seed=0)
+    blocks = {c.key: c for a in archs for c in decompose(meta_build(a), space.input_shape(a))}
+    lut = measure_blocks(blocks, "torch", space="hsconas-digits", timing=fast)
+    lat = [measure_network(a, "torch", timing=fast).median_ms for a in archs]
+    path = HSCoNASModel.fit(lut, archs, lat).save(tmp_path / "hw.json")
+
+    source = load_latency_model(path, space="hsconas-digits")
+    model = HSCoNASModel.load(path)
+    assert source.settings["format"] == "hsconas-hw-model"
+    assert source.latency_ms(archs[0]) == pytest.approx(model.predict(archs[0]).latency_ms)
+    err = _error(["search", "--space", "nb201", "--latency-model", str(path)], capsys)
+    assert "HSCoNAS latency model of space 'hsconas-digits'" in err and "'nb201'" in err
+    err = _error(
+        ["search", "--space", "hsconas-digits", "--supernet", "x", "--data", "digits",
+         "--latency-model", str(path), "--device", "pixel3"], capsys,
+    )  # fmt: skip
+    assert f"device {model.device!r}" in err and "'pixel3'" in err

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hsconas.cli.output import positive_int, print_json, print_table
+from hsconas.cli.output import HelpFormatter, positive_int, print_json, print_table
 from hsconas.errors import DataFormatError, HsconasError
 
-_RAW = argparse.RawDescriptionHelpFormatter
 _DATA_HELP = "digits | mnist:PATH | cifar10:PATH | folder:PATH"
 
 
@@ -22,13 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "search",
         help="search a space for the accuracy-latency front or the best net under a budget",
         description="Search a space with the HSCoNAS evolutionary algorithm (or a baseline). "
-        "Accuracy comes from a table (--accuracy-table; nb201 by default) or from a trained "
-        "supernet (--supernet CHECKPOINT --data SPEC: each member is extracted, its batch norms "
-        "recalibrated and its top-1 measured on the validation split). Latency comes from a "
-        "recorded table (--latency-table with a --device column, maybe your own file; the HELP "
-        "table by default for nb201) or from a saved latency model (--latency-model: an HSCoNAS "
-        "hardware model or a learned predictor). Any accuracy source goes with any latency "
-        "source of the same space. A query is one distinct architecture. With --store every "
+        "A query is one distinct architecture.\n"
+        "Accuracy: a table (--accuracy-table, --accuracy-column; the NB201 table by default for "
+        "nb201) or a trained supernet (--supernet CHECKPOINT --data SPEC: each member is "
+        "extracted, its batch norms recalibrated on --calib-images training images and its top-1 "
+        "measured on the validation split the supernet was trained without).\n"
+        "Latency: a recorded table (--latency-table with a --device column, maybe your own file; "
+        "the HELP table by default for nb201) or a saved latency model (--latency-model: an "
+        "HSCoNAS hardware model from `latency profile` or a predictor from `latency fit-table`).\n"
+        "Any accuracy source goes with any latency source of the same space; with two tables "
+        "the result is also scored against the exact Pareto front. With --store every "
         "evaluation is saved as it happens and --resume continues a run.",
         epilog="examples:\n"
         "  hsconas search --space nb201 --accuracy-table accuracy.csv --accuracy-column cifar10 \\\n"
@@ -41,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "# table accuracy\n"
         "  hsconas search --space nb201 --supernet runs/nb201-sn --data cifar10:PATH \\\n"
         "      --latency-table my_phones.csv --device my_phone --mode constraint --budget-ms 5",
-        formatter_class=_RAW,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--space", default="nb201", help="search space (default nb201)")
     acc = p.add_argument_group("accuracy (one of)")
@@ -52,7 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument(
         "--supernet", type=Path, metavar="CHECKPOINT", help="supernet checkpoint.pt or its folder"
     )
-    acc.add_argument("--data", metavar="SPEC", help="with --supernet: " + _DATA_HELP)
+    acc.add_argument(
+        "--data",
+        metavar="SPEC",
+        help="with --supernet: " + _DATA_HELP + " (the checkpoint's subset and validation split "
+        "are reused when SPEC is the one it was trained on)",
+    )
     acc.add_argument(
         "--calib-images", type=positive_int, default=2000, metavar="N",
         help="with --supernet: training images for BN recalibration (default 2000)",
