@@ -250,6 +250,13 @@ def test_table_accuracy_with_latency_model(
     best = doc["best"]
     assert best is not None and best["latency_ms"] <= 40
     assert best["accuracy"] == max(p["accuracy"] for p in doc["front"] if p["latency_ms"] <= 40)
+    # the table output: no true-front quality line without two tables
+    rc = main(
+        ["search", "--latency-model", str(nb201_predictor), "--queries", "10", "--budget-ms", "40"]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0 and "found front" in out and "best under 40.0 ms" in out
+    assert "HV ratio" not in out and "regret" not in out
 
 
 @pytest.fixture(scope="module")

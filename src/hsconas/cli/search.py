@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,6 +262,25 @@ def _sources(args: argparse.Namespace) -> _Sources:
     return _Sources(CombinedEvaluator(acc_source, lat_source), None, device, label, space, min_ms)
 
 
+@contextmanager
+def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar of distinct queries on stderr when it is a terminal (supernet evaluations
+    take seconds each); yields ``update(n_queries)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.update(task, completed=n)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from hsconas.search import Problem, make_algorithm, run_search
     from hsconas.search.problem import BudgetInfeasibleError
@@ -286,9 +308,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"search-{args.space}-{src.device}-{src.accuracy_label}-{args.algorithm}-"
             f"{args.mode}-s{args.seed}"
         )
-    result = run_search(
-        problem, algorithm, evaluator, args.queries, store=store, run_id=run_id, resume=args.resume
-    )
+    with _progress(f"search {space.name} on {src.device}", args.queries) as on_batch:
+        result = run_search(
+            problem, algorithm, evaluator, args.queries, store=store, run_id=run_id,
+            resume=args.resume, on_batch=on_batch,
+        )  # fmt: skip
     acc = [r.accuracy for r in result.records]
     lat = [r.latency_ms for r in result.records]
     summary = result.summary()
@@ -333,7 +357,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"IGD {q['igd']:.4f}  time {result.time_s:.2f} s"
         )
     else:
-        print(f"time {result.time_s:.2f} s ({summary['n_accuracy_evals']} supernet evaluations)")
+        n_sn = summary["n_accuracy_evals"]
+        print(f"time {result.time_s:.2f} s" + (f" ({n_sn} supernet evaluations)" if n_sn else ""))
     for stage in stages:
         quality = (
             f", HV ratio then {stage['hv_ratio']:.4f}, front share {stage['front_share']:.1%}"
