@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="few-shot transfer of latency to a new device from recorded devices",
         description="Fit TARGET_DEVICE from --shots seeded rows of the target table, using every "
         "device column of the source tables except the target column as source devices, and "
-        "report rank correlation and error on all other rows of the target table.",
+        "report rank correlation and error on all other rows of the target table. The shots are "
+        "numpy.random.default_rng(SEED).choice over the rows above 0.05 ms, without replacement. "
+        "The prediction mixes a twin-device model (best-fitting source lines) and a Bayesian "
+        "hardware-embedding model (SVD of the source latencies), weighted by how well one source "
+        "line explains the shots (twin_share).",
         epilog="examples:\n  hsconas latency transfer --space nb201 "
         "--source-table nb201/latency_help.csv.gz \\\n"
         "      --target-table nb201/latency_help.csv.gz --target-device pixel3 --shots 10 --json",
@@ -123,6 +127,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         **{k: v for k, v in m.items() if k != "n"},
         "n_test": m["n"],
         "top_sources": [{"device": n, "weight": w} for n, w in res.top_sources],
+        "twin_share": res.twin_share,
     }
     if args.json:
         print_json(out)
@@ -136,6 +141,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     )
     top = ", ".join(f"{n} ({w:.2f})" for n, w in res.top_sources)
     print(f"most weighted sources: {top}")
+    print(
+        f"mix: {res.twin_share:.2f} twin-device model, {1 - res.twin_share:.2f} "
+        "hardware-embedding model"
+    )
     return 0
 
 
