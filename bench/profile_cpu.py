@@ -6,7 +6,7 @@ per-layer kernel size and expand ratio -- is profiled at one fixed input resolut
 gene restricted to ``--resolution``): ``--samples`` networks per specification plus the default
 random baseline (4x samples), each distinct network timed once end to end (batch 1, 1 thread)
 through :func:`hsconas.profiling.profile_blocks` with a ``backend:torch`` / ``backend:onnxruntime``
-source. Every measurement goes through one results store (``--store``), so a networks drawn for one
+source. Every measurement goes through one results store (``--store``), so a network drawn for one
 specification serves every specification it matches, and a rerun with the same store measures
 nothing new. The OFA GPU table is profiled through the same API (a table source, seconds per GPU).
 
@@ -251,6 +251,8 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only; write no result files")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
+    if args.samples < 2 or args.gpu_samples < 2:
+        ap.error("--samples and --gpu-samples must be >= 2 (a specification needs a spread)")
 
     import onnxruntime
     import torch
