@@ -132,3 +132,67 @@ def test_prob_non_dominated_matches_monte_carlo() -> None:
         dominated |= (la <= L) & (a >= A)
     np.testing.assert_allclose(p, 1 - dominated.mean(axis=0), atol=0.005)
     assert p[2] < 1e-6 < p[1]  # slow and weak vs fast and strong
+
+
+def test_latency_features_keep_ops_that_survive_dead_code_elimination(data_dir: Path) -> None:
+    """Compiled cells drop edges whose result never reaches the output but still compute convs
+    fed by zeros; on the Pixel 3 column of the HELP table the 'survives elimination' one-hot
+    explains latency better than raw plus effective one-hot (all rows, least squares)."""
+    from hsconas.data.tables import load_latency_table
+
+    space = get_space("nb201")
+    codec = GeneCodec(space)
+    fmap = CellFeatureMap(codec, one_hot_only=True)
+    # node 2 cannot reach the output: its two convs are eliminated
+    cell = space.from_string(
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+    )
+    x = fmap.transform(codec.encode([cell]))[0]
+    assert x.shape == (90,)
+    survive = x[60:].reshape(6, 5)
+    assert survive[:, 0].sum() == 5 and survive[3, 1] == 1  # only 3<-0 skip survives
+    # node 1 gets zeros (none), but its conv feeds the output: computed, so it survives
+    zeros_in = space.from_string(
+        "|none~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    z = fmap.transform(codec.encode([zeros_in]))[0]
+    assert z[60:].reshape(6, 5)[2, 3] == 1 and z[30:60].reshape(6, 5)[2, 0] == 1
+
+    table = load_latency_table(data_dir / "nb201" / "latency_help.csv.gz")
+    codes = codec.encode(list(table.archs))
+    y = table.column("pixel3")
+    X = fmap.transform(codes)
+
+    def rmse(cols: np.ndarray) -> float:
+        A = np.column_stack([cols, np.ones(len(y))])
+        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        return float(np.sqrt(np.mean((A @ coef - y) ** 2)))
+
+    assert rmse(X) < 0.95 * rmse(X[:, :60])
+
+
+def test_within_class_noise_pools_spread_of_equal_cells() -> None:
+    from hsconas.search.surrogate import within_class_noise
+
+    rng = np.random.default_rng(0)
+    classes = np.repeat(np.arange(40), 5)
+    y = 10.0 * classes + rng.normal(0.0, 0.3, len(classes))  # class means far apart
+    s = within_class_noise(classes, y, prior_sd=1.0, prior_n=4)
+    assert 0.2 < s < 0.45  # the between-class spread does not leak in; the prior barely counts
+    # with no repeated class the prior is all there is
+    assert abs(within_class_noise(np.arange(5), np.arange(5.0), prior_sd=0.7) - 0.7) < 1e-12
+
+
+def test_accuracy_features_ignore_dead_edges() -> None:
+    space = get_space("nb201")
+    codec = GeneCodec(space)
+    fmap = CellFeatureMap(codec, effective_only=True)
+    a = space.from_string(
+        "|skip_connect~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|none~2|"
+    )
+    b = space.from_string(
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+    )
+    xa, xb = fmap.transform(codec.encode([a, b]))
+    assert np.array_equal(xa, xb)
+    assert fmap.classes(codec.encode([a]))[0] == fmap.classes(codec.encode([b]))[0]

@@ -15,8 +15,13 @@ One generation:
    small enough to enumerate). Latency: ridge on one-hot gene features (NB201: plus the one-hot of
    the effective cell), with a robust residual noise as its uncertainty (measured latencies are
    noisy). Accuracy: extra-trees (default; the spread across trees is the uncertainty) or a
-   bootstrap ridge ensemble, on one-hot plus pairwise features, or for NB201 on cell features (effective cell, path encoding, live op counts; see
-   :class:`~hsconas.search.surrogate.CellFeatureMap`). Pareto mode picks the batch greedily by the
+   bootstrap ridge ensemble, on one-hot plus pairwise features, or for NB201 on cell features
+   (effective cell, path encoding, live op counts; see
+   :class:`~hsconas.search.surrogate.CellFeatureMap`). On NB201 the accuracy model sees only
+   what is trained (cells computing the same function share features) and adds the pooled
+   within-class spread of the queried accuracies to its uncertainty (``noise_model``): that
+   spread is training noise, so an unqueried member of a well-known class still has a chance to
+   beat its class mean; latency features add the ops that survive dead-code elimination. Pareto mode picks the batch greedily by the
    probability of not being dominated by the evaluated points under both uncertainties (each pick
    added as a fantasy point before the next); constraint mode by P(feasible) x P(improvement);
    weighted mode by optimistic predicted fitness. Each batch may also evaluate
@@ -47,6 +52,7 @@ from hsconas.search.surrogate import (
     GeneCodec,
     RidgeEnsemble,
     is_nb201,
+    within_class_noise,
 )
 from hsconas.space import Architecture
 
@@ -71,6 +77,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         pool: ``"offspring"`` (bred offspring only), or ``"space"``/``"auto"`` (the bred
             offspring plus every architecture of the current space when it has at most 20000
             members, e.g. NB201; then at most 500 offspring are bred).
+        noise_model: on NB201, fit accuracy on trained-function features only and add the
+            within-class noise to the accuracy uncertainty.
         shrinking: enable progressive space shrinking.
         shrink_at: query counts after which a shrinking stage ends.
         shrink_z: significance (standard errors) needed to call a choice dominated.
@@ -99,6 +107,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         acquisition: str = "poi",
         model: str = "trees",
         n_trees: int = 50,
+        noise_model: bool = True,
         shrinking: bool = True,
         shrink_at: Sequence[int] = (100, 200, 400),
         shrink_z: float = 3.0,
@@ -132,6 +141,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.acquisition = acquisition
         self.model = model
         self.n_trees = n_trees
+        self.noise_model = noise_model
         self.shrinking = shrinking
         self.shrink_at = tuple(sorted(int(s) for s in shrink_at))
         self.shrink_z = shrink_z
@@ -139,7 +149,9 @@ class HSCoNASEvolution(SearchAlgorithm):
 
         self.codec = GeneCodec(self.space)
         self.acc_features: FeatureMap | CellFeatureMap = (
-            CellFeatureMap(self.codec) if is_nb201(self.codec) else FeatureMap(self.codec)
+            CellFeatureMap(self.codec, effective_only=noise_model)
+            if is_nb201(self.codec)
+            else FeatureMap(self.codec)
         )
         self.lat_features: FeatureMap | CellFeatureMap = (
             CellFeatureMap(self.codec, one_hot_only=True)
@@ -175,6 +187,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             "acquisition",
             "model",
             "n_trees",
+            "noise_model",
             "shrinking",
             "shrink_at",
             "shrink_z",
@@ -346,7 +359,15 @@ class HSCoNASEvolution(SearchAlgorithm):
             per_tree = np.stack([t.tree_.predict(Ap32)[:, 0] for t in trees.estimators_])
             pl = lat_model.predict(Xp).mean
             self._lat_sd = self._lat_noise(lat_model, Xh, lat)
-        return per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6, pl
+        sd = per_tree.std(axis=0) + 1e-6
+        if self.noise_model and isinstance(self.acc_features, CellFeatureMap):
+            # cells of one class differ only by training noise: an unqueried member's accuracy
+            # is its class's predicted mean plus that noise
+            noise = within_class_noise(
+                self.acc_features.classes(hist), acc, prior_sd=0.005 * float(np.ptp(acc))
+            )
+            sd = np.sqrt(sd**2 + noise**2)
+        return per_tree.mean(axis=0), sd, pl
 
     @staticmethod
     def _lat_noise(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> float:

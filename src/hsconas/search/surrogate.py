@@ -237,6 +237,20 @@ def nb201_canonical(ops: Sequence[int]) -> str:
     return "+".join(terms[3]) or "#"
 
 
+def _nb201_out_live(ops: Sequence[int]) -> list[int]:
+    """Ops of the edges whose target node can pass signal to the output (the others are
+    ``none``): what survives dead-code elimination when a cell is compiled, since an edge fed by
+    a ``none`` (zeros) is still computed but one whose result is never used is not."""
+    live_out = {3}
+    for (to, frm), op in reversed(list(zip(_NB201_EDGES, ops, strict=True))):
+        if op != _NONE and to in live_out:
+            live_out.add(frm)
+    return [
+        op if op != _NONE and to in live_out else _NONE
+        for (to, _frm), op in zip(_NB201_EDGES, ops, strict=True)
+    ]
+
+
 def _nb201_row(ops: Sequence[int]) -> np.ndarray:
     eff = _nb201_effective(ops)
     n_ops = len(_NB201_OPS)
@@ -267,7 +281,10 @@ def _nb201_row(ops: Sequence[int]) -> np.ndarray:
     counts = np.bincount(np.asarray(eff), minlength=n_ops).astype(np.float64)
     n_paths = paths.sum()
     extra = np.array([float(n_paths == 0), n_paths, counts[2] + counts[3]])
-    return np.concatenate([raw, effective, paths, compact, counts, extra])
+    out_live = np.zeros(6 * n_ops)
+    for k, op in enumerate(_nb201_out_live(ops)):
+        out_live[k * n_ops + op] = 1.0
+    return np.concatenate([raw, effective, paths, compact, counts, extra, out_live])
 
 
 _NB201_TABLE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -301,18 +318,32 @@ class CellFeatureMap:
 
     Args:
         codec: a codec of the NB201 space (:func:`is_nb201`).
-        one_hot_only: keep only the raw and effective one-hot columns (latency features: an op
-            costs time wherever it sits, but some devices skip ops that cannot reach the output).
+        one_hot_only: keep only one-hot columns, raw, effective and surviving dead-code
+            elimination (latency features: an op costs time wherever it sits, but compiled
+            cells drop the ops whose result never reaches the output).
+        effective_only: drop the raw one-hot columns, so that cells computing the same function
+            get the same features (accuracy features: a dead edge changes nothing that is
+            trained; the spread of accuracies within such a class is training noise).
     """
 
-    def __init__(self, codec: GeneCodec, *, one_hot_only: bool = False) -> None:
+    def __init__(
+        self, codec: GeneCodec, *, one_hot_only: bool = False, effective_only: bool = False
+    ) -> None:
         if not is_nb201(codec):
             raise ValueError("CellFeatureMap needs the NB201 cell space")
+        if one_hot_only and effective_only:
+            raise ValueError("one_hot_only and effective_only exclude each other")
         self.codec = codec
         table, classes = nb201_tables()
-        self._table = table[:, :60] if one_hot_only else table
+        # columns: raw one-hot (30), effective one-hot (30), path encodings, op counts, and
+        # the one-hot of the edges that survive dead-code elimination (last 30)
+        if one_hot_only:
+            table = np.hstack([table[:, :60], table[:, -30:]])
+        elif effective_only:
+            table = table[:, 30:-30]
+        self._table = table
         self._classes = classes
-        self.n_features = table.shape[1]
+        self.n_features = self._table.shape[1]
 
     def transform(self, codes: np.ndarray) -> np.ndarray:
         """Feature matrix, shape (n, n_features), float64."""
@@ -321,3 +352,24 @@ class CellFeatureMap:
     def classes(self, codes: np.ndarray) -> np.ndarray:
         """Canonical-class id of each row (equal ids: the same effective computation)."""
         return self._classes[self.codec.keys(codes)]
+
+
+def within_class_noise(
+    classes: np.ndarray, y: np.ndarray, *, prior_sd: float, prior_n: int = 4
+) -> float:
+    """Pooled within-class standard deviation of ``y`` (units of ``y``), shrunk towards
+    ``prior_sd`` as if ``prior_n`` degrees of freedom had shown it.
+
+    Members of one class compute the same function, so their spread is measurement or training
+    noise that no feature can predict: it is the floor of any surrogate's error, and the chance
+    that an unqueried member beats its class mean.
+    """
+    classes = np.asarray(classes)
+    y = np.asarray(y, dtype=np.float64)
+    ss, dof = 0.0, 0
+    for c in np.unique(classes):
+        v = y[classes == c]
+        if len(v) > 1:
+            ss += float(((v - v.mean()) ** 2).sum())
+            dof += len(v) - 1
+    return float(np.sqrt((ss + prior_n * prior_sd**2) / (dof + prior_n)))
