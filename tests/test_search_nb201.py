@@ -123,3 +123,43 @@ def test_cli_space_restrict_and_errors(
     bad.write_text("arch_str,lat\n|conv~0|+|x~0|y~1|+|a~0|b~1|c~2|,1.0\n")
     code, _, err = _cli([*base, "--latency-table", str(bad), "--device", "lat"], capsys)
     assert code == 2 and err.startswith("hsconas: error:")
+
+
+def test_default_accuracy_surrogate_ranks_the_whole_table(tables: tuple[object, object]) -> None:
+    """After 100 queries the extra-trees + GP surrogate (log error scale) ranks all 15625 cells
+    close to their published accuracies, and its GP kernel has not collapsed to pure noise."""
+    from scipy.stats import kendalltau
+
+    from hsconas.search.ea import HSCoNASEvolution
+
+    acc, lat = tables
+    ev = TabularEvaluator.from_tables(get_space("nb201"), acc, "cifar100", lat, "pixel3")
+    problem = Problem(ev.space)
+    algo = make_algorithm("hsconas", problem, seed=0)
+    assert isinstance(algo, HSCoNASEvolution) and algo.model == "trees+gp"
+    run_search(problem, algo, ev, 100)
+    codes = algo.codec.encode(list(ev.archs))
+    mu, sd, _ = algo._predict(codes)
+    assert kendalltau(mu, ev.accuracy).statistic > 0.55  # 0.66 when written
+    assert np.all(sd > 0) and np.all(np.isfinite(mu))
+    params = algo._gp_kernel.get_params()
+    assert params["k2__noise_level"] < 0.5  # most of the variance is explained, not noise
+
+
+def test_error_log_scale_round_trip() -> None:
+    from hsconas.search.surrogate import ErrorLogScale
+
+    pct = ErrorLogScale(np.array([10.0, 94.4]))
+    assert pct.ceiling == pytest.approx(100.5)
+    a = np.array([10.0, 90.0, 94.0, 94.4])
+    z = pct.forward(a)
+    assert np.allclose(pct.inverse(z), a)
+    assert np.all(np.diff(z) > 0)
+    # the top is spread out: 94.0 -> 94.4 moves further in z than 10 -> 10.4
+    assert z[3] - z[2] > pct.forward(np.array([10.4]))[0] - z[0]
+    # slope is d accuracy / d z
+    eps = 1e-6
+    assert pct.slope(z[1:2])[0] == pytest.approx(
+        (pct.inverse(z[1:2] + eps) - pct.inverse(z[1:2]))[0] / eps, rel=1e-4
+    )
+    assert ErrorLogScale(np.array([0.2, 0.9])).ceiling == pytest.approx(1.005)

@@ -35,6 +35,7 @@ Only table reads (or whatever the evaluator does) count as queries; surrogate pr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,7 @@ from hsconas.search.problem import EvalRecord, Problem, SearchConfigError
 from hsconas.search.shrinking import dominated_choices, estimate_effects, shrink_space
 from hsconas.search.surrogate import (
     CellFeatureMap,
+    ErrorLogScale,
     FeatureMap,
     GeneCodec,
     RidgeEnsemble,
@@ -77,6 +79,12 @@ class HSCoNASEvolution(SearchAlgorithm):
         pool: ``"offspring"`` (bred offspring only), or ``"space"``/``"auto"`` (the bred
             offspring plus every architecture of the current space when it has at most 20000
             members, e.g. NB201; then at most 500 offspring are bred).
+        acquisition: ``"poi"`` (probability of non-domination) or ``"hvi"`` (hypervolume
+            improvement of the optimistic prediction) in Pareto mode.
+        model: accuracy surrogate: ``"trees"`` (extra-trees), ``"ridge"`` (bootstrap ridge), or
+            ``"trees+gp"`` (extra-trees averaged with a Gaussian process, both on the log error
+            scale, see :class:`~hsconas.search.surrogate.ErrorLogScale`).
+        n_trees: trees of the extra-trees surrogate.
         noise_model: on NB201, fit accuracy on trained-function features only and add the
             within-class noise to the accuracy uncertainty.
         shrinking: enable progressive space shrinking.
@@ -105,7 +113,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         n_members: int = 5,
         pool: str = "auto",
         acquisition: str = "poi",
-        model: str = "trees",
+        model: str = "trees+gp",
         n_trees: int = 50,
         noise_model: bool = True,
         shrinking: bool = True,
@@ -120,8 +128,8 @@ class HSCoNASEvolution(SearchAlgorithm):
             )
         if acquisition not in ("poi", "hvi"):
             raise SearchConfigError(f"acquisition must be 'poi' or 'hvi', got {acquisition!r}")
-        if model not in ("ridge", "trees"):
-            raise SearchConfigError(f"model must be 'ridge' or 'trees', got {model!r}")
+        if model not in ("ridge", "trees", "trees+gp"):
+            raise SearchConfigError(f"model must be 'ridge', 'trees' or 'trees+gp', got {model!r}")
         if pool not in ("offspring", "space", "auto"):
             raise SearchConfigError(f"pool must be 'offspring', 'space' or 'auto', got {pool!r}")
         if not 0 <= explore_per_batch <= batch_size:
@@ -165,6 +173,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         self._stage = 0
         self._space_codes: np.ndarray | None = None
         self._lat_sd = 0.0
+        self._gp_kernel: Any = None
+        self._n_fits = 0
         self.stages: list[dict[str, Any]] = [
             {"stage": 0, "n_queries": 0, "space_size": int(self.space.size()), "dropped": {}}
         ]
@@ -324,7 +334,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         acc = np.array([r.accuracy for r in self.history])
         lat = np.array([r.latency_ms for r in self.history])
         seed = int(self.rng.integers(2**31))
-        if self.model == "trees":
+        if self.model in ("trees", "trees+gp"):
             return self._predict_trees(pool, hist, acc, lat, seed)
         with threadpool_limits(1):  # small solves: threads only add contention
             acc_model = RidgeEnsemble(alpha=self.alpha, n_members=self.n_members, seed=seed)
@@ -350,16 +360,24 @@ class HSCoNASEvolution(SearchAlgorithm):
         Ap = self.acc_features.transform(pool)
         with threadpool_limits(1):
             lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Xh, lat)
+            scale = ErrorLogScale(acc) if self.model == "trees+gp" else None
+            target = acc if scale is None else scale.forward(acc)
             trees = ExtraTreesRegressor(
                 n_estimators=self.n_trees, max_features=0.5, random_state=seed, n_jobs=1
-            ).fit(Ah, acc)
+            ).fit(Ah, target)
             # the trees' low-level predict on one float32 copy (sklearn's per-call validation
             # converts the whole pool again for every tree)
             Ap32 = np.ascontiguousarray(Ap, dtype=np.float32)
             per_tree = np.stack([t.tree_.predict(Ap32)[:, 0] for t in trees.estimators_])
             pl = lat_model.predict(Xp).mean
             self._lat_sd = self._lat_noise(lat_model, Xh, lat)
-        sd = per_tree.std(axis=0) + 1e-6
+        mean, sd = per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6
+        if scale is not None:  # average with a GP on the log error scale, then map back
+            gp_mean, gp_sd = self._gp_predict(Ah, target, Ap, seed)
+            mix_sd = np.sqrt((sd**2 + gp_sd**2) / 2 + (mean - gp_mean) ** 2 / 4)
+            mean = (mean + gp_mean) / 2
+            sd = mix_sd * scale.slope(mean) + 1e-6
+            mean = scale.inverse(mean)
         if self.noise_model and isinstance(self.acc_features, CellFeatureMap):
             # cells of one class differ only by training noise: an unqueried member's accuracy
             # is its class's predicted mean plus that noise
@@ -367,7 +385,39 @@ class HSCoNASEvolution(SearchAlgorithm):
                 self.acc_features.classes(hist), acc, prior_sd=0.005 * float(np.ptp(acc))
             )
             sd = np.sqrt(sd**2 + noise**2)
-        return per_tree.mean(axis=0), sd, pl
+        return mean, sd, pl
+
+    def _gp_predict(
+        self, X: np.ndarray, y: np.ndarray, Xp: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian-process mean and standard deviation (RBF + white noise); the kernel's
+        hyper-parameters are re-fitted every fifth call and reused in between."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        refit = self._gp_kernel is None or self._n_fits % 5 == 0
+        self._n_fits += 1
+        # bounded hyper-parameters (targets are normalised): an unbounded fit on a few hundred
+        # points sometimes collapses to pure noise or to a length scale that memorises them
+        kernel = (
+            ConstantKernel(1.0, (0.05, 20.0)) * RBF(3.0, (0.5, 50.0))
+            + WhiteKernel(0.05, (1e-3, 1.0))
+            if self._gp_kernel is None
+            else self._gp_kernel
+        )
+        gp = GaussianProcessRegressor(
+            kernel,
+            normalize_y=True,
+            optimizer="fmin_l_bfgs_b" if refit else None,
+            random_state=seed,
+        )
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a bound reached is fine here
+            gp.fit(X, y)
+            mean, sd = gp.predict(Xp, return_std=True)
+        self._gp_kernel = gp.kernel_
+        return np.asarray(mean), np.asarray(sd)
 
     @staticmethod
     def _lat_noise(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> float:

@@ -373,3 +373,31 @@ def within_class_noise(
             ss += float(((v - v.mean()) ** 2).sum())
             dof += len(v) - 1
     return float(np.sqrt((ss + prior_n * prior_sd**2) / (dof + prior_n)))
+
+
+class ErrorLogScale:
+    """Accuracy on the scale ``-log(ceiling - accuracy)`` (log error rate).
+
+    Near the top of a space accuracies differ by tenths of a point while the worst members sit tens
+    of points lower; on the log error scale the top is spread out and the tail compressed, so a
+    regression spends its capacity where the search needs it. Accuracies are percentages, or
+    fractions when none exceeds 1; the ceiling sits 0.5% of the scale above a perfect score.
+
+    Args:
+        accuracy: the accuracies seen so far (only their scale is used).
+    """
+
+    def __init__(self, accuracy: np.ndarray) -> None:
+        self.ceiling = 1.005 if float(np.max(accuracy)) <= 1.0 else 100.5
+
+    def forward(self, accuracy: np.ndarray) -> np.ndarray:
+        """Log error of ``accuracy``."""
+        return np.asarray(-np.log(np.maximum(self.ceiling - np.asarray(accuracy), 1e-9)))
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Accuracy of log error ``z``."""
+        return np.asarray(self.ceiling - np.exp(-np.asarray(z)))
+
+    def slope(self, z: np.ndarray) -> np.ndarray:
+        """d accuracy / d z at ``z`` (turns a standard deviation in z into accuracy units)."""
+        return np.asarray(np.exp(-np.asarray(z)))
