@@ -132,6 +132,7 @@ def main() -> None:
         "--constraint-devices", nargs="*", help="devices of the constraint-mode runs (default: all)"
     )
     ap.add_argument("--constraint-seeds", type=int, help="seeds of the constraint-mode runs")
+    ap.add_argument("--suffix", default="", help="appended to the results file names")
     ap.add_argument("--note", default="", help="text added to the results file (e.g. subset used)")
     args = ap.parse_args()
     _, lat_table = _tables()
@@ -163,7 +164,7 @@ def write(
     rows: list[dict], devices: list[str], seeds: int, wall: float, args: argparse.Namespace
 ) -> None:
     machine = platform.node() or "machine"
-    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}"
+    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}{args.suffix}"
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     keys = sorted({k for r in rows for k in r})
