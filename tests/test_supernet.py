@@ -13,20 +13,9 @@ from hsconas.nn import build_model, count_params
 from hsconas.nn.supernet import HSCoNASSupernet, NB201Supernet, build_supernet
 from hsconas.nn.supernet.slicing import center_crop_kernel, fit_tensor
 from hsconas.space import get_space
+from supernet_helpers import randomise_bn
 
 torch.set_num_threads(1)
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics and affine weights, so that wrong slicing shows in outputs."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +23,7 @@ def digits_supernet() -> HSCoNASSupernet:
     torch.manual_seed(0)
     sn = build_supernet("hsconas-digits")
     assert isinstance(sn, HSCoNASSupernet)
-    _randomise_bn(sn)
+    randomise_bn(sn)
     return sn.eval()
 
 
@@ -111,7 +100,7 @@ def test_nb201_supernet_extraction_and_sharing() -> None:
     torch.manual_seed(0)
     sn = build_supernet("nb201", channels=4, cells_per_stage=1)
     assert isinstance(sn, NB201Supernet)
-    _randomise_bn(sn)
+    randomise_bn(sn)
     sn.eval()
     rng = np.random.default_rng(0)
     x = torch.randn(2, 3, 16, 16)
@@ -176,7 +165,7 @@ def test_evaluate_subnets_on_digits_untrained_is_near_chance() -> None:
 def test_ofa_mbv3_supernet_elastic_depth_kernel_expand() -> None:
     torch.manual_seed(0)
     sn = build_supernet("ofa-mbv3", num_classes=10)
-    _randomise_bn(sn)
+    randomise_bn(sn)
     sn.eval()
     rng = np.random.default_rng(0)
     x = torch.randn(2, 3, 32, 32)

@@ -22,20 +22,9 @@ from hsconas.nn import build_model, count_params
 from hsconas.nn.supernet import OFAResNetSupernet, build_supernet, supernet_spaces
 from hsconas.space import Architecture
 from hsconas.spaces.ofa_resnet import RESNET_MAX_DEPTHS
+from supernet_helpers import randomise_bn
 
 torch.set_num_threads(1)
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics and affine weights, so that wrong slicing shows in outputs."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +32,7 @@ def supernet() -> OFAResNetSupernet:
     torch.manual_seed(0)
     sn = build_supernet("ofa-resnet50", num_classes=10)
     assert isinstance(sn, OFAResNetSupernet)
-    _randomise_bn(sn)
+    randomise_bn(sn)
     return sn.eval()
 
 

@@ -21,20 +21,9 @@ from hsconas.cli.main import main
 from hsconas.nn import build_model, count_params
 from hsconas.nn.supernet import ElasticMBConvSupernet, build_supernet, supernet_spaces
 from hsconas.space import Architecture
+from supernet_helpers import randomise_bn
 
 torch.set_num_threads(1)
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics and affine weights, so that wrong slicing shows in outputs."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +31,7 @@ def supernet() -> ElasticMBConvSupernet:
     torch.manual_seed(0)
     sn = build_supernet("proxylessnas", num_classes=10)
     assert isinstance(sn, ElasticMBConvSupernet)
-    _randomise_bn(sn)
+    randomise_bn(sn)
     return sn.eval()
 
 
@@ -181,7 +170,7 @@ def test_grey_scale_stem_for_digits() -> None:
     sn = build_supernet("proxylessnas", num_classes=10, in_channels=1)
     assert isinstance(sn, ElasticMBConvSupernet)
     assert sn.config() == {"space": "proxylessnas", "num_classes": 10, "in_channels": 1}
-    _randomise_bn(sn)
+    randomise_bn(sn)
     sn.eval()
     x = torch.randn(3, 1, 8, 8)  # digits' size: the stride-2 layers bottom out at 1x1
     for arch in (sn.largest(), sn.smallest()):
