@@ -103,6 +103,25 @@ def save_model(
     return p
 
 
+def read_model_json(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """The path and parsed JSON object of a latency model file of any kind.
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        ModelFileError: the file is not a JSON object.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataNotFoundError(f"latency model file not found: {p}")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{p}: not a JSON latency model file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ModelFileError(f"{p}: not an hsconas latency model file (not a JSON object)")
+    return p, doc
+
+
 def load_model(
     path: str | os.PathLike[str], *, space: str | None = None, device: str | None = None
 ) -> LatencyModel:
@@ -118,14 +137,8 @@ def load_model(
         ModelFileError: not a model file, an unsupported version, or a space/device mismatch (the
             message names both).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataNotFoundError(f"latency model file not found: {p}")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{p}: not a JSON latency model file ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    p, doc = read_model_json(path)
+    if doc.get("format") != FORMAT:
         raise ModelFileError(f"{p}: not an hsconas latency model file (no format {FORMAT!r})")
     version = doc.get("format_version")
     if version != FORMAT_VERSION:

@@ -17,10 +17,8 @@ satisfies the :class:`~hsconas.search.problem.Evaluator` protocol. This module d
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -92,7 +90,35 @@ def _check_coverage(space: SearchSpace, archs: tuple[Architecture, ...], what: s
         )
 
 
-class TableAccuracy:
+class _TableColumn:
+    """One column of a recorded table, checked to cover every architecture of the space."""
+
+    _what = "table"
+    _key = "column"
+
+    def __init__(self, table: Any, column: str, space: SearchSpace) -> None:
+        if table.space != space.name:
+            raise DataFormatError(
+                f"the {self._what} is for space {table.space!r}, not {space.name!r}"
+            )
+        self._values = np.asarray(table.column(column), dtype=np.float64)
+        _check_coverage(space, tuple(table.archs), f"{self._what} {table.path or ''}".strip())
+        self.table = table
+        self._column = column
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return {
+            "kind": "table",
+            "table": str(getattr(self.table, "path", "") or ""),
+            self._key: self._column,
+        }
+
+    def _value(self, arch: Architecture) -> float:
+        return float(self._values[self.table.index_of(arch)])
+
+
+class TableAccuracy(_TableColumn):
     """Accuracy read from an :class:`~hsconas.data.tables.AccuracyTable` column.
 
     Args:
@@ -104,29 +130,18 @@ class TableAccuracy:
         DataFormatError: a table of another space, an unknown column, or missing architectures.
     """
 
-    def __init__(self, table: Any, column: str, space: SearchSpace) -> None:
-        if table.space != space.name:
-            raise DataFormatError(
-                f"the accuracy table is for space {table.space!r}, not {space.name!r}"
-            )
-        self._values = np.asarray(table.column(column), dtype=np.float64)
-        _check_coverage(space, tuple(table.archs), f"accuracy table {table.path or ''}".strip())
-        self.table = table
-        self.column = column
+    _what = "accuracy table"
+    _key = "column"
 
     @property
-    def settings(self) -> Mapping[str, Any]:
-        return {
-            "kind": "table",
-            "table": str(getattr(self.table, "path", "") or ""),
-            "column": self.column,
-        }
+    def column(self) -> str:
+        return self._column
 
     def accuracy(self, arch: Architecture) -> float:
-        return float(self._values[self.table.index_of(arch)])
+        return self._value(arch)
 
 
-class TableLatency:
+class TableLatency(_TableColumn):
     """Latency read from one device column of a :class:`~hsconas.data.tables.LatencyTable`.
 
     The table may be a user's own recording with any device column names.
@@ -140,26 +155,15 @@ class TableLatency:
         DataFormatError: a table of another space, an unknown device, or missing architectures.
     """
 
-    def __init__(self, table: Any, device: str, space: SearchSpace) -> None:
-        if table.space != space.name:
-            raise DataFormatError(
-                f"the latency table is for space {table.space!r}, not {space.name!r}"
-            )
-        self._values = np.asarray(table.column(device), dtype=np.float64)
-        _check_coverage(space, tuple(table.archs), f"latency table {table.path or ''}".strip())
-        self.table = table
-        self.device = device
+    _what = "latency table"
+    _key = "device"
 
     @property
-    def settings(self) -> Mapping[str, Any]:
-        return {
-            "kind": "table",
-            "table": str(getattr(self.table, "path", "") or ""),
-            "device": self.device,
-        }
+    def device(self) -> str:
+        return self._column
 
     def latency_ms(self, arch: Architecture) -> float:
-        return float(self._values[self.table.index_of(arch)])
+        return self._value(arch)
 
 
 class ModelLatency:
@@ -211,17 +215,10 @@ def load_latency_model(
         DataNotFoundError: no such file.
         ModelFileError: not a latency model file, or one of another space or device.
     """
-    from hsconas.errors import DataNotFoundError
-    from hsconas.latency.model_io import FORMAT, ModelFileError, load_model
+    from hsconas.latency.model_io import FORMAT, ModelFileError, load_model, read_model_json
 
-    p = Path(path)
-    if not p.is_file():
-        raise DataNotFoundError(f"latency model file not found: {p}")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{p}: not a JSON latency model file ({exc})") from None
-    fmt = doc.get("format") if isinstance(doc, dict) else None
+    p, doc = read_model_json(path)
+    fmt = doc.get("format")
     settings: dict[str, Any] = {"kind": "model", "file": p.name, "sha256": file_digest(p)}
     if fmt == "hsconas-hw-model":
         from hsconas.latency.hw_model import HSCoNASModel, IncompatibleModelError
