@@ -201,6 +201,15 @@ _NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 _NB201_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
 
 
+def _nb201_live_out(ops: Sequence[int]) -> set[int]:
+    """Nodes from which signal can reach the output node (3) through non-``none`` edges."""
+    live_out = {3}
+    for (to, frm), op in reversed(list(zip(_NB201_EDGES, ops, strict=True))):
+        if op != _NONE and to in live_out:
+            live_out.add(frm)
+    return live_out
+
+
 def _nb201_effective(ops: Sequence[int]) -> list[int]:
     """Ops of the effective cell: an edge whose source receives no signal from the input, or whose
     target cannot pass signal to the output, is replaced by ``none``."""
@@ -208,10 +217,7 @@ def _nb201_effective(ops: Sequence[int]) -> list[int]:
     for (to, frm), op in zip(_NB201_EDGES, ops, strict=True):
         if op != _NONE and frm in live_in:
             live_in.add(to)
-    live_out = {3}
-    for (to, frm), op in reversed(list(zip(_NB201_EDGES, ops, strict=True))):
-        if op != _NONE and to in live_out:
-            live_out.add(frm)
+    live_out = _nb201_live_out(ops)
     return [
         op if op != _NONE and frm in live_in and to in live_out else _NONE
         for (to, frm), op in zip(_NB201_EDGES, ops, strict=True)
@@ -241,10 +247,7 @@ def _nb201_out_live(ops: Sequence[int]) -> list[int]:
     """Ops of the edges whose target node can pass signal to the output (the others are
     ``none``): what survives dead-code elimination when a cell is compiled, since an edge fed by
     a ``none`` (zeros) is still computed but one whose result is never used is not."""
-    live_out = {3}
-    for (to, frm), op in reversed(list(zip(_NB201_EDGES, ops, strict=True))):
-        if op != _NONE and to in live_out:
-            live_out.add(frm)
+    live_out = _nb201_live_out(ops)
     return [
         op if op != _NONE and to in live_out else _NONE
         for (to, _frm), op in zip(_NB201_EDGES, ops, strict=True)
