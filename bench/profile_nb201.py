@@ -5,19 +5,21 @@ CPUs, phones) with CIFAR-100 accuracy:
 
 1. profile every (edge, op) specification with ``--samples`` table rows per specification
    (cost = distinct architectures measured);
-2. reduce the space for that device (``reduce_space``, keep-min 2) and draw a random reduction of
-   the same per-edge sizes (a fresh control for every seed);
+2. reduce the space for that device (``reduce_space``, default rule ``front-rate``, keep-min 2)
+   and draw a random reduction of the same per-edge sizes (a fresh control for every seed);
 3. search the full space, the reduced space and the random control with the same query budget and
    algorithm (default: the HSCoNAS EA of ``hsconas.search``), over ``--seeds`` seeds;
-4. score every search against the *full* space's true front: hypervolume ratio (objectives
-   normalised by the true front's ideal/nadir, reference point nadir + 1% of the range:
-   ``TrueFront.hv_ratio``) and the share of true-front points found (``TrueFront.front_share``).
+4. score every search, at each budget of ``--budgets`` (prefixes of one run: the algorithms do not
+   depend on the total budget), against the *full* space's true front: hypervolume ratio
+   (objectives normalised by the true front's ideal/nadir, reference point nadir + 1% of the
+   range: ``TrueFront.hv_ratio``) and the share of true-front points found
+   (``TrueFront.front_share``).
 
 Also reported per device: the ceiling of each space (hypervolume ratio and front share of *all* its
-architectures), which shows what a reduction gave up.
+architectures), which shows what a reduction gave up, beside the ceiling of the other rule.
 
 Usage:
-    python bench/profile_nb201.py                     # 7 devices, 10 seeds, 200 queries
+    python bench/profile_nb201.py                     # 7 devices, 10 seeds, 100/200/300 queries
     python bench/profile_nb201.py --quick             # 3 devices, 3 seeds
     python bench/profile_nb201.py --algorithm re
 
@@ -76,8 +78,8 @@ def _evaluator(device: str):  # type: ignore[no-untyped-def]
     return _CACHE[key]
 
 
-def search_task(task: tuple[str, str, int, dict, str, int]) -> dict:
-    device, variant, seed, restrict, algo, queries = task
+def search_task(task: tuple[str, str, int, dict, str, tuple[int, ...]]) -> list[dict]:
+    device, variant, seed, restrict, algo, budgets = task
     from hsconas.search import Problem, make_algorithm, run_search
     from hsconas.search.pareto import TrueFront
     from hsconas.space import get_space
@@ -90,18 +92,23 @@ def search_task(task: tuple[str, str, int, dict, str, int]) -> dict:
         ev = ev.restricted_to(space)
     problem = Problem(space)
     t0 = time.perf_counter()
-    res = run_search(problem, make_algorithm(algo, problem, seed=seed), ev, queries)
+    res = run_search(problem, make_algorithm(algo, problem, seed=seed), ev, max(budgets))
+    elapsed = time.perf_counter() - t0
     acc = np.array([r.accuracy for r in res.records])
     lat = np.array([r.latency_ms for r in res.records])
-    return {
-        "device": device,
-        "variant": variant,
-        "seed": seed,
-        "hv_ratio": truth.hv_ratio(acc, lat),
-        "front_share": truth.front_share(acc, lat),
-        "n_queries": res.n_queries,
-        "time_s": time.perf_counter() - t0,
-    }
+    return [
+        {
+            "device": device,
+            "variant": variant,
+            "seed": seed,
+            "queries": b,
+            "hv_ratio": truth.hv_ratio(acc[:b], lat[:b]),
+            "front_share": truth.front_share(acc[:b], lat[:b]),
+            "n_queries": min(b, res.n_queries),
+            "time_s": elapsed,
+        }
+        for b in budgets
+    ]
 
 
 def _ceiling(device: str, restrict: dict | None) -> tuple[float, float, int]:
@@ -133,14 +140,24 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--samples", type=int, default=20, help="profiling samples per specification")
-    ap.add_argument("--queries", type=int, default=200, help="search budget (distinct queries)")
+    ap.add_argument(
+        "--budgets",
+        type=int,
+        nargs="+",
+        default=[100, 200, 300],
+        help="search budgets (distinct queries) scored; one run of the largest per seed",
+    )
     ap.add_argument("--algorithm", default="hsconas", choices=("hsconas", "re", "random", "nsga2"))
+    ap.add_argument("--rule", default="front-rate", choices=("front-rate", "dominated"))
     ap.add_argument("--keep-min", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--suffix", default="", help="appended to the result file names")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
     devices = tuple(args.devices or (QUICK if args.quick else DEVICES))
     seeds = 3 if args.quick and args.seeds == 10 else args.seeds
+    budgets = tuple(sorted(set(args.budgets)))
+    other_rule = "dominated" if args.rule == "front-rate" else "front-rate"
 
     from hsconas.profiling import TableAccuracy, TableSource, enumerate_specs, profile_blocks
     from hsconas.profiling.insights import cross_device_insights, device_insights, format_insights
@@ -152,7 +169,7 @@ def main() -> int:
     space = get_space("nb201")
     specs = enumerate_specs(space)
     accuracy = TableAccuracy(acc_table, "cifar100")
-    profiles, reductions = {}, {}
+    profiles, reductions, others = {}, {}, {}
     spaces_dir = args.out / "profile_nb201_spaces"
     for d in devices:
         t0 = time.perf_counter()
@@ -160,9 +177,10 @@ def main() -> int:
             space, specs, TableSource.from_table(lat_table, d), accuracy=accuracy,
             samples=args.samples, seed=0,
         )  # fmt: skip
-        red = reduce_space(prof, keep_min=args.keep_min)
+        red = reduce_space(prof, rule=args.rule, keep_min=args.keep_min)
         red.save(spaces_dir / f"{d}.json")
         profiles[d], reductions[d] = prof, red
+        others[d] = reduce_space(prof, rule=other_rule, keep_min=args.keep_min)
         print(
             f"{d}: profiled {len(specs)} specs with {prof.n_distinct} distinct networks in "
             f"{time.perf_counter() - t0:.1f} s; space {red.full_size} -> {red.size}",
@@ -171,47 +189,53 @@ def main() -> int:
     tasks = []
     for d in devices:
         for s in range(seeds):
-            tasks.append((d, "full", s, {}, args.algorithm, args.queries))
-            tasks.append(
-                (d, "reduced", s, dict(reductions[d].restrict), args.algorithm, args.queries)
-            )
+            tasks.append((d, "full", s, {}, args.algorithm, budgets))
+            tasks.append((d, "reduced", s, dict(reductions[d].restrict), args.algorithm, budgets))
             ctrl = random_reduction(reductions[d], seed=1000 + s)
-            tasks.append((d, "random", s, dict(ctrl.restrict), args.algorithm, args.queries))
+            tasks.append((d, "random", s, dict(ctrl.restrict), args.algorithm, budgets))
     t0 = time.perf_counter()
     with Pool(args.workers, initializer=_tables) as pool:
-        rows = pool.map(search_task, tasks, chunksize=1)
+        rows = [r for rs in pool.map(search_task, tasks, chunksize=1) for r in rs]
     print(f"{len(tasks)} searches in {time.perf_counter() - t0:.0f} s", flush=True)
 
     table = []
     for d in devices:
         prof, red = profiles[d], reductions[d]
-        ceil_full = _ceiling(d, None)
         ceil_red = _ceiling(d, dict(red.restrict))
+        ceil_other = _ceiling(d, dict(others[d].restrict))
         ceil_rnd = [
             _ceiling(d, dict(random_reduction(red, seed=1000 + s).restrict)) for s in range(seeds)
         ]
-        line = {
-            "device": d,
-            "profile_cost": prof.n_distinct,
-            "full_size": red.full_size,
-            "reduced_size": red.size,
-            "true_front": ceil_full[2],
-            "ceiling_hv_reduced": ceil_red[0],
-            "ceiling_share_reduced": ceil_red[1],
-            "ceiling_hv_random": float(np.mean([c[0] for c in ceil_rnd])),
-            "ceiling_share_random": float(np.mean([c[1] for c in ceil_rnd])),
-        }
-        for v in VARIANTS:
-            hv = np.array([r["hv_ratio"] for r in rows if r["device"] == d and r["variant"] == v])
-            fs = np.array(
-                [r["front_share"] for r in rows if r["device"] == d and r["variant"] == v]
+        for b in budgets:
+            line = {
+                "device": d,
+                "queries": b,
+                "profile_cost": prof.n_distinct,
+                "full_size": red.full_size,
+                "reduced_size": red.size,
+                "other_rule_size": others[d].size,
+                "true_front": ceil_red[2],
+                "ceiling_hv_reduced": ceil_red[0],
+                "ceiling_share_reduced": ceil_red[1],
+                "ceiling_share_other_rule": ceil_other[1],
+                "ceiling_hv_random": float(np.mean([c[0] for c in ceil_rnd])),
+                "ceiling_share_random": float(np.mean([c[1] for c in ceil_rnd])),
+            }
+            for v in VARIANTS:
+                sel = [
+                    r for r in rows if r["device"] == d and r["variant"] == v and r["queries"] == b
+                ]
+                hv = np.array([r["hv_ratio"] for r in sel])
+                fs = np.array([r["front_share"] for r in sel])
+                line[f"hv_{v}"] = float(hv.mean())
+                line[f"hv_{v}_sd"] = float(hv.std(ddof=1)) if len(hv) > 1 else 0.0
+                line[f"share_{v}"] = float(fs.mean())
+                line[f"share_{v}_sd"] = float(fs.std(ddof=1)) if len(fs) > 1 else 0.0
+            line["wins_hv"] = line["hv_reduced"] > max(line["hv_full"], line["hv_random"])
+            line["wins_share"] = line["share_reduced"] > max(
+                line["share_full"], line["share_random"]
             )
-            line[f"hv_{v}"] = float(hv.mean())
-            line[f"hv_{v}_sd"] = float(hv.std(ddof=1)) if len(hv) > 1 else 0.0
-            line[f"share_{v}"] = float(fs.mean())
-        line["wins_hv"] = line["hv_reduced"] > max(line["hv_full"], line["hv_random"])
-        line["wins_share"] = line["share_reduced"] > max(line["share_full"], line["share_random"])
-        table.append(line)
+            table.append(line)
 
     from hsconas.hardware.fingerprint import machine_name
 
@@ -219,38 +243,65 @@ def main() -> int:
     stem = f"profile_nb201_{machine}_{_versions()}"
     if args.algorithm != "hsconas":
         stem += f"_{args.algorithm}"
+    stem += args.suffix
     header = (
         f"# Block profiling on NB201: reduced vs full vs random reduction\n\n"
         f"CIFAR-100 accuracy x HELP device latency; profiling {args.samples} table rows per "
         f"(edge, op) specification ({len(specs)} specifications) plus a 4x random baseline; "
-        f"reduction keep-min {args.keep_min}; search `{args.algorithm}` "
-        f"({'HSCoNAS EA' if args.algorithm == 'hsconas' else args.algorithm}) with "
-        f"{args.queries} distinct queries, {seeds} seeds (random control redrawn per seed). "
-        f"HV ratio and front share against the FULL space's true front (mean over seeds, sd in "
-        f"brackets). Ceiling = all architectures of the space. Machine {machine}, "
+        f"reduction rule `{args.rule}`, keep-min {args.keep_min}; search `{args.algorithm}` "
+        f"({'HSCoNAS EA' if args.algorithm == 'hsconas' else args.algorithm}), {seeds} seeds "
+        f"(random control redrawn per seed), scored at {', '.join(map(str, budgets))} distinct "
+        f"queries. HV ratio and front share against the FULL space's true front (mean over "
+        f"seeds, sd in brackets). Ceiling = all architectures of the space; the `{other_rule}` "
+        f"rule's reduction of the same profile is shown for comparison. Machine {machine}, "
         f"{_versions()}.\n\n"
     )
-    cols = (
+    space_cols = (
         "| device | profile cost (distinct nets) | size full -> reduced | true front pts | "
-        "HV full | HV reduced | HV random | share full | share reduced | share random | "
-        "ceiling HV red / rnd | ceiling share red / rnd | reduced wins HV / share |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        f"ceiling HV reduced / random | ceiling share reduced / random | `{other_rule}` rule: "
+        "size / ceiling share |\n|---|---|---|---|---|---|---|\n"
     )
     body = ""
     for t in table:
+        if t["queries"] != budgets[0]:
+            continue
         body += (
             f"| {t['device']} | {t['profile_cost']} | {t['full_size']} -> {t['reduced_size']} | "
-            f"{t['true_front']} | {t['hv_full']:.4f} ({t['hv_full_sd']:.4f}) | "
-            f"{t['hv_reduced']:.4f} ({t['hv_reduced_sd']:.4f}) | "
-            f"{t['hv_random']:.4f} ({t['hv_random_sd']:.4f}) | {t['share_full']:.3f} | "
-            f"{t['share_reduced']:.3f} | {t['share_random']:.3f} | "
-            f"{t['ceiling_hv_reduced']:.4f} / {t['ceiling_hv_random']:.4f} | "
+            f"{t['true_front']} | {t['ceiling_hv_reduced']:.4f} / {t['ceiling_hv_random']:.4f} | "
             f"{t['ceiling_share_reduced']:.2f} / {t['ceiling_share_random']:.2f} | "
-            f"{'yes' if t['wins_hv'] else 'no'} / {'yes' if t['wins_share'] else 'no'} |\n"
+            f"{t['other_rule_size']} / {t['ceiling_share_other_rule']:.2f} |\n"
         )
-    n_hv = sum(t["wins_hv"] for t in table)
-    n_sh = sum(t["wins_share"] for t in table)
-    footer = f"\nReduced beats both full and random control on HV ratio on {n_hv}/{len(table)} devices, on front share on {n_sh}/{len(table)}.\n"
+    text = header + "## Spaces\n\n" + space_cols + body
+    for b in budgets:
+        part = [t for t in table if t["queries"] == b]
+        text += (
+            f"\n## {b} queries\n\n"
+            "| device | HV full | HV reduced | HV random | share full | share reduced | "
+            "share random | reduced wins HV / share |\n|---|---|---|---|---|---|---|---|\n"
+        )
+        for t in part:
+            text += (
+                f"| {t['device']} | {t['hv_full']:.4f} ({t['hv_full_sd']:.4f}) | "
+                f"{t['hv_reduced']:.4f} ({t['hv_reduced_sd']:.4f}) | "
+                f"{t['hv_random']:.4f} ({t['hv_random_sd']:.4f}) | "
+                f"{t['share_full']:.3f} ({t['share_full_sd']:.3f}) | "
+                f"{t['share_reduced']:.3f} ({t['share_reduced_sd']:.3f}) | "
+                f"{t['share_random']:.3f} ({t['share_random_sd']:.3f}) | "
+                f"{'yes' if t['wins_hv'] else 'no'} / {'yes' if t['wins_share'] else 'no'} |\n"
+            )
+        mean = {k: np.mean([t[k] for t in part]) for k in ("hv_full", "hv_reduced", "hv_random")}
+        share = {
+            k: np.mean([t[k] for t in part])
+            for k in ("share_full", "share_reduced", "share_random")
+        }
+        text += (
+            f"| mean | {mean['hv_full']:.4f} | {mean['hv_reduced']:.4f} | "
+            f"{mean['hv_random']:.4f} | {share['share_full']:.3f} | "
+            f"{share['share_reduced']:.3f} | {share['share_random']:.3f} | |\n"
+            f"\nReduced beats both full and random control on HV ratio on "
+            f"{sum(t['wins_hv'] for t in part)}/{len(part)} devices, on front share on "
+            f"{sum(t['wins_share'] for t in part)}/{len(part)}.\n"
+        )
     ins = [i for d in devices for i in device_insights(profiles[d])] + cross_device_insights(
         [profiles[d] for d in devices]
     )
@@ -263,7 +314,7 @@ def main() -> int:
         + "\n"
         for d in devices
     )
-    text = header + cols + body + footer + dropped + "\n## Insights\n\n" + format_insights(ins)
+    text += dropped + "\n## Insights\n\n" + format_insights(ins)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.md").write_text(text, encoding="utf-8")

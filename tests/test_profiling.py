@@ -202,11 +202,11 @@ def _profile_with_accuracy(tmp_path: Path, device: str = "dev_a"):  # type: igno
 
 def test_reduction_keeps_min_and_random_control_matches(tmp_path: Path) -> None:
     prof = _profile_with_accuracy(tmp_path)
-    red1 = reduce_space(prof, keep_min=1, rescue_fronts=0)
+    red1 = reduce_space(prof, rule="dominated", keep_min=1, rescue_fronts=0)
     # avg_pool_3x3 is slower than skip and less accurate everywhere: it must go
     assert all("avg_pool_3x3" in red1.dropped.get(g.name, []) for g in NB201.genes)
     for k in (1, 2, 3, 4):
-        red = reduce_space(prof, keep_min=k, rescue_fronts=0)
+        red = reduce_space(prof, rule="dominated", keep_min=k, rescue_fronts=0)
         assert all(len(v) >= k for v in red.restrict.values())
         ctrl = random_reduction(red, seed=5)
         assert ctrl.size == red.size
@@ -226,6 +226,25 @@ def test_reduction_keeps_min_and_random_control_matches(tmp_path: Path) -> None:
     )
     with pytest.raises(HsconasError, match="keep-min"):
         reduce_space(prof, keep_min=0)
+
+
+def test_front_rate_rule_drops_what_no_good_network_uses(tmp_path: Path) -> None:
+    prof = _profile_with_accuracy(tmp_path)
+    red = reduce_space(prof, keep_min=1)
+    assert red.rule.startswith("front-rate(")
+    # additive problem: the exact front uses none / skip / conv1x1 / conv3x3 only, so avg_pool
+    # (slower than skip and less accurate) is the one op that may go, and some of it does
+    assert red.dropped and all(v == ["avg_pool_3x3"] for v in red.dropped.values())
+    for g in NB201.genes:
+        # the two cheapest ops and the most accurate one anchor the front's ends
+        assert {"none", "skip_connect", "nor_conv_3x3"} <= set(red.restrict[g.name])
+    for key in (f"{g}=avg_pool_3x3" for g in red.dropped):
+        assert "near-front rate" in red.reasons[key]
+    assert red.size < NB201.size()
+    protect_all = reduce_space(prof, keep_min=1, protect_cheapest=5)
+    assert protect_all.size == NB201.size() and not protect_all.dropped
+    with pytest.raises(HsconasError, match="unknown reduction rule"):
+        reduce_space(prof, rule="magic")
 
 
 def test_latency_only_profile_cannot_be_reduced(tmp_path: Path) -> None:

@@ -64,6 +64,12 @@ def test_profile_blocks_reduce_report_round_trip(
     assert r["space"] == "nb201" and r["device"] == "pixel3"
     assert all(len(v) >= 3 for v in r["restrict"].values())
     assert c["size"] == r["size"] == rdoc["reduction"]["size"]
+    assert r["rule"].startswith("front-rate(")
+    dom = tmp_path / "dominated.json"
+    assert main(["profile", "reduce", str(out / "profile.json"), "--out", str(dom),
+                 "--rule", "dominated"]) == 0  # fmt: skip
+    assert json.loads(dom.read_text())["rule"].startswith("dominated(")
+    capsys.readouterr()
 
     html = tmp_path / "report.html"
     assert main(["profile", "report", str(out / "profile.json"), "--html", str(html)]) == 0

@@ -68,9 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reduce",
         help="reduce a space for the profiled device",
-        description="Drop, per layer, the blocks dominated in both marginal latency and accuracy "
-        "effects (unless Pareto-optimal profiled networks use them), keeping at least "
-        "--keep-min per layer. The output is accepted by `hsconas search --space-restrict`.",
+        description="Drop, per layer, the blocks the profile shows to be unhelpful on this device, "
+        "keeping at least --keep-min per layer. Rule `front-rate` (default): a block stays when "
+        "it is among the two cheapest or the most accurate of its layer, when a Pareto-optimal "
+        "profiled network uses it, or when the networks holding it reach the near-front (best "
+        "quarter by non-dominated sorting) at least 35%% as often as the layer's best block. Rule "
+        "`dominated`: drop blocks that another block of the layer beats in both marginal "
+        "latency and accuracy effects. The output is accepted by `hsconas search "
+        "--space-restrict`.",
         epilog="examples:\n"
         "  hsconas profile reduce prof/profile.json --out pixel3_space.json\n"
         "  hsconas profile reduce prof/ --out r.json --keep-min 3 --random-control rnd.json --seed 1",
@@ -79,6 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("profile", metavar="PROFILE", type=Path, help="profile.json (or its directory)")
     p.add_argument("--out", type=Path, required=True, help="reduced space JSON")
     p.add_argument("--keep-min", type=int, default=2, help="minimum choices kept per layer")
+    p.add_argument(
+        "--rule",
+        choices=("front-rate", "dominated"),
+        default="front-rate",
+        help="how dropped blocks are chosen (see above)",
+    )
     p.add_argument(
         "--random-control", type=Path, help="also write a random reduction of equal size"
     )
@@ -201,7 +212,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from hsconas.profiling.reduce import random_reduction, reduce_space
 
     prof = load_profile(args.profile)
-    red = reduce_space(prof, keep_min=args.keep_min)
+    red = reduce_space(prof, rule=args.rule, keep_min=args.keep_min)
     red.save(args.out)
     doc: dict[str, Any] = {"reduction": red.to_json(), "out": str(args.out)}
     if args.random_control is not None:

@@ -1,11 +1,26 @@
 """Per-device reduced search spaces from a block profile, and the random control.
 
-A choice of a gene is dropped when another choice of the same gene dominates it in *both* marginal
-effects of the profile's regression (no slower by more than ``lat_margin_pct`` of the mean latency
-and more accurate by at least ``acc_margin`` points), unless it appears at that gene in one of the
-first ``rescue_fronts`` non-dominated layers of the profile's own measured architectures (so choices
-that real Pareto-optimal networks use survive even when their average effect looks poor). At least
-``keep_min`` choices per gene are kept (the friendliest of the dropped ones come back first).
+Two rules decide which choices of a gene survive:
+
+``front-rate`` (default)
+    The profile's measured architectures are sorted into non-dominated layers (accuracy up,
+    latency down); the *near-front* set is the first layers holding at least ``near_share`` of
+    them. A choice's front rate is the share of the architectures holding it (where the gene is
+    active) that are near-front. The ``protect_cheapest`` choices of lowest latency effect and the
+    ``protect_accurate`` choices of highest accuracy effect always stay: the two ends of the front
+    are built from them, and few measured architectures reach either end. Any other choice stays only when its front rate reaches
+    ``min_rate_ratio`` times the best front rate of its gene, or when it appears at that gene in
+    one of the first ``rescue_fronts`` non-dominated layers of the measured architectures.
+
+``dominated``
+    A choice is dropped when another choice of the same gene dominates it in *both* marginal
+    effects of the profile's regression (no slower by more than ``lat_margin_pct`` of the mean
+    latency and more accurate by at least ``acc_margin`` points), unless it appears at that gene in
+    one of the first ``rescue_fronts`` non-dominated layers of the profile's own measured
+    architectures.
+
+Either way at least ``keep_min`` choices per gene are kept (the friendliest of the dropped ones
+come back first).
 
 The file written is ``{"space", "device", "restrict": {gene: [choices]}, ...}``, which
 :meth:`SearchSpace.restrict` and ``hsconas search --space-restrict`` accept. No torch here.
@@ -29,7 +44,9 @@ from hsconas.profiling.profile import BlockProfile, ProfileError
 from hsconas.space import SearchSpace, get_space
 from hsconas.space.core import Value
 
-__all__ = ["Reduction", "load_reduction", "random_reduction", "reduce_space"]
+__all__ = ["RULES", "Reduction", "load_reduction", "random_reduction", "reduce_space"]
+
+RULES: tuple[str, ...] = ("front-rate", "dominated")
 
 
 @dataclass(frozen=True)
@@ -150,30 +167,146 @@ def _front_choices(profile: BlockProfile, space: SearchSpace, layers: int) -> se
     return out
 
 
+def _near_front_rates(
+    profile: BlockProfile, space: SearchSpace, near_share: float
+) -> dict[tuple[str, str], float]:
+    """(gene, str(choice)) -> share of the measured architectures holding it (gene active) that
+    lie in the first non-dominated layers covering at least ``near_share`` of all of them."""
+    d = profile.draws
+    acc = d["accuracy"].to_numpy(float)
+    lat = d["latency_ms"].to_numpy(float)
+    ok = np.isfinite(acc) & np.isfinite(lat)
+    archs = [a for a, keep in zip(d["arch"].tolist(), ok, strict=True) if keep]
+    acc, lat = acc[ok], lat[ok]
+    if not archs:
+        return {}
+    layers = _nd_layers(acc, lat, len(acc))
+    near: set[int] = set()
+    for layer in layers:
+        if len(near) >= near_share * len(acc):
+            break
+        near.update(layer)
+    held: dict[tuple[str, str], list[bool]] = {}
+    for i, text in enumerate(archs):
+        a = space.from_string(text)
+        for g, v, on in zip(space.genes, a.values, space.active_mask(a.values), strict=True):
+            if on:
+                held.setdefault((g.name, str(v)), []).append(i in near)
+    return {k: float(np.mean(v)) for k, v in held.items()}
+
+
+def _front_rate_drops(
+    space: SearchSpace,
+    profile: BlockProfile,
+    eff: Mapping[str, Mapping[str, tuple[float, float, float]]],
+    *,
+    near_share: float,
+    min_rate_ratio: float,
+    protect_cheapest: int,
+    protect_accurate: int,
+    rescue_fronts: int,
+) -> tuple[dict[str, list[Value]], dict[str, str]]:
+    rates = _near_front_rates(profile, space, near_share)
+    rescued = _front_choices(profile, space, rescue_fronts)
+    drops: dict[str, list[Value]] = {}
+    reasons: dict[str, str] = {}
+    for g in space.genes:
+        if len(g.choices) < 2:
+            continue
+        e = eff[g.name]
+        cheapest = sorted(g.choices, key=lambda c: e[str(c)][0])[:protect_cheapest]
+        accurate = sorted(g.choices, key=lambda c: -e[str(c)][1])[:protect_accurate]
+        rate = {str(c): rates.get((g.name, str(c)), 0.0) for c in g.choices}
+        best = max(rate.values())
+        for c in g.choices:
+            if (
+                c in cheapest
+                or c in accurate
+                or rate[str(c)] >= min_rate_ratio * best
+                or (g.name, str(c)) in rescued
+            ):
+                continue
+            drops.setdefault(g.name, []).append(c)
+            reasons[f"{g.name}={c}"] = (
+                f"near-front rate {100 * rate[str(c)]:.0f}% vs {100 * best:.0f}% for the best "
+                f"choice of this layer (latency {e[str(c)][0]:+.1f}%, accuracy "
+                f"{e[str(c)][1]:+.2f} points: neither among the cheapest nor the most accurate)"
+            )
+    return drops, reasons
+
+
+def _dominated_drops(
+    space: SearchSpace,
+    profile: BlockProfile,
+    eff: Mapping[str, Mapping[str, tuple[float, float, float]]],
+    *,
+    lat_margin_pct: float,
+    acc_margin: float,
+    rescue_fronts: int,
+) -> tuple[dict[str, list[Value]], dict[str, str]]:
+    rescued = _front_choices(profile, space, rescue_fronts)
+    drops: dict[str, list[Value]] = {}
+    reasons: dict[str, str] = {}
+    for g in space.genes:
+        if len(g.choices) < 2:
+            continue
+        e = eff[g.name]
+        for c in g.choices:
+            lc, ac, _ = e[str(c)]
+            for d in g.choices:
+                if d == c:
+                    continue
+                ld, ad, _ = e[str(d)]
+                if ld <= lc + lat_margin_pct and ad >= ac + acc_margin:
+                    if (g.name, str(c)) in rescued:
+                        break
+                    drops.setdefault(g.name, []).append(c)
+                    reasons[f"{g.name}={c}"] = (
+                        f"dominated by {d}: latency {ld:+.1f}% vs {lc:+.1f}%, "
+                        f"accuracy {ad:+.2f} vs {ac:+.2f} points"
+                    )
+                    break
+    return drops, reasons
+
+
 def reduce_space(
     profile: BlockProfile,
     *,
+    rule: str = "front-rate",
     keep_min: int = 2,
+    near_share: float = 0.25,
+    min_rate_ratio: float = 0.35,
+    protect_cheapest: int = 2,
+    protect_accurate: int = 1,
     lat_margin_pct: float = 1.0,
     acc_margin: float = 0.5,
     rescue_fronts: int = 1,
 ) -> Reduction:
-    """Drop, per gene, the choices dominated in both marginal effects (see the module docstring).
+    """Drop, per gene, the choices the profile shows to be unhelpful (see the module docstring).
 
     Args:
         profile: a profile with accuracy.
+        rule: ``"front-rate"`` or ``"dominated"``.
         keep_min: minimum choices kept per gene (capped by the gene's choices).
-        lat_margin_pct: a dominating choice may be slower by at most this share of the mean
-            latency, percent.
-        acc_margin: a dominating choice must be more accurate by at least this, points.
+        near_share: front-rate rule: share of the measured architectures counted as near-front.
+        min_rate_ratio: front-rate rule: a choice needs at least this share of its gene's best
+            front rate.
+        protect_cheapest: front-rate rule: choices of lowest latency effect kept per gene.
+        protect_accurate: front-rate rule: choices of highest accuracy effect kept per gene.
+        lat_margin_pct: dominated rule: a dominating choice may be slower by at most this share
+            of the mean latency, percent.
+        acc_margin: dominated rule: a dominating choice must be more accurate by at least this,
+            points.
         rescue_fronts: keep choices used by the first this-many non-dominated layers of the
             profile's measured architectures (0 disables the rescue).
 
     Raises:
-        ProfileError: the profile has no accuracy, or ``keep_min`` < 1.
+        ProfileError: the profile has no accuracy, an unknown rule, or ``keep_min`` < 1.
     """
     if keep_min < 1:
         raise ProfileError(f"--keep-min must be >= 1, got {keep_min}")
+    if rule not in RULES:
+        raise ProfileError(f"unknown reduction rule {rule!r}; choose one of {', '.join(RULES)}")
     if not profile.has_accuracy:
         raise ProfileError(
             "reduction needs accuracy effects; profile with --accuracy-table (or an accuracy "
@@ -181,38 +314,52 @@ def reduce_space(
         )
     space = profile.space_obj()
     f = friendliness(profile)
-    rescued = _front_choices(profile, space, rescue_fronts)
+    eff: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for r in f.itertuples():
+        eff.setdefault(str(r.gene), {})[str(r.choice)] = (
+            float(r.lat_effect_pct),
+            float(r.acc_effect),
+            float(r.score),
+        )
+    if rule == "front-rate":
+        drops, reasons = _front_rate_drops(
+            space,
+            profile,
+            eff,
+            near_share=near_share,
+            min_rate_ratio=min_rate_ratio,
+            protect_cheapest=protect_cheapest,
+            protect_accurate=protect_accurate,
+            rescue_fronts=rescue_fronts,
+        )
+        settings = (
+            f"near_share={near_share}, min_rate_ratio={min_rate_ratio}, "
+            f"protect_cheapest={protect_cheapest}, protect_accurate={protect_accurate}, "
+            f"rescue_fronts={rescue_fronts}"
+        )
+    else:
+        drops, reasons = _dominated_drops(
+            space,
+            profile,
+            eff,
+            lat_margin_pct=lat_margin_pct,
+            acc_margin=acc_margin,
+            rescue_fronts=rescue_fronts,
+        )
+        settings = (
+            f"lat_margin_pct={lat_margin_pct}, acc_margin={acc_margin}, "
+            f"rescue_fronts={rescue_fronts}"
+        )
     restrict: dict[str, list[Value]] = {}
     dropped: dict[str, list[Value]] = {}
-    reasons: dict[str, str] = {}
     for g in space.genes:
         if len(g.choices) < 2:
             continue
-        rows = f[f["gene"] == g.name]
-        eff = {
-            str(c): (float(r.lat_effect_pct), float(r.acc_effect), float(r.score))
-            for c, r in zip(rows["choice"], rows.itertuples(), strict=True)
-        }
-        drop: list[Value] = []
-        for c in g.choices:
-            lc, ac, _ = eff[str(c)]
-            for d in g.choices:
-                if d == c:
-                    continue
-                ld, ad, _ = eff[str(d)]
-                if ld <= lc + lat_margin_pct and ad >= ac + acc_margin:
-                    if (g.name, str(c)) in rescued:
-                        break
-                    drop.append(c)
-                    reasons[f"{g.name}={c}"] = (
-                        f"dominated by {d}: latency {ld:+.1f}% vs {lc:+.1f}%, "
-                        f"accuracy {ad:+.2f} vs {ac:+.2f} points"
-                    )
-                    break
+        drop = drops.get(g.name, [])
         kept = [c for c in g.choices if c not in drop]
         need = min(keep_min, len(g.choices)) - len(kept)
-        if need > 0:
-            back = sorted(drop, key=lambda c: -eff[str(c)][2])[:need]
+        if need > 0:  # the friendliest dropped choices come back first
+            back = sorted(drop, key=lambda c: -eff[g.name][str(c)][2])[:need]
             for c in back:
                 reasons.pop(f"{g.name}={c}", None)
             drop = [c for c in drop if c not in back]
@@ -221,16 +368,12 @@ def reduce_space(
         if drop:
             dropped[g.name] = drop
     reduced = space.restrict(restrict)
-    rule = (
-        f"dominated(lat_margin_pct={lat_margin_pct}, acc_margin={acc_margin}, "
-        f"rescue_fronts={rescue_fronts})"
-    )
     return Reduction(
         space=space.name,
         device=profile.device,
         restrict=restrict,
         dropped=dropped,
-        rule=rule,
+        rule=f"{rule}({settings})",
         size=int(reduced.size()),
         full_size=int(space.size()),
         keep_min=keep_min,
