@@ -196,3 +196,39 @@ def test_accuracy_features_ignore_dead_edges() -> None:
     xa, xb = fmap.transform(codec.encode([a, b]))
     assert np.array_equal(xa, xb)
     assert fmap.classes(codec.encode([a]))[0] == fmap.classes(codec.encode([b]))[0]
+
+
+def test_gp_posterior_equals_scikit_learn_predict() -> None:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    from hsconas.search.ea import gp_posterior
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, (80, 12)).astype(float)
+    y = X @ rng.normal(size=12) + 0.1 * rng.normal(size=80)
+    kernel = ConstantKernel(1.0) * RBF(2.0) + WhiteKernel(0.05)
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=0).fit(X, y)
+    Xp = rng.integers(0, 3, (300, 12)).astype(float)
+    mean, sd = gp_posterior(gp, Xp)
+    ref_mean, ref_sd = gp.predict(Xp, return_std=True)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(sd, ref_sd, rtol=1e-6, atol=1e-9)
+    # the training points are predicted with the noise-level uncertainty, not zero
+    _, sd_tr = gp_posterior(gp, X[:5])
+    assert np.all(sd_tr > 0) and np.all(sd_tr < sd.max())
+
+
+def test_cells_with_equal_accuracy_features_share_a_row_id() -> None:
+    space = get_space("nb201")
+    codec = GeneCodec(space)
+    fmap = CellFeatureMap(codec, effective_only=True)
+    codes = codec.encode(list(space.enumerate()))
+    ids = fmap.row_ids(codes)
+    X = fmap.transform(codes)
+    first = {}
+    for i, r in enumerate(ids.tolist()):
+        j = first.setdefault(r, i)
+        if j != i:
+            assert np.array_equal(X[i], X[j])
+    assert len(first) == len(np.unique(X, axis=0)) < len(codes)

@@ -346,11 +346,18 @@ class CellFeatureMap:
             table = table[:, 30:-30]
         self._table = table
         self._classes = classes
+        self._row_ids: np.ndarray | None = None
         self.n_features = self._table.shape[1]
 
     def transform(self, codes: np.ndarray) -> np.ndarray:
         """Feature matrix, shape (n, n_features), float64."""
         return self._table[self.codec.keys(codes)]
+
+    def row_ids(self, codes: np.ndarray) -> np.ndarray:
+        """Id of each row's feature vector (equal ids: equal features, hence equal predictions)."""
+        if self._row_ids is None:
+            self._row_ids = np.unique(self._table, axis=0, return_inverse=True)[1].reshape(-1)
+        return self._row_ids[self.codec.keys(codes)]
 
     def classes(self, codes: np.ndarray) -> np.ndarray:
         """Canonical-class id of each row (equal ids: the same effective computation)."""
