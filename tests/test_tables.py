@@ -57,3 +57,20 @@ def test_bad_tables(tmp_path: Path) -> None:
     nocols.write_text("a,b\n1,2\n")
     with pytest.raises(DataFormatError, match="cannot tell the space"):
         load_latency_table(nocols)
+
+
+def test_user_table_of_any_registered_space_is_detected(tmp_path: Path) -> None:
+    space = get_space("hsconas-digits")
+    archs = space.sample_many(4, 0, unique=True)
+    path = tmp_path / "digits_board.csv"
+    lines = ["arch_str,board"] + [f'"{space.to_string(a)}",{i + 0.25}' for i, a in enumerate(archs)]
+    path.write_text("\n".join(lines) + "\n")
+    for lat in (load_latency_table(path), load_latency_table(path, space="hsconas-digits")):
+        assert lat.space == "hsconas-digits"
+        assert lat.lookup(archs[3], "board") == 3.25
+    with pytest.raises(DataFormatError, match="row 0 is not an architecture of space nb201"):
+        load_latency_table(path, space="nb201")
+    junk = tmp_path / "junk.csv"
+    junk.write_text("arch_str,board\nnot-an-arch,1.0\n")
+    with pytest.raises(DataFormatError, match="no registered space"):
+        load_latency_table(junk)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hsconas.errors import DataFormatError, DataNotFoundError, InvalidArchitectureError
-from hsconas.space import Architecture, SearchSpace, get_space
+from hsconas.space import Architecture, SearchSpace, get_space, list_spaces
 
 _INDEX_COLUMNS = {"arch_idx", "idx", "index", "Unnamed: 0"}
 _ARCH_COLUMNS = {"arch_str", "op_idx_list", "ks", "e", "d", "r", "unique_str"}
@@ -75,7 +75,18 @@ def _detect_space(df: pd.DataFrame, path: Path) -> str:
         return "fbnet"
     if "arch_str" in cols:
         first = str(df["arch_str"].iloc[0]) if len(df) else ""
-        return "nb201" if first.startswith("|") else "fbnet"
+        if first.startswith("|") or not first:
+            return "nb201"
+        for name in ("fbnet", *list_spaces()):
+            try:
+                get_space(name).from_string(first)
+            except (InvalidArchitectureError, ValueError):
+                continue
+            return name
+        raise DataFormatError(
+            f"{path}: the first arch_str {first[:60]!r} is an architecture of no registered "
+            f"space ({', '.join(list_spaces())})"
+        )
     raise DataFormatError(
         f"{path}: cannot tell the space of this table; expected an 'arch_str' column (nb201, "
         "fbnet) or 'ks', 'e', 'd', 'r' columns (ofa-mbv3)"
@@ -201,10 +212,13 @@ def load_latency_table(
     """
     p = Path(path)
     df = _read_csv(p)
-    detected = _detect_space(df, p)
-    name = space or detected
-    if space is not None and not space.startswith(detected):
-        raise DataFormatError(f"{p} is a {detected} table, not a {space} table")
+    if space is not None and "arch_str" in df.columns:
+        name = space  # every row is parsed in that space below, with a per-row error
+    else:
+        detected = _detect_space(df, p)
+        name = space or detected
+        if space is not None and not space.startswith(detected):
+            raise DataFormatError(f"{p} is a {detected} table, not a {space} table")
     sp = get_space(name)
     device_cols = [
         c
