@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "keeping at least --keep-min per layer. Rule `front-rate` (default): a block stays when "
         "it is among the two cheapest or the most accurate of its layer, when a Pareto-optimal "
         "profiled network uses it, or when the networks holding it reach the near-front (best "
-        "quarter by non-dominated sorting) at least 35%% as often as the layer's best block. Rule "
+        "quarter by non-dominated sorting) at least 35% as often as the layer's best block. Rule "
         "`dominated`: drop blocks that another block of the layer beats in both marginal "
         "latency and accuracy effects. The output is accepted by `hsconas search "
         "--space-restrict`.",
