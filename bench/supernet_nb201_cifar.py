@@ -77,7 +77,7 @@ def main() -> None:
     archs = [sn.sample(rng) for _ in range(args.archs)]
     t0 = time.perf_counter()
     batches = EvalBatches.from_dataset(data, calib_images=args.calib_images, seed=args.seed)
-    accs = np.asarray(evaluate_subnets(sn, archs, batches=batches))
+    accs = np.asarray(evaluate_subnets(sn, archs, batches=batches, progress=True))
     eval_s = time.perf_counter() - t0
     truth = np.asarray([published[table.index_of(a)] for a in archs])
     ok = truth > 15.0

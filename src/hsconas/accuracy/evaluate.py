@@ -126,6 +126,7 @@ def evaluate_subnets(
     calib_images: int = 2000,
     batch_size: int = 256,
     seed: int = 0,
+    progress: bool = False,
 ) -> list[float]:
     """Top-1 accuracy of each member in ``archs`` with recalibrated batch norms.
 
@@ -142,10 +143,13 @@ def evaluate_subnets(
         calib_images: training images used for recalibration.
         batch_size: images per batch.
         seed: seed of the calibration images' order.
+        progress: show a progress bar (one step per member).
 
     Returns:
         Accuracies as fractions in [0, 1], in the order of ``archs``.
     """
+    from tqdm import tqdm
+
     from hsconas.accuracy.extract import extract_subnet
 
     if batches is None:
@@ -155,7 +159,7 @@ def evaluate_subnets(
             dataset, split=split, calib_images=calib_images, batch_size=batch_size, seed=seed
         )
     out: list[float] = []
-    for arch in archs:
+    for arch in tqdm(archs, desc="members", unit="net", disable=not progress, leave=False):
         model = extract_subnet(supernet, arch)
         recalibrate_bn(model, batches.calibration)
         out.append(accuracy(model, batches.evaluation))

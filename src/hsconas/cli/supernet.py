@@ -260,6 +260,7 @@ def _data_of(ckpt: dict[str, Any], override: str | None) -> Any:
 
 def cmd_supernet_eval(args: argparse.Namespace) -> int:
     import numpy as np
+    from tqdm import tqdm
 
     from hsconas.accuracy.evaluate import EvalBatches, evaluate_subnets
     from hsconas.accuracy.train import load_trained
@@ -280,7 +281,8 @@ def cmd_supernet_eval(args: argparse.Namespace) -> int:
     data = _data_of(ckpt, args.data)
     batches = EvalBatches.from_dataset(data, split=args.split, calib_images=args.calib_images)
     rows = []
-    for name, arch in named:
+    bar = tqdm(named, desc="evaluating", unit="net", leave=False, disable=len(named) < 2)
+    for name, arch in bar:
         (acc,) = evaluate_subnets(model, [arch], batches=batches)
         record = {"name": name, "arch": model.space.to_string(arch), "top1": acc}
         if args.json:
