@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.stats import kendalltau
 
 import hsconas.spaces  # noqa: F401
@@ -181,6 +182,11 @@ def test_within_class_noise_pools_spread_of_equal_cells() -> None:
     assert 0.2 < s < 0.45  # the between-class spread does not leak in; the prior barely counts
     # with no repeated class the prior is all there is
     assert abs(within_class_noise(np.arange(5), np.arange(5.0), prior_sd=0.7) - 0.7) < 1e-12
+    # the pooled formula, by hand, with classes of sizes 3, 1 and 2
+    cls, vals = np.array([7, 7, 7, 2, 9, 9]), np.array([1.0, 2.0, 4.0, 50.0, 3.0, 5.0])
+    ss = (1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2 + 1.0 + 1.0
+    expected = np.sqrt((ss + 4 * 0.5**2) / (3 + 4))
+    assert within_class_noise(cls, vals, prior_sd=0.5) == pytest.approx(expected, rel=1e-12)
 
 
 def test_accuracy_features_ignore_dead_edges() -> None:
@@ -208,7 +214,7 @@ def test_gp_posterior_equals_scikit_learn_predict() -> None:
     X = rng.integers(0, 2, (80, 12)).astype(float)
     y = X @ rng.normal(size=12) + 0.1 * rng.normal(size=80)
     kernel = ConstantKernel(1.0) * RBF(2.0) + WhiteKernel(0.05)
-    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=0).fit(X, y)
+    gp = GaussianProcessRegressor(kernel, random_state=0).fit(X, (y - y.mean()) / y.std())
     Xp = rng.integers(0, 3, (300, 12)).astype(float)
     mean, sd = gp_posterior(gp, Xp)
     ref_mean, ref_sd = gp.predict(Xp, return_std=True)
@@ -217,6 +223,9 @@ def test_gp_posterior_equals_scikit_learn_predict() -> None:
     # the training points are predicted with the noise-level uncertainty, not zero
     _, sd_tr = gp_posterior(gp, X[:5])
     assert np.all(sd_tr > 0) and np.all(sd_tr < sd.max())
+    normalised_inside = GaussianProcessRegressor(kernel, normalize_y=True).fit(X, y)
+    with pytest.raises(ValueError, match="normalize_y=False"):
+        gp_posterior(normalised_inside, Xp)
 
 
 def test_cells_with_equal_accuracy_features_share_a_row_id() -> None:

@@ -14,17 +14,19 @@ One generation:
    architecture queried so far score the candidates (the offspring, plus the whole space when it is
    small enough to enumerate). Latency: ridge on one-hot gene features (NB201: plus the one-hot of
    the effective cell), with a robust residual noise as its uncertainty (measured latencies are
-   noisy). Accuracy: extra-trees (default; the spread across trees is the uncertainty) or a
-   bootstrap ridge ensemble, on one-hot plus pairwise features, or for NB201 on cell features
-   (effective cell, path encoding, live op counts; see
-   :class:`~hsconas.search.surrogate.CellFeatureMap`). On NB201 the accuracy model sees only
-   what is trained (cells computing the same function share features) and adds the pooled
-   within-class spread of the queried accuracies to its uncertainty (``noise_model``): that
-   spread is training noise, so an unqueried member of a well-known class still has a chance to
-   beat its class mean; latency features add the ops that survive dead-code elimination. Pareto mode picks the batch greedily by the
-   probability of not being dominated by the evaluated points under both uncertainties (each pick
-   added as a fantasy point before the next); constraint mode by P(feasible) x P(improvement);
-   weighted mode by optimistic predicted fitness. Each batch may also evaluate
+   noisy). Accuracy (``model``): by default extra-trees averaged with a Gaussian process, both
+   fitted on the log error rate (:class:`~hsconas.search.surrogate.ErrorLogScale`), the trees'
+   spread and the GP's posterior giving the uncertainty; or extra-trees alone, or a bootstrap
+   ridge ensemble. Features: one-hot plus pairwise, or for NB201 cell features (effective cell,
+   path encoding, live op counts; see :class:`~hsconas.search.surrogate.CellFeatureMap`). On
+   NB201 the accuracy model sees only what is trained (cells computing the same function share
+   features) and adds the pooled within-class spread of the queried accuracies to its uncertainty
+   (``noise_model``): that spread is training noise, so an unqueried member of a well-known class
+   still has a chance to beat its class mean; latency features add the ops that survive
+   dead-code elimination. Pareto mode picks the batch greedily by the probability of not being
+   dominated by the evaluated points under both uncertainties (each pick added as a fantasy point
+   before the next); constraint mode by P(feasible) x P(improvement); weighted mode by optimistic
+   predicted fitness. Each batch may also evaluate
    ``explore_per_batch`` candidates picked at random (default none).
 4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
    ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
@@ -415,17 +417,15 @@ class HSCoNASEvolution(SearchAlgorithm):
             else self._gp_kernel
         )
         gp = GaussianProcessRegressor(
-            kernel,
-            normalize_y=True,
-            optimizer="fmin_l_bfgs_b" if refit else None,
-            random_state=seed,
+            kernel, optimizer="fmin_l_bfgs_b" if refit else None, random_state=seed
         )
+        y_mean, y_sd = float(np.mean(y)), float(np.std(y)) or 1.0  # targets normalised here
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # a bound reached is fine here
-            gp.fit(X, y)
+            gp.fit(X, (y - y_mean) / y_sd)
             mean, sd = gp_posterior(gp, Xp)
         self._gp_kernel = gp.kernel_
-        return mean, sd
+        return y_mean + y_sd * mean, y_sd * sd
 
     @staticmethod
     def _lat_noise(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> float:
@@ -536,23 +536,27 @@ class HSCoNASEvolution(SearchAlgorithm):
 
 def gp_posterior(gp: Any, Xp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and standard deviation of a fitted scikit-learn
-    ``GaussianProcessRegressor`` with kernel ``Constant * RBF + White`` (``normalize_y=True``),
-    as ``gp.predict(Xp, return_std=True)`` computes them, but with the squared distances taken
-    by one matrix product instead of ``cdist`` (several times faster for a whole-space pool of
-    wide feature vectors)."""
+    ``GaussianProcessRegressor`` with kernel ``Constant * RBF + White`` and ``normalize_y=False``,
+    as ``gp.predict(Xp, return_std=True)`` computes them (observation noise included), but with
+    the squared distances taken by one matrix product instead of ``cdist`` (several times faster
+    for a whole-space pool of wide feature vectors). Only public fitted attributes are read.
+
+    Raises:
+        ValueError: a GP fitted with ``normalize_y=True``.
+    """
     from scipy.linalg import solve_triangular
 
+    if gp.normalize_y:
+        raise ValueError("gp_posterior needs normalize_y=False (normalise the targets yourself)")
     (const, rbf), white = (gp.kernel_.k1.k1, gp.kernel_.k1.k2), gp.kernel_.k2
     scale = np.asarray(rbf.length_scale, dtype=np.float64)
     A, B = Xp / scale, gp.X_train_ / scale
     d2 = (A * A).sum(axis=1)[:, None] + (B * B).sum(axis=1)[None, :] - 2.0 * (A @ B.T)
     K = const.constant_value * np.exp(-0.5 * np.maximum(d2, 0.0))
-    mean = K @ gp.alpha_
+    mean = np.asarray(K @ gp.alpha_).reshape(-1)
     V = solve_triangular(gp.L_, K.T, lower=True, check_finite=False)
     var = const.constant_value + white.noise_level - np.einsum("ij,ij->j", V, V)
-    y_std = float(np.squeeze(gp._y_train_std))
-    mean = y_std * np.asarray(mean).reshape(-1) + float(np.squeeze(gp._y_train_mean))
-    return mean, y_std * np.sqrt(np.maximum(var, 0.0))
+    return mean, np.sqrt(np.maximum(var, 0.0))
 
 
 def hv_improvement(C: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -374,14 +374,12 @@ def within_class_noise(
     noise that no feature can predict: it is the floor of any surrogate's error, and the chance
     that an unqueried member beats its class mean.
     """
-    classes = np.asarray(classes)
     y = np.asarray(y, dtype=np.float64)
-    ss, dof = 0.0, 0
-    for c in np.unique(classes):
-        v = y[classes == c]
-        if len(v) > 1:
-            ss += float(((v - v.mean()) ** 2).sum())
-            dof += len(v) - 1
+    _, member_of, size = np.unique(np.asarray(classes), return_inverse=True, return_counts=True)
+    member_of = member_of.reshape(-1)
+    class_mean = np.bincount(member_of, weights=y) / size
+    ss = float(((y - class_mean[member_of]) ** 2).sum())  # singletons add nothing
+    dof = len(y) - len(size)
     return float(np.sqrt((ss + prior_n * prior_sd**2) / (dof + prior_n)))
 
 
