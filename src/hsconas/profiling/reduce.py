@@ -41,6 +41,7 @@ import numpy as np
 from hsconas.errors import DataFormatError, DataNotFoundError
 from hsconas.profiling.friendliness import friendliness
 from hsconas.profiling.profile import BlockProfile, ProfileError
+from hsconas.search.pareto import non_dominated_sort, objectives
 from hsconas.space import SearchSpace, get_space
 from hsconas.space.core import Value
 
@@ -130,74 +131,64 @@ def load_reduction(path: str | os.PathLike[str]) -> Reduction:
     )
 
 
-def _nd_layers(acc: np.ndarray, lat: np.ndarray, layers: int) -> list[list[int]]:
-    """Indices of the first ``layers`` non-dominated layers (max accuracy, min latency)."""
-    left = list(range(len(acc)))
-    out: list[list[int]] = []
-    while left and len(out) < layers:
-        order = sorted(left, key=lambda i: (lat[i], -acc[i]))
-        front, best = [], -np.inf
-        for i in order:
-            if acc[i] > best:
-                front.append(i)
-                best = acc[i]
-        out.append(front)
-        taken = set(front)
-        left = [i for i in left if i not in taken]
-    return out
+@dataclass(frozen=True)
+class _Draws:
+    """The profile's measured architectures as reduction rules see them.
 
+    Attributes:
+        choices: per architecture, the (gene, str(choice)) pairs of its active genes.
+        layer: per architecture, its non-dominated layer (0 = Pareto-optimal among the draws;
+            accuracy up, latency down).
+    """
 
-def _front_choices(profile: BlockProfile, space: SearchSpace, layers: int) -> set[tuple[str, str]]:
-    """(gene, str(choice)) pairs used by the first ``layers`` non-dominated layers of the draws."""
-    d = profile.draws
-    ok = np.isfinite(d["accuracy"].to_numpy(float)) & np.isfinite(d["latency_ms"].to_numpy(float))
-    d = d[ok]
-    if layers <= 0 or d.empty:
-        return set()
-    fronts = _nd_layers(d["accuracy"].to_numpy(float), d["latency_ms"].to_numpy(float), layers)
-    out: set[tuple[str, str]] = set()
-    archs = d["arch"].tolist()
-    for idx in fronts[:layers]:
-        for i in idx:
-            a = space.from_string(archs[int(i)])
+    choices: list[set[tuple[str, str]]]
+    layer: np.ndarray
+
+    @classmethod
+    def of(cls, profile: BlockProfile, space: SearchSpace) -> _Draws:
+        d = profile.draws
+        acc = d["accuracy"].to_numpy(float)
+        lat = d["latency_ms"].to_numpy(float)
+        ok = np.isfinite(acc) & np.isfinite(lat)
+        choices = []
+        for text in d["arch"][ok]:
+            a = space.from_string(str(text))
             mask = space.active_mask(a.values)
-            for g, v, on in zip(space.genes, a.values, mask, strict=True):
-                if on:
-                    out.add((g.name, str(v)))
-    return out
+            choices.append(
+                {
+                    (g.name, str(v))
+                    for g, v, on in zip(space.genes, a.values, mask, strict=True)
+                    if on
+                }
+            )
+        layer = np.zeros(len(choices), dtype=np.int64)
+        for k, idx in enumerate(non_dominated_sort(objectives(acc[ok], lat[ok]))):
+            layer[idx] = k
+        return cls(choices, layer)
 
+    def used_by_layers(self, layers: int) -> set[tuple[str, str]]:
+        """Choices held by some architecture of the first ``layers`` non-dominated layers."""
+        return set().union(
+            *(c for c, k in zip(self.choices, self.layer, strict=True) if k < layers)
+        )
 
-def _near_front_rates(
-    profile: BlockProfile, space: SearchSpace, near_share: float
-) -> dict[tuple[str, str], float]:
-    """(gene, str(choice)) -> share of the measured architectures holding it (gene active) that
-    lie in the first non-dominated layers covering at least ``near_share`` of all of them."""
-    d = profile.draws
-    acc = d["accuracy"].to_numpy(float)
-    lat = d["latency_ms"].to_numpy(float)
-    ok = np.isfinite(acc) & np.isfinite(lat)
-    archs = [a for a, keep in zip(d["arch"].tolist(), ok, strict=True) if keep]
-    acc, lat = acc[ok], lat[ok]
-    if not archs:
-        return {}
-    layers = _nd_layers(acc, lat, len(acc))
-    near: set[int] = set()
-    for layer in layers:
-        if len(near) >= near_share * len(acc):
-            break
-        near.update(layer)
-    held: dict[tuple[str, str], list[bool]] = {}
-    for i, text in enumerate(archs):
-        a = space.from_string(text)
-        for g, v, on in zip(space.genes, a.values, space.active_mask(a.values), strict=True):
-            if on:
-                held.setdefault((g.name, str(v)), []).append(i in near)
-    return {k: float(np.mean(v)) for k, v in held.items()}
+    def near_front_rates(self, near_share: float) -> dict[tuple[str, str], float]:
+        """(gene, str(choice)) -> share of the architectures holding it that lie in the first
+        non-dominated layers covering at least ``near_share`` of all of them."""
+        if not self.choices:
+            return {}
+        per_layer = np.cumsum(np.bincount(self.layer))
+        last = int(np.searchsorted(per_layer, near_share * len(self.layer)))
+        held: dict[tuple[str, str], list[bool]] = {}
+        for chosen, k in zip(self.choices, self.layer, strict=True):
+            for key in chosen:
+                held.setdefault(key, []).append(bool(k <= last))
+        return {k: float(np.mean(v)) for k, v in held.items()}
 
 
 def _front_rate_drops(
     space: SearchSpace,
-    profile: BlockProfile,
+    draws: _Draws,
     eff: Mapping[str, Mapping[str, tuple[float, float, float]]],
     *,
     near_share: float,
@@ -206,8 +197,8 @@ def _front_rate_drops(
     protect_accurate: int,
     rescue_fronts: int,
 ) -> tuple[dict[str, list[Value]], dict[str, str]]:
-    rates = _near_front_rates(profile, space, near_share)
-    rescued = _front_choices(profile, space, rescue_fronts)
+    rates = draws.near_front_rates(near_share)
+    rescued = draws.used_by_layers(rescue_fronts)
     drops: dict[str, list[Value]] = {}
     reasons: dict[str, str] = {}
     for g in space.genes:
@@ -237,14 +228,14 @@ def _front_rate_drops(
 
 def _dominated_drops(
     space: SearchSpace,
-    profile: BlockProfile,
+    draws: _Draws,
     eff: Mapping[str, Mapping[str, tuple[float, float, float]]],
     *,
     lat_margin_pct: float,
     acc_margin: float,
     rescue_fronts: int,
 ) -> tuple[dict[str, list[Value]], dict[str, str]]:
-    rescued = _front_choices(profile, space, rescue_fronts)
+    rescued = draws.used_by_layers(rescue_fronts)
     drops: dict[str, list[Value]] = {}
     reasons: dict[str, str] = {}
     for g in space.genes:
@@ -313,6 +304,7 @@ def reduce_space(
             "callable) first"
         )
     space = profile.space_obj()
+    draws = _Draws.of(profile, space)
     f = friendliness(profile)
     eff: dict[str, dict[str, tuple[float, float, float]]] = {}
     for r in f.itertuples():
@@ -324,7 +316,7 @@ def reduce_space(
     if rule == "front-rate":
         drops, reasons = _front_rate_drops(
             space,
-            profile,
+            draws,
             eff,
             near_share=near_share,
             min_rate_ratio=min_rate_ratio,
@@ -340,7 +332,7 @@ def reduce_space(
     else:
         drops, reasons = _dominated_drops(
             space,
-            profile,
+            draws,
             eff,
             lat_margin_pct=lat_margin_pct,
             acc_margin=acc_margin,
