@@ -77,7 +77,7 @@ def _detect_space(df: pd.DataFrame, path: Path) -> str:
         first = str(df["arch_str"].iloc[0]) if len(df) else ""
         if first.startswith("|") or not first:
             return "nb201"
-        for name in ("fbnet", *list_spaces()):
+        for name in dict.fromkeys(("fbnet", *list_spaces())):  # FBNet first, then the rest
             try:
                 get_space(name).from_string(first)
             except (InvalidArchitectureError, ValueError):

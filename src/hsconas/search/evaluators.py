@@ -131,7 +131,6 @@ class TableAccuracy(_TableColumn):
     """
 
     _what = "accuracy table"
-    _key = "column"
 
     @property
     def column(self) -> str:
