@@ -32,6 +32,7 @@ from hsconas.hardware.backends import get_backend
 from hsconas.hardware.fingerprint import fingerprint, machine_name, static_fingerprint
 from hsconas.hardware.lut import collect_blocks
 from hsconas.hardware.measure import measure_network
+from hsconas.hardware.reference import space_reference
 from hsconas.hardware.timing import TimingConfig
 from hsconas.latency.hw_model import profile_device, sample_archs
 from hsconas.latency.metrics import evaluate
@@ -56,6 +57,12 @@ def main() -> int:
         choices=["wall", "thread_cpu"],
         help="thread_cpu (threads=1): CPU time of the measuring thread, robust to other load",
     )
+    ap.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time every run against the space's middle network (cancels the machine's drift)",
+    )
     ap.add_argument("--n-train", type=int, default=30)
     ap.add_argument("--n-test", type=int, default=100)
     ap.add_argument("--max-time", type=float, default=1.0, help="cap per network, seconds")
@@ -63,6 +70,7 @@ def main() -> int:
     ap.add_argument("--patience", type=int, default=100)
     ap.add_argument("--store", default="/tmp/hsconas_bench_latency_cpu.db")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--suffix", default="", help="appended to the result file names")
     args = ap.parse_args()
 
     store = ResultStore(args.store)
@@ -85,7 +93,8 @@ def main() -> int:
         collect_s = time.perf_counter() - t0
         print(f"[{space}] {len(blocks)} distinct blocks in {collect_s:.0f} s", file=sys.stderr)
         for bname in args.backends:
-            be = get_backend(bname, threads=args.threads, clock=args.clock)
+            ref = space_reference(space, args.resolution) if args.reference else None
+            be = get_backend(bname, threads=args.threads, clock=args.clock, reference=ref)
             load_before = _load()
 
             def progress(
@@ -172,7 +181,7 @@ def main() -> int:
             )
 
     versions = f"torch{fp['torch']}_ort{fp['onnxruntime']}".replace("+", "-")
-    stem = f"latency_cpu_{machine_name()}_{versions}"
+    stem = f"latency_cpu_{machine_name()}_{versions}{args.suffix}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     cols = list(rows[0])
     with open(RESULTS / f"{stem}.csv", "w", newline="") as fh:
@@ -193,7 +202,7 @@ def main() -> int:
             f"# Latency models on this CPU ({machine_name()})",
             "",
             f"`{' '.join(sys.argv)}`; resolution {args.resolution}, threads {args.threads}, "
-            f"clock {args.clock}, "
+            f"clock {args.clock}, reference network: {'yes' if args.reference else 'no'}, "
             f"batch 1, {args.n_train} e2e training networks, {args.n_test} held-out networks; "
             f"timing: warm-up then runs until the 95% CI half-width of the median is < 1% or "
             f"{args.max_time} s per network ({args.block_max_time} s per block).",

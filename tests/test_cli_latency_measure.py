@@ -82,3 +82,66 @@ def test_eval_with_another_device_is_a_clear_error(
     rc = main(["latency", "eval", str(model_file), "--device", "pixel1", "--n", "1"])
     err = capsys.readouterr().err
     assert rc == 2 and "profiled for device 'local-cpu', not 'pixel1'" in err
+
+
+def test_measure_against_the_reference_network_stores_its_calibration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hsconas.store import ResultStore
+
+    db = tmp_path / "lat.db"
+    rc = main(
+        ["latency", "measure", _arch_source(), "--reference", "--max-time", "0.1",
+         "--store", str(db), "--json"]
+    )  # fmt: skip
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out.strip())
+    assert doc["reference"] is True and doc["median_ms"] > 0
+    store = ResultStore(db)
+    (cal,) = store.measurements(kind="reference")
+    assert cal.key.startswith("ofa-mbv3:") and cal.key.endswith("@3x128x128")
+    (net,) = store.measurements(kind="network")
+    assert net.settings["reference"] == cal.key
+    assert net.extra["reference_base_ms"] == cal.median_ms
+
+
+def test_eval_measures_against_the_models_reference_with_its_base(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hsconas.hardware.backends import get_backend
+    from hsconas.hardware.fingerprint import fingerprint
+    from hsconas.hardware.measure import calibrate_reference
+    from hsconas.hardware.reference import space_reference
+    from hsconas.latency.hw_model import IncompatibleModelError, model_reference
+    from hsconas.store import ResultStore
+
+    held_out = sample_archs("ofa-mbv3", 2, resolution=128, seed=5)
+    train = sample_archs("ofa-mbv3", 3, resolution=128, seed=6)
+    blocks = {}
+    for a in held_out + train:
+        for c in decompose(meta_build(a), (3, 128, 128)):
+            blocks.setdefault(c.key, c)
+    ref = space_reference("ofa-mbv3", 128)
+    be = get_backend("torch", threads=1, reference=ref)
+    calibrate_reference(be)
+    lut = measure_blocks(blocks, be, space="ofa-mbv3", resolution=128, timing=_FAST)
+    assert lut.settings["reference"] == ref.key
+    lat = [measure_network(a, be, timing=_FAST).median_ms for a in train]
+    info = {"fingerprint": fingerprint("torch"), "reference": {"key": ref.key, "base_ms": 7.5}}
+    model = HSCoNASModel.fit(lut, train, lat, info=info)
+    path = model.save(tmp_path / "model.json")
+    # the model's base, not a new calibration, defines its milliseconds
+    assert model_reference(HSCoNASModel.load(path)).base_ms == 7.5
+    db = tmp_path / "eval.db"
+    rc = main(
+        ["latency", "eval", str(path), "--n", "2", "--seed", "5", "--max-time", "0.1",
+         "--store", str(db), "--json"]
+    )  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    nets = ResultStore(db).measurements(kind="network")
+    assert len(nets) == 2
+    for net in nets:
+        assert net.settings["reference"] == ref.key and net.extra["reference_base_ms"] == 7.5
+    model.lut.settings["reference"] = "ofa-mbv3:some-other-network@3x128x128"
+    with pytest.raises(IncompatibleModelError, match="cannot rebuild"):
+        model_reference(model)

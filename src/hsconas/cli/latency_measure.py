@@ -26,6 +26,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _reference_flag(p: argparse.ArgumentParser, *, default: bool) -> None:
+    p.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help="pair every timed run with a run of the space's middle network and report "
+        "target / reference x the reference's calibrated latency: cancels the machine's speed "
+        "drift (2-4x smaller repeat spread on a shared VM) at about twice the measuring time "
+        f"(default: {'on' if default else 'off'})",
+    )
+
+
 def _common(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
     if backend:
         p.add_argument("--backend", default="torch", metavar="B", help=_BACKEND_HELP)
@@ -73,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", metavar="SOURCE", help="SPACE:ARCH_STRING or an architecture file")
     _common(p)
+    _reference_flag(p, default=False)
     p.add_argument("--store", type=Path, metavar="DB", help="results store to reuse and fill")
     p.add_argument("--json", action="store_true", help="JSON Lines output")
     p.set_defaults(func=cmd_measure)
@@ -91,6 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("space", metavar="SPACE", help="search space name")
     _common(p)
+    _reference_flag(p, default=True)
     p.add_argument("--resolution", type=positive_int, metavar="R", help="input size, pixels")
     p.add_argument(
         "--samples", type=positive_int, default=30, metavar="N", help="e2e networks (30)"
@@ -153,19 +167,31 @@ def _timing(args: argparse.Namespace) -> Any:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     from hsconas.hardware.backends import get_backend
-    from hsconas.hardware.measure import measure_network
+    from hsconas.hardware.measure import arch_input_shape, measure_network
+    from hsconas.hardware.reference import space_reference
     from hsconas.sources import resolve_source
     from hsconas.store import ResultStore
 
-    be = get_backend(args.backend, threads=args.threads, clock=args.clock)
-    reason = be.unavailable_reason()
+    plain = get_backend(args.backend, threads=args.threads, clock=args.clock)
+    reason = plain.unavailable_reason()
     if reason is not None:
         from hsconas.hardware.backends import BackendUnavailableError
 
-        raise BackendUnavailableError(f"backend {be.name!r} is unavailable: {reason}")
+        raise BackendUnavailableError(f"backend {plain.name!r} is unavailable: {reason}")
     store = ResultStore(args.store) if args.store else None
     rows = []
+    backends: dict[tuple[str, int], Any] = {}
     for src in resolve_source(args.source):
+        be = plain
+        if args.reference:
+            # one reference per (space, resolution): the space's middle network at that size
+            ref_key = (src.arch.space, arch_input_shape(src.arch, src.image_size)[1])
+            if ref_key not in backends:
+                backends[ref_key] = get_backend(
+                    args.backend, threads=args.threads, clock=args.clock,
+                    reference=space_reference(*ref_key),
+                )  # fmt: skip
+            be = backends[ref_key]
         m = measure_network(
             src.arch, be, image_size=src.image_size, store=store, device=args.device,
             timing=_timing(args),
@@ -175,6 +201,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             "backend": be.name,
             "threads": args.threads,
             "clock": args.clock,
+            "reference": bool(args.reference),
             "median_ms": round(m.median_ms, 4),
             "spread_ms": round(m.spread_ms, 4),
             "spread_pct": round(100 * m.spread_ms / m.median_ms, 2),
@@ -192,6 +219,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
                 "backend",
                 "threads",
                 "clock",
+                "reference",
                 "median ms",
                 "spread ms",
                 "spread %",
@@ -199,19 +227,21 @@ def cmd_measure(args: argparse.Namespace) -> int:
                 "stable",
             ],
             rows,
-            align_right=[False, False, True, False, True, True, True, True, False],
+            align_right=[False, False, True, False, False, True, True, True, True, False],
         )
     return 0
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from hsconas.hardware.backends import BackendUnavailableError, get_backend
+    from hsconas.hardware.reference import space_reference
     from hsconas.latency.hw_model import profile_device
     from hsconas.space import get_space
     from hsconas.store import ResultStore
 
     get_space(args.space)  # unknown space: clear error before any work
-    be = get_backend(args.backend, threads=args.threads, clock=args.clock)
+    ref = space_reference(args.space, args.resolution) if args.reference else None
+    be = get_backend(args.backend, threads=args.threads, clock=args.clock, reference=ref)
     reason = be.unavailable_reason()
     if reason is not None:
         raise BackendUnavailableError(f"backend {be.name!r} is unavailable: {reason}")
@@ -250,7 +280,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from hsconas.hardware.backends import get_backend
     from hsconas.hardware.measure import measure_network
-    from hsconas.latency.hw_model import HSCoNASModel, sample_archs
+    from hsconas.latency.hw_model import HSCoNASModel, model_reference, sample_archs
     from hsconas.latency.metrics import evaluate
     from hsconas.store import ResultStore
 
@@ -261,6 +291,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model.backend,
         threads=model.lut.settings.get("threads"),
         clock=model.lut.settings.get("clock", "wall"),
+        reference=model_reference(model),
     )
     store = ResultStore(args.store) if args.store else None
     archs = sample_archs(model.space, args.n, resolution=model.lut.resolution, seed=args.seed)

@@ -11,6 +11,9 @@ Backends, by name (:func:`list_backends`):
   counts the CPU time of the measuring thread (``time.thread_time``), which leaves out the time the
   thread waits while other processes use the core: on a shared, loaded machine it estimates the
   latency the workload would have alone (cache and memory-bandwidth interference remain).
+* ``reference``: a :class:`~hsconas.hardware.reference.Reference` network; every timed run is
+  then paired with a run of it and normalised by it, which cancels the machine's speed drift
+  (see :mod:`hsconas.hardware.reference`).
 * ``cuda``: PyTorch on a CUDA device, each run timed by a pair of CUDA events (device time,
   not host time). ``available()`` is False with a reason when there is no CUDA device.
 
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 
 from hsconas.errors import HsconasError
+from hsconas.hardware.reference import Reference, balanced_repeats, paired_run_once
 from hsconas.hardware.timing import (
     TimingConfig,
     TimingResult,
@@ -87,13 +91,17 @@ class Backend(abc.ABC):
     Args:
         threads: intra-op threads (``None`` leaves the runtime's default, which is not
             reproducible across machines: prefer an explicit number).
+        clock: ``wall`` or ``thread_cpu`` (see the module docstring).
+        reference: time every run against this reference network (see the module docstring).
     """
 
     name: ClassVar[str]
 
     clocks: ClassVar[tuple[str, ...]] = ("wall", "thread_cpu")
 
-    def __init__(self, *, threads: int | None = 1, clock: str = "wall") -> None:
+    def __init__(
+        self, *, threads: int | None = 1, clock: str = "wall", reference: Reference | None = None
+    ) -> None:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         if clock not in self.clocks:
@@ -108,9 +116,11 @@ class Backend(abc.ABC):
             )
         self.threads = threads
         self.clock = clock
+        self.reference = reference
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(threads={self.threads}, clock={self.clock!r})"
+        ref = "" if self.reference is None else f", reference={self.reference.key!r}"
+        return f"{type(self).__name__}(threads={self.threads}, clock={self.clock!r}{ref})"
 
     def _timer(self, fn: Callable[[], object]) -> Callable[[], float]:
         """``run_once`` of ``fn`` with this backend's clock (milliseconds)."""
@@ -128,6 +138,11 @@ class Backend(abc.ABC):
 
     def settings(self) -> dict[str, Any]:
         """The settings that identify measurements of this backend (stored with each result)."""
+        base = self.runtime_settings()
+        return base if self.reference is None else {**base, "reference": self.reference.key}
+
+    def runtime_settings(self) -> dict[str, Any]:
+        """The runtime's own settings (threads, versions, clock), without the reference."""
         return self._with_clock({"threads": self.threads})
 
     def _with_clock(self, settings: dict[str, Any]) -> dict[str, Any]:
@@ -161,9 +176,40 @@ class Backend(abc.ABC):
         module.eval()
         try:
             with self.session(module, example) as run_once:
-                return time_runs(run_once, timing)
+                if self.reference is None:
+                    return time_runs(run_once, timing)
+                with self.reference_session() as ref_once:
+                    base = self.reference.base_ms
+                    if base is None:
+                        raise BackendUnavailableError(
+                            "the reference network is not calibrated; call calibrate_reference()"
+                        )
+                    for _ in range(2):  # warm both before balancing them
+                        run_once()
+                        ref_once()
+                    repeats = balanced_repeats(run_once, ref_once)
+                    return time_runs(paired_run_once(run_once, ref_once, base, repeats), timing)
         finally:
             module.train(was_training)
+
+    @contextmanager
+    def reference_session(self) -> Iterator[Callable[[], float]]:
+        """A session of the reference network; yields its ``run_once`` (milliseconds)."""
+        if self.reference is None:
+            raise ValueError("this backend has no reference network")
+        with self.session(self.reference.module, _example(self.reference.input_shape, 1)) as run:
+            yield run
+
+    def calibrate_reference(self, timing: TimingConfig | None = None) -> TimingResult:
+        """Measure the reference network alone (a long protocol) and set its ``base_ms``."""
+        from hsconas.hardware.reference import calibration_timing
+
+        if self.reference is None:
+            raise ValueError("this backend has no reference network")
+        with self.reference_session() as run:
+            result = time_runs(run, timing or calibration_timing())
+        self.reference.base_ms = result.median_ms
+        return result
 
 
 class TorchBackend(Backend):
@@ -203,6 +249,7 @@ class OnnxRuntimeBackend(Backend):
     """ONNX Runtime, CPU execution provider, all graph optimisations, fixed intra-op threads."""
 
     name = "onnxruntime"
+    _reference_cache: tuple[str, Any, dict[str, np.ndarray]] | None = None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -214,7 +261,7 @@ class OnnxRuntimeBackend(Backend):
             return "onnxruntime has no CPUExecutionProvider"
         return None
 
-    def settings(self) -> dict[str, Any]:
+    def runtime_settings(self) -> dict[str, Any]:
         import onnxruntime as ort
 
         return self._with_clock(
@@ -238,6 +285,24 @@ class OnnxRuntimeBackend(Backend):
     def session(self, module: nn.Module, example: torch.Tensor) -> Iterator[Callable[[], float]]:
         sess = self.make_session(export_onnx_bytes(module, example))
         feeds = {sess.get_inputs()[0].name: np.ascontiguousarray(example.numpy())}
+
+        def forward() -> None:
+            sess.run(None, feeds)
+
+        yield self._timer(forward)
+
+    @contextmanager
+    def reference_session(self) -> Iterator[Callable[[], float]]:
+        """The reference's session, exported once and kept (exporting costs about a second)."""
+        if self.reference is None:
+            raise ValueError("this backend has no reference network")
+        cached = self._reference_cache
+        if cached is None or cached[0] != self.reference.key:
+            example = _example(self.reference.input_shape, 1)
+            sess = self.make_session(export_onnx_bytes(self.reference.module, example))
+            feeds = {sess.get_inputs()[0].name: np.ascontiguousarray(example.numpy())}
+            cached = self._reference_cache = (self.reference.key, sess, feeds)
+        _, sess, feeds = cached
 
         def forward() -> None:
             sess.run(None, feeds)
@@ -286,9 +351,14 @@ class CudaBackend(Backend):
     clocks = ("wall",)  # device time from CUDA events; "wall" names the default
 
     def __init__(
-        self, *, threads: int | None = 1, clock: str = "wall", device_index: int = 0
+        self,
+        *,
+        threads: int | None = 1,
+        clock: str = "wall",
+        reference: Reference | None = None,
+        device_index: int = 0,
     ) -> None:
-        super().__init__(threads=threads, clock=clock)
+        super().__init__(threads=threads, clock=clock, reference=reference)
         self.device_index = device_index
 
     @classmethod
@@ -299,7 +369,7 @@ class CudaBackend(Backend):
             return "no CUDA device is visible (torch.cuda.is_available() is False)"
         return None
 
-    def settings(self) -> dict[str, Any]:
+    def runtime_settings(self) -> dict[str, Any]:
         name = torch.cuda.get_device_name(self.device_index) if self.available() else "unavailable"
         return {"threads": self.threads, "device_index": self.device_index, "gpu": name}
 

@@ -25,6 +25,7 @@ from hsconas.store import Measurement, ResultStore
 __all__ = [
     "DEFAULT_DEVICE",
     "arch_input_shape",
+    "calibrate_reference",
     "measure_module",
     "measure_network",
     "measurement_settings",
@@ -49,6 +50,63 @@ def arch_input_shape(arch: Architecture, image_size: int | None = None) -> tuple
     if image_size is None:
         return (c, h, w)
     return (c, int(image_size), int(image_size))
+
+
+def calibrate_reference(
+    backend: Backend,
+    *,
+    store: ResultStore | None = None,
+    device: str = DEFAULT_DEVICE,
+    reuse: bool = True,
+) -> Measurement:
+    """Set ``backend.reference.base_ms``: from the store if calibrated before, else by measuring.
+
+    The calibration is stored (kind ``reference``, keyed by the reference's key and the backend's
+    runtime settings), so that later runs against the same reference on the same device share one
+    base, and their normalised milliseconds stay comparable.
+
+    Raises:
+        ValueError: if the backend has no reference network.
+    """
+    ref = backend.reference
+    if ref is None:
+        raise ValueError("this backend has no reference network")
+    settings = {**backend.runtime_settings(), "batch": 1, "input_shape": list(ref.input_shape)}
+    if store is not None and reuse:
+        found = store.get_measurement(
+            space="", kind="reference", key=ref.key, device=device, backend=backend.name,
+            settings=settings,
+        )  # fmt: skip
+        if found is not None:
+            ref.base_ms = found.median_ms
+            return found
+    from hsconas.hardware.reference import calibration_timing
+
+    cfg = calibration_timing()
+    result = backend.calibrate_reference(cfg)
+    m = Measurement(
+        space="",
+        kind="reference",
+        key=ref.key,
+        device=device,
+        backend=backend.name,
+        settings=settings,
+        median_ms=result.median_ms,
+        spread_ms=result.spread_ms,
+        n_runs=result.n_runs,
+        stable=result.stable,
+        fingerprint=fingerprint(backend.name, backend.runtime_settings()),
+        extra={
+            "ci_low_ms": result.ci_low_ms,
+            "ci_high_ms": result.ci_high_ms,
+            "stop_reason": result.stop_reason,
+            "timing": cfg.as_dict(),
+        },
+        created=time.time(),
+    )
+    if store is not None:
+        store.put_measurement(m)
+    return m
 
 
 def measure_module(
@@ -97,6 +155,8 @@ def measure_module(
         )
         if found is not None:
             return found
+    if be.reference is not None and be.reference.base_ms is None:
+        calibrate_reference(be, store=store, device=device)
     fp = fingerprint(be.name, be.settings())
     result = be.measure(module, shape, batch=batch, timing=timing)
     if not result.stable:
@@ -117,6 +177,7 @@ def measure_module(
         stable=result.stable,
         fingerprint=fp,
         extra={
+            **({} if be.reference is None else {"reference_base_ms": be.reference.base_ms}),
             "ci_low_ms": result.ci_low_ms,
             "ci_high_ms": result.ci_high_ms,
             "stop_reason": result.stop_reason,

@@ -42,6 +42,7 @@ __all__ = [
     "NetworkFeatures",
     "Prediction",
     "ProfileResult",
+    "model_reference",
     "network_features",
     "profile_device",
     "sample_archs",
@@ -394,6 +395,31 @@ class HSCoNASModel:
         return cls.from_json(doc)
 
 
+def model_reference(model: HSCoNASModel) -> Any:
+    """The reference network ``model`` was measured against, calibrated as then (or ``None``).
+
+    Measurements that are compared with the model's predictions must be normalised by the same
+    reference with the same base latency, so the base is taken from the model file.
+
+    Raises:
+        IncompatibleModelError: if the model names a reference this version cannot rebuild.
+    """
+    from hsconas.hardware.reference import space_reference
+
+    key = model.lut.settings.get("reference")
+    if key is None:
+        return None
+    ref = space_reference(model.space, model.lut.resolution)
+    saved = model.info.get("reference") or {}
+    if ref.key != key or saved.get("base_ms") is None:
+        raise IncompatibleModelError(
+            f"this latency model was measured against the reference network {key!r}, which "
+            "this hsconas cannot rebuild; profile the device again with `hsconas latency profile`"
+        )
+    ref.base_ms = float(saved["base_ms"])
+    return ref
+
+
 def sample_archs(
     space: str, n: int, *, resolution: int | None, seed: int, exclude: Sequence[Architecture] = ()
 ) -> list[Architecture]:
@@ -497,10 +523,12 @@ def profile_device(
         lat.append(m.median_ms)
         report("e2e", i + 1, len(archs))
     t3 = time.perf_counter()
-    info = {
+    info: dict[str, Any] = {
         "fingerprint": fingerprint(be.name, be.settings()),
         "timing": None if timing is None else timing.as_dict(),
         "seed": seed,
     }
+    if be.reference is not None:
+        info["reference"] = {"key": be.reference.key, "base_ms": be.reference.base_ms}
     model = HSCoNASModel.fit(lut, archs, lat, info=info)
     return ProfileResult(model, tuple(archs), tuple(lat), len(lut), t1 - t0, t2 - t1, t3 - t2)

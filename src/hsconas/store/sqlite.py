@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 CREATE TABLE IF NOT EXISTS measurements (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     space TEXT NOT NULL,               -- search space name, or '' for free-standing modules
-    kind TEXT NOT NULL,                -- 'network' (end to end) or 'block' (LUT entry)
+    kind TEXT NOT NULL,                -- 'network' (end to end), 'block' (LUT entry), 'reference'
     key TEXT NOT NULL,                 -- canonical architecture string or block key
     device TEXT NOT NULL,              -- device name the user gave (e.g. 'this-cpu')
     backend TEXT NOT NULL,             -- 'torch', 'onnxruntime', 'cuda', 'table', ...
@@ -106,7 +106,8 @@ class Measurement:
 
     Attributes:
         space: search space name ('' when not an architecture of a space).
-        kind: 'network' for end-to-end, 'block' for a lookup-table entry.
+        kind: 'network' for end-to-end, 'block' for a lookup-table entry, 'reference' for the
+            calibration of a reference network (see :mod:`hsconas.hardware.reference`).
         key: canonical architecture string or block key.
         device: user-given device name.
         backend: measurement backend name.
