@@ -68,6 +68,46 @@ def test_correction_is_chosen_by_leave_one_out_against_the_plain_lut_sum(fitted)
     np.testing.assert_allclose(exact.predict_ms(archs), sums)
     # a systematic overhead the LUT misses (a constant plus 40%): the ridge correction wins
     skewed = 1.4 * sums + 0.5
-    corrected = HSCoNASModel.fit(lut, archs, skewed)
+    corrected = HSCoNASModel.fit(lut, archs, skewed, corrections=("none", "ridge"))
     assert corrected.info["fit"]["correction"] == "ridge"
     assert np.max(np.abs(corrected.predict_ms(archs) / skewed - 1)) < 0.05
+    with pytest.raises(ValueError, match="unknown corrections"):
+        HSCoNASModel.fit(lut, archs, skewed, corrections=("quadratic",))
+
+
+def test_share_correction_learns_per_block_factors_and_survives_a_round_trip(
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    archs = sample_archs("ofa-mbv3", 30, resolution=128, seed=3)
+    blocks = {}
+    for a in archs:
+        for c in decompose(meta_build(a), (3, 128, 128)):
+            blocks.setdefault(c.key, c)
+    lut = measure_blocks(blocks, "torch", space="ofa-mbv3", resolution=128, timing=_FAST)
+    probe = HSCoNASModel.fit(lut, archs[:3], [1.0, 1.1, 1.2])
+    # the device runs one block 2x slower inside a network than in isolation (e.g. because it
+    # loses a fused kernel there): the slowest block that 30-70% of the networks use
+    uses = [set(probe.features(a).block_keys) for a in archs]
+    common = [k for k in lut.entries if 0.3 <= np.mean([k in u for u in uses]) <= 0.7]
+    slow = max(common, key=lambda k: lut.latencies([k])[0])
+
+    def device_ms(a) -> float:  # type: ignore[no-untyped-def]
+        keys = probe.features(a).block_keys
+        return float(sum(lut.latencies([k])[0] * (2.0 if k == slow else 1.0) for k in keys))
+
+    y = np.array([device_ms(a) for a in archs])
+    train, test = archs[:22], archs[22:]
+    model = HSCoNASModel.fit(lut, train, y[:22])
+    ridge = HSCoNASModel.fit(lut, train, y[:22], corrections=("none", "ridge"))
+    assert model.correction == "share" and slow in model.share_keys
+    err = np.abs(model.predict_ms(test) / y[22:] - 1)
+    err_ridge = np.abs(ridge.predict_ms(test) / y[22:] - 1)
+    assert err.mean() < err_ridge.mean()
+    # the slow block gets by far the largest relative correction (shrunk from its true +1.0)
+    w = dict(zip(model.share_keys, model.coef[-len(model.share_keys) :], strict=True))
+    runner_up = max(v for k, v in w.items() if k != slow)
+    assert w[slow] > 0.2 and w[slow] > 2 * runner_up
+    assert len(model.coef) == len(model.feature_names) + 1
+    again = HSCoNASModel.load(model.save(tmp_path / "m.json"))
+    assert again.correction == "share" and again.share_keys == model.share_keys
+    np.testing.assert_allclose(again.predict_ms(test), model.predict_ms(test))
