@@ -83,7 +83,9 @@ def calibrate_reference(
     from hsconas.hardware.reference import calibration_timing
 
     cfg = calibration_timing()
+    t0 = time.perf_counter()
     result = backend.calibrate_reference(cfg)
+    wall_s = time.perf_counter() - t0
     m = Measurement(
         space="",
         kind="reference",
@@ -101,6 +103,7 @@ def calibrate_reference(
             "ci_high_ms": result.ci_high_ms,
             "stop_reason": result.stop_reason,
             "timing": cfg.as_dict(),
+            "wall_s": round(wall_s, 4),
         },
         created=time.time(),
     )
@@ -158,7 +161,9 @@ def measure_module(
     if be.reference is not None and be.reference.base_ms is None:
         calibrate_reference(be, store=store, device=device)
     fp = fingerprint(be.name, be.settings())
+    t0 = time.perf_counter()
     result = be.measure(module, shape, batch=batch, timing=timing)
+    wall_s = time.perf_counter() - t0
     if not result.stable:
         logger.info(
             "%s %s: unstable (CI half-width %.2f%% of the median after %d runs, %s)",
@@ -183,6 +188,7 @@ def measure_module(
             "stop_reason": result.stop_reason,
             "warmup_runs": result.warmup_runs,
             "elapsed_s": round(result.elapsed_s, 4),
+            "wall_s": round(wall_s, 4),
             "timing": (timing or TimingConfig()).as_dict(),
             **dict(extra or {}),
         },
@@ -244,10 +250,12 @@ def measure_network(
                 return found
         from hsconas.nn.registry import build_model
 
+        t0 = time.perf_counter()
         module = build_model(target, **dict(build_options or {}))
+        build_s = round(time.perf_counter() - t0, 4)
         return measure_module(
             module, shape, be, key=arch_key, space=target.space, kind="network", batch=batch,
-            timing=timing, store=store, device=device, reuse=False,
+            timing=timing, store=store, device=device, reuse=False, extra={"build_s": build_s},
         )  # fmt: skip
     if input_shape is None:
         raise ValueError("measure_network: input_shape is required to measure a module")

@@ -156,9 +156,7 @@ def _design(
     return sums, np.asarray(rows, dtype=float)
 
 
-def _shares(
-    feats: Sequence[NetworkFeatures], lut: LookupTable, keys: Sequence[str]
-) -> np.ndarray:
+def _shares(feats: Sequence[NetworkFeatures], lut: LookupTable, keys: Sequence[str]) -> np.ndarray:
     """Each network's LUT-sum share of every block key in ``keys`` (rows sum to <= 1)."""
     col = {k: j for j, k in enumerate(keys)}
     out = np.zeros((len(feats), len(keys)))
@@ -354,9 +352,7 @@ class HSCoNASModel:
             if unknown:
                 raise ValueError(f"unknown corrections {sorted(unknown)}; use {CORRECTIONS}")
             candidates = [c for c in candidates if c[0] in corrections]
-        correction, rel_loo, alpha, coef = min(
-            candidates, key=lambda c: float(np.mean(c[1] ** 2))
-        )
+        correction, rel_loo, alpha, coef = min(candidates, key=lambda c: float(np.mean(c[1] ** 2)))
         model.mean, model.scale, model.coef, model.alpha = mean, scale, coef, alpha
         model.correction = correction
         if correction == "share":
