@@ -66,6 +66,7 @@ def test_toml_and_yaml_give_the_same_config(tmp_path: Path) -> None:
         ({"seed": 1.5}, "seed", ["must be an integer"]),
         ({"final": {"train_from_scratch": "yes"}}, "final.train_from_scratch", ["true/false"]),
         ({"device": "cpu"}, "device", ["section"]),
+        ({"device": {"reference": "maybe"}}, "device.reference", ["true/false"]),
         ({"device": {"backend": "tensorrt"}}, "device.backend",
          ["unknown backend", "onnxruntime", "torch"]),
         ({"space": {"name": "nope"}}, "space.name", ["unknown space", "hsconas-digits"]),
@@ -126,3 +127,13 @@ def test_print_config_is_a_loadable_config(
     out = tmp_path / "full.yaml"
     out.write_text(capsys.readouterr().out, encoding="utf-8")
     assert load_config(out) == default_config()
+
+
+def test_device_reference_gives_a_backend_timed_against_the_spaces_middle_network() -> None:
+    from hsconas.pipeline.stages import _backend
+
+    plain = _backend(config_from_dict({}))
+    assert plain.reference is None
+    be = _backend(config_from_dict({"device": {"reference": True}}))
+    assert be.reference is not None and be.reference.key.startswith("hsconas-digits:")
+    assert be.settings()["reference"] == be.reference.key

@@ -66,12 +66,16 @@ class DeviceConfig:
             ``cuda`` (PyTorch on a CUDA GPU, CUDA-event timing).
         threads: intra-op threads of the backend (1 gives the most stable CPU timings).
         batch: batch size of every latency measurement.
+        reference: time every run against the space's middle network, which cancels the
+            machine's speed drift on a shared or virtualised host (2-4x smaller repeat spread)
+            at about twice the measuring time (see :mod:`hsconas.hardware.reference`).
     """
 
     name: str = "local-cpu"
     backend: str = "onnxruntime"
     threads: int = 1
     batch: int = 1
+    reference: bool = False
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,10 @@ def _timing(t: TimingSection) -> Any:
 
 def _backend(cfg: PipelineConfig) -> Any:
     from hsconas.hardware.backends import get_backend
+    from hsconas.hardware.reference import space_reference
 
-    return get_backend(cfg.device.backend, threads=cfg.device.threads)
+    ref = space_reference(cfg.space.name) if cfg.device.reference else None
+    return get_backend(cfg.device.backend, threads=cfg.device.threads, reference=ref)
 
 
 def _store(ctx: StageContext) -> Any:
