@@ -102,6 +102,7 @@ def _cpu_run(space: Any, backend: str, args: argparse.Namespace, store: Any) -> 
             batch=1,
             threads=1,
             timing=TimingConfig(max_time_s=args.max_time),
+            reference=args.reference,
         )
     t0 = time.perf_counter()
     prof = profile_blocks(
@@ -241,6 +242,10 @@ def main() -> int:
     ap.add_argument(
         "--max-time", type=float, default=1.5, help="timing cap per network, seconds (timed runs)"
     )
+    ap.add_argument(
+        "--reference", action=argparse.BooleanOptionalAction, default=True,
+        help="time every network against the space's middle network (cancels the VM's drift)",
+    )  # fmt: skip
     ap.add_argument("--positions", nargs="+", help="profile only these layers (index or name)")
     ap.add_argument(
         "--gpu-devices", nargs="*", default=None,
@@ -327,8 +332,9 @@ def main() -> int:
         f"# Block profiles on this CPU ({machine}) and the recorded OFA GPUs\n\n"
         f"CPU: every (layer, block) specification at resolution {args.resolution}, "
         f"{args.samples} networks per specification plus a {4 * args.samples}-network random "
-        f"baseline, batch 1, 1 thread, timing cap {args.max_time} s per network, one store shared "
-        f"by every run. GPUs (ofa-mbv3 only): HELP OFA table, full space (all resolutions), "
+        f"baseline, batch 1, 1 thread, timing cap {args.max_time} s per network, "
+        f"{'timed against the space middle network (reference), ' if args.reference else ''}"
+        f"one store shared by every run. GPUs (ofa-mbv3 only): HELP OFA table, full space (all resolutions), "
         f"{args.gpu_samples} table rows per specification. Effects come from OLS on one-hot "
         f"(gene, choice) features, centred per gene, in % of the mean latency; negative = the "
         f"device favours the block. {versions}, python {platform.python_version()}.\n\n"

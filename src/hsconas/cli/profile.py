@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="backend:NAME (torch, onnxruntime, cuda), model:FILE or table:CSV",
     )
     p.add_argument("--device", help="device column of a table source; device name otherwise")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="backend sources: pair every timed run with a run of the space's middle network "
+        "(cancels the machine's speed drift, about twice the measuring time)",
+    )
     p.add_argument("--accuracy-table", type=Path, help="accuracy CSV (NB201 schema)")
     p.add_argument("--accuracy-column", default=None, help="accuracy column (e.g. cifar100)")
     p.add_argument("--samples", type=int, default=20, help="networks per specification")
@@ -128,7 +134,9 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             )
         space = red.apply(space)
     specs = enumerate_specs(space, blocks=args.blocks, positions=args.positions)
-    source = parse_source(args.source, space=space.name, device=args.device)
+    source = parse_source(
+        args.source, space=space.name, device=args.device, reference=args.reference
+    )
     accuracy = None
     if args.accuracy_table is not None or args.accuracy_column is not None:
         if args.accuracy_column is None:

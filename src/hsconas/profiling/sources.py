@@ -374,6 +374,8 @@ class BackendSource:
         threads: intra-op threads of the backend.
         image_size: input resolution override, pixels (default: the space's).
         timing: a :class:`hsconas.hardware.timing.TimingConfig` (default: the protocol's own).
+        reference: time every run against the space's middle network (cancels the machine's
+            speed drift; see :mod:`hsconas.hardware.reference`).
     """
 
     backend: str
@@ -382,6 +384,7 @@ class BackendSource:
     threads: int | None = 1
     image_size: int | None = None
     timing: Any = None
+    reference: bool = False
 
     @property
     def kind(self) -> str:
@@ -389,7 +392,12 @@ class BackendSource:
 
     @property
     def settings(self) -> Mapping[str, Any]:
-        return {"batch": self.batch, "threads": self.threads, "image_size": self.image_size}
+        return {
+            "batch": self.batch,
+            "threads": self.threads,
+            "image_size": self.image_size,
+            "reference": self.reference,
+        }
 
     def pool(self, space: SearchSpace) -> None:
         return None
@@ -409,12 +417,17 @@ class BackendSource:
     ) -> tuple[np.ndarray, int]:
         measure_network = self._measure_fn()
         from hsconas.hardware.backends import get_backend
+        from hsconas.hardware.measure import arch_input_shape, measurement_settings
 
+        ref = None
+        if self.reference and archs:
+            from hsconas.hardware.reference import space_reference
+
+            ref = space_reference(space.name, arch_input_shape(archs[0], self.image_size)[1])
         try:
-            be = get_backend(self.backend, threads=self.threads)
+            be = get_backend(self.backend, threads=self.threads, reference=ref)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise SourceError(f"backend {self.backend!r} is not usable here: {exc}") from None
-        from hsconas.hardware.measure import arch_input_shape, measurement_settings
 
         out = np.empty(len(archs))
         new = 0
@@ -502,8 +515,12 @@ class CallableAccuracy:
 
 
 # ---------------------------------------------------------------------------------- parsing
-def parse_source(text: str, *, space: str, device: str | None) -> LatencySource:
+def parse_source(
+    text: str, *, space: str, device: str | None, reference: bool = False
+) -> LatencySource:
     """A source from ``backend:NAME``, ``model:FILE`` or ``table:CSV`` (the CLI's ``--source``).
+
+    ``reference`` (backends only): time against the space's middle network.
 
     Raises:
         SourceError: an unknown prefix, or a table source without a device column.
@@ -518,5 +535,5 @@ def parse_source(text: str, *, space: str, device: str | None) -> LatencySource:
     if kind == "model":
         return ModelSource(Path(rest), device or "")
     if kind == "backend":
-        return BackendSource(rest, device or "local-cpu")
+        return BackendSource(rest, device or "local-cpu", reference=reference)
     raise SourceError(f"--source {text!r}: unknown kind {kind!r}; use backend:, model: or table:")
