@@ -145,3 +145,19 @@ def test_eval_measures_against_the_models_reference_with_its_base(
     model.lut.settings["reference"] = "ofa-mbv3:some-other-network@3x128x128"
     with pytest.raises(IncompatibleModelError, match="cannot rebuild"):
         model_reference(model)
+
+
+def test_predict_accepts_a_hardware_model_from_profile(
+    model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arch = sample_archs("ofa-mbv3", 1, resolution=128, seed=5)[0]
+    src = f"ofa-mbv3:{get_space('ofa-mbv3').to_string(arch)}"
+    rc = main(["latency", "predict", str(model_file), src, "--json"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads(capsys.readouterr().out.strip())
+    expected = HSCoNASModel.load(model_file).predict(arch)
+    assert doc["latency_ms"] == pytest.approx(expected.latency_ms)
+    assert doc["std_ms"] == pytest.approx(expected.std_ms) and doc["device"] == "local-cpu"
+    nb201 = "nb201:|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+    rc = main(["latency", "predict", str(model_file), nb201])
+    assert rc == 2 and "space 'ofa-mbv3'" in capsys.readouterr().err

@@ -79,10 +79,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Predict the latency (ms, with a standard deviation) of each architecture "
         "named by SOURCE (SPACE:ARCH_STRING or an architecture JSON file) with MODEL.",
         epilog="examples:\n  hsconas latency predict pixel3.json "
-        "'nb201:|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|'",
+        "'nb201:|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|'\n"
+        "  hsconas latency predict cpu_ofa.json a.jsonl   # a model from `latency profile`",
         formatter_class=_RAW,
     )
-    p.add_argument("model", metavar="MODEL", help="model file written by `latency fit-table`")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="model file written by `latency fit-table` or `latency profile`",
+    )
     p.add_argument("sources", metavar="SOURCE", nargs="+", help="architectures")
     p.add_argument("--json", action="store_true", help="one JSON object per architecture")
     p.set_defaults(func=cmd_predict)
@@ -196,10 +201,12 @@ def cmd_fit_table(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hsconas.latency.model_io import ModelFileError, load_model
+    from hsconas.latency.model_io import ModelFileError
+    from hsconas.search.evaluators import load_latency_model
     from hsconas.sources import resolve_source
 
-    model = load_model(args.model)
+    # a learned predictor (`latency fit-table`) or an HSCoNAS hardware model (`latency profile`)
+    model = load_latency_model(args.model).model
     resolved = [r for s in args.sources for r in resolve_source(s)]
     for r in resolved:
         if r.arch.space != model.space:
@@ -207,7 +214,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 f"{args.model} is a latency model of space {model.space!r} (device "
                 f"{model.device!r}) but {r.name} is an architecture of space {r.arch.space!r}"
             )
-    mean, std = model.predict_with_uncertainty([r.arch for r in resolved])
+    if hasattr(model, "predict_ms"):  # the hardware model: one Prediction per architecture
+        preds = [model.predict(r.arch) for r in resolved]
+        mean = [p.latency_ms for p in preds]
+        std = [p.std_ms for p in preds]
+    else:
+        mean, std = model.predict_with_uncertainty([r.arch for r in resolved])
     rows = [
         {
             "name": r.name,
