@@ -14,7 +14,7 @@ Every measurement goes into a results store (``--store``, default under /tmp) so
 resumes without re-measuring. Prints a Markdown table and writes it with a CSV to
 ``bench/results/latency_cpu_<machine>_<versions>.{md,csv}``.
 
-Usage: ``.venv/bin/python bench/latency_cpu.py [--resolution 160] [--threads 1] [--n-test 100]``
+Usage: ``.venv/bin/python bench/latency_cpu.py [--n-train 30] [--no-reference] [--store DB]``
 """
 
 from __future__ import annotations
@@ -76,9 +76,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
         "--clock",
-        default="thread_cpu",
+        default="wall",
         choices=["wall", "thread_cpu"],
-        help="thread_cpu (threads=1): CPU time of the measuring thread, robust to other load",
+        help="wall (default: real latency); thread_cpu (threads=1): CPU time of the measuring "
+        "thread, which leaves out time lost to other processes",
     )
     ap.add_argument(
         "--reference",

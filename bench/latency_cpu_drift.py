@@ -25,7 +25,13 @@ def main() -> int:
     ap.add_argument("space")
     ap.add_argument("backend")
     ap.add_argument("--store", default="/tmp/hsconas_bench_latency_cpu.db")
-    ap.add_argument("--clock", default="thread_cpu")
+    ap.add_argument("--clock", default="wall")
+    ap.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read the measurements timed against the reference network (the benchmark default)",
+    )
     ap.add_argument("--resolution", type=int, default=160)
     ap.add_argument("--n-train", type=int, default=30)
     ap.add_argument("--n-test", type=int, default=100)
@@ -37,6 +43,7 @@ def main() -> int:
         m
         for m in store.measurements(space=args.space, backend=args.backend)
         if m.settings.get("clock", "wall") == args.clock
+        and ("reference" in m.settings) == args.reference
     ]
     blocks = {
         m.key: LutEntry(m.key, m.median_ms, m.spread_ms, m.stable, tuple(m.settings["input_shape"]))
