@@ -80,7 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "named by SOURCE (SPACE:ARCH_STRING or an architecture JSON file) with MODEL.",
         epilog="examples:\n  hsconas latency predict pixel3.json "
         "'nb201:|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|'\n"
-        "  hsconas latency predict cpu_ofa.json a.jsonl   # a model from `latency profile`",
+        "  hsconas latency predict cpu_ofa.json "
+        "'ofa-mbv3:r160|k3e4-k5e6|k3e3-k3e3|k5e4-k3e3|k7e6-k5e3|k3e6-k5e4'"
+        "   # a model from `latency profile` (at its resolution)",
         formatter_class=_RAW,
     )
     p.add_argument(
