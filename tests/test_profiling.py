@@ -310,14 +310,17 @@ def test_backend_source_with_a_reference_stores_normalised_timings(tmp_path: Pat
     src = parse_source("backend:torch", space="nb201", device="test-cpu", reference=True)
     src.timing = TimingConfig(warmup_runs=1, warmup_time_s=0.0, min_runs=5, max_time_s=0.1)
     store = ResultStore(tmp_path / "r.db")
-    archs = NB201.sample_many(2, 0, unique=True)
-    lat, new = src.measure(NB201, archs, store=store)
+    archs = NB201.sample_many(4, 0, unique=True)
+    lat, new = src.measure(NB201, archs[:2], store=store)
     assert new == 2 and (lat > 0).all()
     (cal,) = store.measurements(kind="reference")
     assert cal.key.startswith("nb201:")
     nets = store.measurements(kind="network")
     assert {m.settings["reference"] for m in nets} == {cal.key}
     assert src.settings["reference"] is True
+    # a later chunk of the same profile is timed against the same calibration, even unstored
+    _, new = src.measure(NB201, archs[2:], store=None)
+    assert new == 2 and src._backend.reference.base_ms == cal.median_ms
 
 
 def test_model_source_profiles_a_latency_model_file(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from torch import nn
 
 from hsconas.errors import InvalidArchitectureError
 from hsconas.hardware.timing import TimingConfig
-from hsconas.space import Architecture, get_space
+from hsconas.space import Architecture, SearchSpace, get_space
 
 __all__ = [
     "Reference",
@@ -63,14 +63,15 @@ def calibration_timing() -> TimingConfig:
     return TimingConfig(warmup_time_s=0.5, max_runs=5000, max_time_s=5.0, target_rel_ci=0.0025)
 
 
-def middle_architecture(space: str, resolution: int | None = None) -> Architecture:
+def middle_architecture(space: str | SearchSpace, resolution: int | None = None) -> Architecture:
     """The architecture with every gene at its middle choice (a typical member of ``space``).
 
+    ``space`` may be restricted (e.g. to one resolution): the middle is taken among its choices.
     Falls back to a seeded sample where the middle choices do not form a valid architecture.
     """
     from hsconas.hardware.lut import fixed_resolution_space
 
-    sp = fixed_resolution_space(get_space(space), resolution)
+    sp = fixed_resolution_space(get_space(space) if isinstance(space, str) else space, resolution)
     values = [g.choices[len(g.choices) // 2] for g in sp.genes]
     try:
         return sp.make(values)
@@ -78,14 +79,14 @@ def middle_architecture(space: str, resolution: int | None = None) -> Architectu
         return sp.sample(0)
 
 
-def space_reference(space: str, resolution: int | None = None) -> Reference:
+def space_reference(space: str | SearchSpace, resolution: int | None = None) -> Reference:
     """The reference of ``space``: its middle architecture (see :func:`middle_architecture`)."""
     from hsconas.hardware.measure import arch_input_shape
     from hsconas.nn.registry import build_model
 
     arch = middle_architecture(space, resolution)
     shape = arch_input_shape(arch, resolution)
-    key = f"{space}:{get_space(space).to_string(arch)}@{'x'.join(map(str, shape))}"
+    key = f"{arch.space}:{get_space(arch.space).to_string(arch)}@{'x'.join(map(str, shape))}"
     return Reference(key, build_model(arch).eval(), shape)
 
 

@@ -385,6 +385,10 @@ class BackendSource:
     image_size: int | None = None
     timing: Any = None
     reference: bool = False
+    # the backend of the last measure() call and its space: kept, so that every chunk of one
+    # profile is timed against one reference with one calibration
+    _backend: Any = field(default=None, repr=False, compare=False)
+    _backend_space: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -419,15 +423,18 @@ class BackendSource:
         from hsconas.hardware.backends import get_backend
         from hsconas.hardware.measure import arch_input_shape, measurement_settings
 
-        ref = None
-        if self.reference and archs:
+        if self._backend is None or self._backend_space != space.name:
             from hsconas.hardware.reference import space_reference
 
-            ref = space_reference(space.name, arch_input_shape(archs[0], self.image_size)[1])
-        try:
-            be = get_backend(self.backend, threads=self.threads, reference=ref)
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise SourceError(f"backend {self.backend!r} is not usable here: {exc}") from None
+            # the middle network of the space being profiled (a restricted space: among its
+            # choices, e.g. at its one resolution)
+            ref = space_reference(space, self.image_size) if self.reference else None
+            try:
+                self._backend = get_backend(self.backend, threads=self.threads, reference=ref)
+            except (KeyError, ValueError, RuntimeError) as exc:
+                raise SourceError(f"backend {self.backend!r} is not usable here: {exc}") from None
+            self._backend_space = space.name
+        be = self._backend
 
         out = np.empty(len(archs))
         new = 0
