@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hsconas.cli.main import main
-from hsconas.hardware.lut import decompose, measure_blocks, meta_build
+from hsconas.hardware.lut import LookupTable, decompose, measure_blocks, meta_build
 from hsconas.hardware.measure import measure_network
 from hsconas.hardware.timing import TimingConfig
 from hsconas.latency.hw_model import HSCoNASModel, sample_archs
-from hsconas.space import get_space
+from hsconas.space import Architecture, get_space
 
 _FAST = TimingConfig(max_time_s=0.01, warmup_runs=1, warmup_time_s=0.0, min_runs=5)
 
@@ -44,17 +45,23 @@ def test_unknown_backend_exits_2_and_lists_backends(
     assert "unknown backend 'tpu'" in err and "cuda, onnxruntime, torch" in err
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model whose LUT covers the 2 held-out networks `eval --n 2 --seed 5` samples."""
+def _lut_for_eval(backend: Any) -> tuple[list[Architecture], LookupTable, list[float]]:
+    """3 training networks, their latencies, and a LUT that also covers the 2 held-out networks
+    of `eval --n 2 --seed 5`, measured on ``backend``."""
     held_out = sample_archs("ofa-mbv3", 2, resolution=128, seed=5)
     train = sample_archs("ofa-mbv3", 3, resolution=128, seed=6)
     blocks = {}
     for a in held_out + train:
         for c in decompose(meta_build(a), (3, 128, 128)):
             blocks.setdefault(c.key, c)
-    lut = measure_blocks(blocks, "torch", space="ofa-mbv3", resolution=128, timing=_FAST)
-    lat = [measure_network(a, "torch", timing=_FAST).median_ms for a in train]
+    lut = measure_blocks(blocks, backend, space="ofa-mbv3", resolution=128, timing=_FAST)
+    return train, lut, [measure_network(a, backend, timing=_FAST).median_ms for a in train]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model whose LUT covers the 2 held-out networks `eval --n 2 --seed 5` samples."""
+    train, lut, lat = _lut_for_eval("torch")
     from hsconas.hardware.fingerprint import fingerprint
 
     model = HSCoNASModel.fit(lut, train, lat, info={"fingerprint": fingerprint("torch")})
@@ -110,23 +117,13 @@ def test_eval_measures_against_the_models_reference_with_its_base(
 ) -> None:
     from hsconas.hardware.backends import get_backend
     from hsconas.hardware.fingerprint import fingerprint
-    from hsconas.hardware.measure import calibrate_reference
     from hsconas.hardware.reference import space_reference
     from hsconas.latency.hw_model import IncompatibleModelError, model_reference
     from hsconas.store import ResultStore
 
-    held_out = sample_archs("ofa-mbv3", 2, resolution=128, seed=5)
-    train = sample_archs("ofa-mbv3", 3, resolution=128, seed=6)
-    blocks = {}
-    for a in held_out + train:
-        for c in decompose(meta_build(a), (3, 128, 128)):
-            blocks.setdefault(c.key, c)
     ref = space_reference("ofa-mbv3", 128)
-    be = get_backend("torch", threads=1, reference=ref)
-    calibrate_reference(be)
-    lut = measure_blocks(blocks, be, space="ofa-mbv3", resolution=128, timing=_FAST)
-    assert lut.settings["reference"] == ref.key
-    lat = [measure_network(a, be, timing=_FAST).median_ms for a in train]
+    train, lut, lat = _lut_for_eval(get_backend("torch", threads=1, reference=ref))
+    assert lut.settings["reference"] == ref.key and ref.base_ms is not None  # calibrated on use
     info = {"fingerprint": fingerprint("torch"), "reference": {"key": ref.key, "base_ms": 7.5}}
     model = HSCoNASModel.fit(lut, train, lat, info=info)
     path = model.save(tmp_path / "model.json")

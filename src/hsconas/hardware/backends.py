@@ -35,7 +35,12 @@ import torch
 from torch import nn
 
 from hsconas.errors import HsconasError
-from hsconas.hardware.reference import Reference, balanced_repeats, paired_run_once
+from hsconas.hardware.reference import (
+    Reference,
+    balanced_repeats,
+    calibration_timing,
+    paired_run_once,
+)
 from hsconas.hardware.timing import (
     TimingConfig,
     TimingResult,
@@ -171,24 +176,23 @@ class Backend(abc.ABC):
         reason = self.unavailable_reason()
         if reason is not None:
             raise BackendUnavailableError(f"backend {self.name!r} is unavailable: {reason}")
+        base_ms: float | None = None  # set: time against the reference
+        if self.reference is not None:
+            base_ms = self.reference.base_ms or self.calibrate_reference().median_ms
         example = _example(tuple(input_shape), batch)
         was_training = module.training
         module.eval()
         try:
             with self.session(module, example) as run_once:
-                if self.reference is None:
+                if base_ms is None:
                     return time_runs(run_once, timing)
                 with self.reference_session() as ref_once:
-                    base = self.reference.base_ms
-                    if base is None:
-                        raise BackendUnavailableError(
-                            "the reference network is not calibrated; call calibrate_reference()"
-                        )
                     for _ in range(2):  # warm both before balancing them
                         run_once()
                         ref_once()
                     repeats = balanced_repeats(run_once, ref_once)
-                    return time_runs(paired_run_once(run_once, ref_once, base, repeats), timing)
+                    paired = paired_run_once(run_once, ref_once, base_ms, repeats)
+                    return time_runs(paired, timing)
         finally:
             module.train(was_training)
 
@@ -201,9 +205,11 @@ class Backend(abc.ABC):
             yield run
 
     def calibrate_reference(self, timing: TimingConfig | None = None) -> TimingResult:
-        """Measure the reference network alone (a long protocol) and set its ``base_ms``."""
-        from hsconas.hardware.reference import calibration_timing
+        """Measure the reference network alone (a long protocol) and set its ``base_ms``.
 
+        :meth:`measure` calls it when the reference is not calibrated yet;
+        :func:`hsconas.hardware.measure.calibrate_reference` also stores the result.
+        """
         if self.reference is None:
             raise ValueError("this backend has no reference network")
         with self.reference_session() as run:
@@ -249,7 +255,7 @@ class OnnxRuntimeBackend(Backend):
     """ONNX Runtime, CPU execution provider, all graph optimisations, fixed intra-op threads."""
 
     name = "onnxruntime"
-    _reference_cache: tuple[str, Any, dict[str, np.ndarray]] | None = None
+    _reference_cache: tuple[str, Callable[[], object]] | None = None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -281,33 +287,28 @@ class OnnxRuntimeBackend(Backend):
         opts.log_severity_level = 3
         return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
-    @contextmanager
-    def session(self, module: nn.Module, example: torch.Tensor) -> Iterator[Callable[[], float]]:
+    def _forward(self, module: nn.Module, example: torch.Tensor) -> Callable[[], object]:
+        """``module`` exported and loaded into a session; a function that runs it once."""
         sess = self.make_session(export_onnx_bytes(module, example))
         feeds = {sess.get_inputs()[0].name: np.ascontiguousarray(example.numpy())}
+        return lambda: sess.run(None, feeds)
 
-        def forward() -> None:
-            sess.run(None, feeds)
-
-        yield self._timer(forward)
+    @contextmanager
+    def session(self, module: nn.Module, example: torch.Tensor) -> Iterator[Callable[[], float]]:
+        yield self._timer(self._forward(module, example))
 
     @contextmanager
     def reference_session(self) -> Iterator[Callable[[], float]]:
         """The reference's session, exported once and kept (exporting costs about a second)."""
         if self.reference is None:
             raise ValueError("this backend has no reference network")
-        cached = self._reference_cache
-        if cached is None or cached[0] != self.reference.key:
+        if self._reference_cache is None or self._reference_cache[0] != self.reference.key:
             example = _example(self.reference.input_shape, 1)
-            sess = self.make_session(export_onnx_bytes(self.reference.module, example))
-            feeds = {sess.get_inputs()[0].name: np.ascontiguousarray(example.numpy())}
-            cached = self._reference_cache = (self.reference.key, sess, feeds)
-        _, sess, feeds = cached
-
-        def forward() -> None:
-            sess.run(None, feeds)
-
-        yield self._timer(forward)
+            self._reference_cache = (
+                self.reference.key,
+                self._forward(self.reference.module, example),
+            )
+        yield self._timer(self._reference_cache[1])
 
 
 class _Event(Protocol):

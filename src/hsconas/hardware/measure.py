@@ -18,7 +18,8 @@ from torch import nn
 
 from hsconas.hardware.backends import Backend, get_backend
 from hsconas.hardware.fingerprint import fingerprint
-from hsconas.hardware.timing import TimingConfig
+from hsconas.hardware.reference import calibration_timing
+from hsconas.hardware.timing import TimingConfig, TimingResult
 from hsconas.space import Architecture, get_space
 from hsconas.store import Measurement, ResultStore
 
@@ -52,6 +53,47 @@ def arch_input_shape(arch: Architecture, image_size: int | None = None) -> tuple
     return (c, int(image_size), int(image_size))
 
 
+def _record(
+    result: TimingResult,
+    *,
+    space: str,
+    kind: str,
+    key: str,
+    device: str,
+    backend: str,
+    settings: dict[str, Any],
+    fingerprint: dict[str, Any],
+    timing: TimingConfig,
+    wall_s: float,
+    extra: Mapping[str, Any],
+) -> Measurement:
+    """The stored form of a timing result (its CI, stopping reason, protocol and cost)."""
+    return Measurement(
+        space=space,
+        kind=kind,
+        key=key,
+        device=device,
+        backend=backend,
+        settings=settings,
+        median_ms=result.median_ms,
+        spread_ms=result.spread_ms,
+        n_runs=result.n_runs,
+        stable=result.stable,
+        fingerprint=fingerprint,
+        extra={
+            "ci_low_ms": result.ci_low_ms,
+            "ci_high_ms": result.ci_high_ms,
+            "stop_reason": result.stop_reason,
+            "warmup_runs": result.warmup_runs,
+            "elapsed_s": round(result.elapsed_s, 4),
+            "wall_s": round(wall_s, 4),
+            "timing": timing.as_dict(),
+            **extra,
+        },
+        created=time.time(),
+    )
+
+
 def calibrate_reference(
     backend: Backend,
     *,
@@ -80,33 +122,14 @@ def calibrate_reference(
         if found is not None:
             ref.base_ms = found.median_ms
             return found
-    from hsconas.hardware.reference import calibration_timing
-
     cfg = calibration_timing()
     t0 = time.perf_counter()
     result = backend.calibrate_reference(cfg)
-    wall_s = time.perf_counter() - t0
-    m = Measurement(
-        space="",
-        kind="reference",
-        key=ref.key,
-        device=device,
-        backend=backend.name,
-        settings=settings,
-        median_ms=result.median_ms,
-        spread_ms=result.spread_ms,
-        n_runs=result.n_runs,
-        stable=result.stable,
-        fingerprint=fingerprint(backend.name, backend.runtime_settings()),
-        extra={
-            "ci_low_ms": result.ci_low_ms,
-            "ci_high_ms": result.ci_high_ms,
-            "stop_reason": result.stop_reason,
-            "timing": cfg.as_dict(),
-            "wall_s": round(wall_s, 4),
-        },
-        created=time.time(),
-    )
+    m = _record(
+        result, space="", kind="reference", key=ref.key, device=device, backend=backend.name,
+        settings=settings, fingerprint=fingerprint(backend.name, backend.runtime_settings()),
+        timing=cfg, wall_s=time.perf_counter() - t0, extra={},
+    )  # fmt: skip
     if store is not None:
         store.put_measurement(m)
     return m
@@ -169,31 +192,12 @@ def measure_module(
             "%s %s: unstable (CI half-width %.2f%% of the median after %d runs, %s)",
             kind, key, 100 * result.rel_ci, result.n_runs, result.stop_reason,
         )  # fmt: skip
-    m = Measurement(
-        space=space,
-        kind=kind,
-        key=key,
-        device=device,
-        backend=be.name,
-        settings=settings,
-        median_ms=result.median_ms,
-        spread_ms=result.spread_ms,
-        n_runs=result.n_runs,
-        stable=result.stable,
-        fingerprint=fp,
-        extra={
-            **({} if be.reference is None else {"reference_base_ms": be.reference.base_ms}),
-            "ci_low_ms": result.ci_low_ms,
-            "ci_high_ms": result.ci_high_ms,
-            "stop_reason": result.stop_reason,
-            "warmup_runs": result.warmup_runs,
-            "elapsed_s": round(result.elapsed_s, 4),
-            "wall_s": round(wall_s, 4),
-            "timing": (timing or TimingConfig()).as_dict(),
-            **dict(extra or {}),
-        },
-        created=time.time(),
-    )
+    ref_extra = {} if be.reference is None else {"reference_base_ms": be.reference.base_ms}
+    m = _record(
+        result, space=space, kind=kind, key=key, device=device, backend=be.name,
+        settings=settings, fingerprint=fp, timing=timing or TimingConfig(), wall_s=wall_s,
+        extra={**ref_extra, **dict(extra or {})},
+    )  # fmt: skip
     if store is not None:
         store.put_measurement(m)
     return m
