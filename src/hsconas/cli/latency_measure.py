@@ -33,7 +33,7 @@ def _reference_flag(p: argparse.ArgumentParser, *, default: bool) -> None:
         default=default,
         help="pair every timed run with a run of the space's middle network and report "
         "target / reference x the reference's calibrated latency: cancels the machine's speed "
-        "drift (2-4x smaller repeat spread on a shared VM) at about twice the measuring time "
+        "drift (1.6-5x smaller repeat spread on a 2-core VM) at about twice the measuring time "
         f"(default: {'on' if default else 'off'})",
     )
 

@@ -67,8 +67,9 @@ class DeviceConfig:
         threads: intra-op threads of the backend (1 gives the most stable CPU timings).
         batch: batch size of every latency measurement.
         reference: time every run against the space's middle network, which cancels the
-            machine's speed drift on a shared or virtualised host (2-4x smaller repeat spread)
-            at about twice the measuring time (see :mod:`hsconas.hardware.reference`).
+            machine's speed drift on a shared or virtualised host (1.6-5x smaller repeat
+            spread on a 2-core VM) at about twice the measuring time (see
+            :mod:`hsconas.hardware.reference`).
     """
 
     name: str = "local-cpu"
