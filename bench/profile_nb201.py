@@ -150,6 +150,12 @@ def main() -> int:
     ap.add_argument("--algorithm", default="hsconas", choices=("hsconas", "re", "random", "nsga2"))
     ap.add_argument("--rule", default="front-rate", choices=("front-rate", "dominated"))
     ap.add_argument("--keep-min", type=int, default=2)
+    ap.add_argument(
+        "--min-rate-ratio",
+        type=float,
+        default=0.35,
+        help="front-rate rule: a choice needs this share of its layer's best near-front rate",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--suffix", default="", help="appended to the result file names")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -177,7 +183,9 @@ def main() -> int:
             space, specs, TableSource.from_table(lat_table, d), accuracy=accuracy,
             samples=args.samples, seed=0,
         )  # fmt: skip
-        red = reduce_space(prof, rule=args.rule, keep_min=args.keep_min)
+        red = reduce_space(
+            prof, rule=args.rule, keep_min=args.keep_min, min_rate_ratio=args.min_rate_ratio
+        )
         red.save(spaces_dir / f"{d}.json")
         profiles[d], reductions[d] = prof, red
         others[d] = reduce_space(prof, rule=other_rule, keep_min=args.keep_min)
@@ -248,7 +256,7 @@ def main() -> int:
         f"# Block profiling on NB201: reduced vs full vs random reduction\n\n"
         f"CIFAR-100 accuracy x HELP device latency; profiling {args.samples} table rows per "
         f"(edge, op) specification ({len(specs)} specifications) plus a 4x random baseline; "
-        f"reduction rule `{args.rule}`, keep-min {args.keep_min}; search `{args.algorithm}` "
+        f"reduction rule `{args.rule}` (min rate ratio {args.min_rate_ratio}), keep-min {args.keep_min}; search `{args.algorithm}` "
         f"({'HSCoNAS EA' if args.algorithm == 'hsconas' else args.algorithm}), {seeds} seeds "
         f"(random control redrawn per seed), scored at {', '.join(map(str, budgets))} distinct "
         f"queries. HV ratio and front share against the FULL space's true front (mean over "

@@ -247,6 +247,20 @@ def test_front_rate_rule_drops_what_no_good_network_uses(tmp_path: Path) -> None
         reduce_space(prof, rule="magic")
 
 
+def test_front_rate_ratio_trades_size_for_coverage(tmp_path: Path) -> None:
+    prof = _profile_with_accuracy(tmp_path)
+    kwargs = {"keep_min": 1, "rescue_fronts": 0, "protect_cheapest": 0, "protect_accurate": 0}
+    sizes = [reduce_space(prof, min_rate_ratio=r, **kwargs).size for r in (0.0, 0.35, 0.7, 1.0)]
+    assert sizes[0] == NB201.size()  # nothing falls below 0 x the best rate
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[1]
+    # at ratio 1 only each layer's best near-front choice (and its ties) survives
+    best_only = reduce_space(prof, min_rate_ratio=1.0, **kwargs)
+    assert all(1 <= len(v) <= 2 for v in best_only.restrict.values())
+    for bad in (-0.1, 1.5):
+        with pytest.raises(HsconasError, match="min-rate-ratio"):
+            reduce_space(prof, min_rate_ratio=bad)
+
+
 def test_latency_only_profile_cannot_be_reduced(tmp_path: Path) -> None:
     src = TableSource(_synthetic_table(tmp_path, n=500), "dev_a", "nb201")
     prof = profile_blocks(NB201, enumerate_specs(NB201), src, samples=4, seed=0)

@@ -69,7 +69,15 @@ def test_profile_blocks_reduce_report_round_trip(
     assert main(["profile", "reduce", str(out / "profile.json"), "--out", str(dom),
                  "--rule", "dominated"]) == 0  # fmt: skip
     assert json.loads(dom.read_text())["rule"].startswith("dominated(")
+    strict = tmp_path / "strict.json"
+    assert main(["profile", "reduce", str(out / "profile.json"), "--out", str(strict),
+                 "--min-rate-ratio", "0.9", "--keep-min", "1"]) == 0  # fmt: skip
+    s = json.loads(strict.read_text())
+    assert "min_rate_ratio=0.9" in s["rule"] and s["size"] <= r["size"]
     capsys.readouterr()
+    assert main(["profile", "reduce", str(out / "profile.json"), "--out", str(strict),
+                 "--min-rate-ratio", "2"]) == 2  # fmt: skip
+    assert "min-rate-ratio must be between 0 and 1" in capsys.readouterr().err
 
     html = tmp_path / "report.html"
     assert main(["profile", "report", str(out / "profile.json"), "--html", str(html)]) == 0

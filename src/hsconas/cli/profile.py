@@ -78,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "keeping at least --keep-min per layer. Rule `front-rate` (default): a block stays when "
         "it is among the two cheapest or the most accurate of its layer, when a Pareto-optimal "
         "profiled network uses it, or when the networks holding it reach the near-front (best "
-        "quarter by non-dominated sorting) at least 35% as often as the layer's best block. Rule "
+        "quarter by non-dominated sorting) at least --min-rate-ratio as often as the layer's best "
+        "block. Rule "
         "`dominated`: drop blocks that another block of the layer beats in both marginal "
         "latency and accuracy effects. The output is accepted by `hsconas search "
         "--space-restrict`.",
@@ -95,6 +96,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("front-rate", "dominated"),
         default="front-rate",
         help="how dropped blocks are chosen (see above)",
+    )
+    p.add_argument(
+        "--min-rate-ratio",
+        type=float,
+        default=0.35,
+        metavar="R",
+        help="front-rate rule: a block needs at least R times its layer's best near-front rate "
+        "(0-1; higher drops more; a larger profile supports a higher R)",
     )
     p.add_argument(
         "--random-control", type=Path, help="also write a random reduction of equal size"
@@ -220,7 +229,9 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from hsconas.profiling.reduce import random_reduction, reduce_space
 
     prof = load_profile(args.profile)
-    red = reduce_space(prof, rule=args.rule, keep_min=args.keep_min)
+    red = reduce_space(
+        prof, rule=args.rule, keep_min=args.keep_min, min_rate_ratio=args.min_rate_ratio
+    )
     red.save(args.out)
     doc: dict[str, Any] = {"reduction": red.to_json(), "out": str(args.out)}
     if args.random_control is not None:

@@ -292,10 +292,13 @@ def reduce_space(
             profile's measured architectures (0 disables the rescue).
 
     Raises:
-        ProfileError: the profile has no accuracy, an unknown rule, or ``keep_min`` < 1.
+        ProfileError: the profile has no accuracy, an unknown rule, ``keep_min`` < 1 or
+            ``min_rate_ratio`` outside [0, 1].
     """
     if keep_min < 1:
         raise ProfileError(f"--keep-min must be >= 1, got {keep_min}")
+    if not 0.0 <= min_rate_ratio <= 1.0:
+        raise ProfileError(f"--min-rate-ratio must be between 0 and 1, got {min_rate_ratio}")
     if rule not in RULES:
         raise ProfileError(f"unknown reduction rule {rule!r}; choose one of {', '.join(RULES)}")
     if not profile.has_accuracy:
