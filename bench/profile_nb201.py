@@ -22,9 +22,11 @@ Usage:
     python bench/profile_nb201.py                     # 7 devices, 10 seeds, 100/200/300 queries
     python bench/profile_nb201.py --quick             # 3 devices, 3 seeds
     python bench/profile_nb201.py --algorithm re
+    python bench/profile_nb201.py --samples 50 --min-rate-ratio 0.5 --suffix _s50_mr05
+                                                      # the larger profile of the latest run
 
 Writes bench/results/profile_nb201_<machine>_<versions>.{md,csv}, the reduced spaces
-(bench/results/profile_nb201_spaces/<device>.json) and an HTML report of the profiles.
+(bench/results/profile_nb201_spaces<suffix>/<device>.json) and an HTML report of the profiles.
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def main() -> int:
     specs = enumerate_specs(space)
     accuracy = TableAccuracy(acc_table, "cifar100")
     profiles, reductions, others = {}, {}, {}
-    spaces_dir = args.out / "profile_nb201_spaces"
+    spaces_dir = args.out / f"profile_nb201_spaces{args.suffix}"
     for d in devices:
         t0 = time.perf_counter()
         prof = profile_blocks(
