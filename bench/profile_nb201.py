@@ -128,6 +128,35 @@ def _ceiling(device: str, restrict: dict | None) -> tuple[float, float, int]:
     )
 
 
+def paired_line(rows: list[dict], budget: int, devices: list[str]) -> str:
+    """Reduced minus full per (device, seed) at one budget, over the devices with a reduction:
+    mean difference, wins and the two-sided Wilcoxon signed-rank p-value (ties dropped)."""
+    from scipy.stats import wilcoxon
+
+    def runs(variant: str) -> dict[tuple[str, int], dict]:
+        return {
+            (r["device"], r["seed"]): r
+            for r in rows
+            if r["variant"] == variant and r["queries"] == budget and r["device"] in devices
+        }
+
+    full, red = runs("full"), runs("reduced")
+    keys = sorted(full.keys() & red.keys())
+    parts = []
+    for metric, label in (("hv_ratio", "HV ratio"), ("front_share", "front share")):
+        diff = np.array([red[k][metric] - full[k][metric] for k in keys])
+        nz = diff[diff != 0]
+        p = float(wilcoxon(nz).pvalue) if len(nz) >= 6 else float("nan")
+        parts.append(
+            f"{label} {diff.mean():+.4f} (reduced ahead in {int((nz > 0).sum())} of {len(nz)} "
+            f"untied runs, Wilcoxon p = {p:.3f})"
+        )
+    return (
+        f"Paired reduced - full over {len(keys)} (device, seed) runs of the {len(devices)} "
+        f"reduced devices: {'; '.join(parts)}.\n"
+    )
+
+
 def _versions() -> str:
     import numpy
 
@@ -311,6 +340,9 @@ def main() -> int:
             f"\nReduced beats both full and random control on HV ratio on "
             f"{sum(t['wins_hv'] for t in part)}/{len(part)} devices, on front share on "
             f"{sum(t['wins_share'] for t in part)}/{len(part)}.\n"
+        )
+        text += paired_line(
+            rows, b, [d for d in devices if reductions[d].size < reductions[d].full_size]
         )
     ins = [i for d in devices for i in device_insights(profiles[d])] + cross_device_insights(
         [profiles[d] for d in devices]
