@@ -144,25 +144,25 @@ def _count_macs(model: nn.Module) -> Iterator[list[int]]:
 
 
 def _design(
-    feats: Sequence[NetworkFeatures], lut: LookupTable, heights: Sequence[int]
+    feats: Sequence[NetworkFeatures], lats: Sequence[np.ndarray], heights: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(LUT sums, feature matrix) of networks; columns: LUT sum, n blocks, MACs, per-height sums."""
-    sums = np.empty(len(feats))
+    """(LUT sums, feature matrix) of networks whose blocks take ``lats`` (ms, from the LUT);
+    columns: LUT sum, n blocks, MACs, per-height sums."""
+    sums = np.array([float(lat.sum()) for lat in lats])
     rows = []
-    for i, f in enumerate(feats):
-        lat = lut.latencies(f.block_keys)
-        sums[i] = lat.sum()
+    for f, lat, total in zip(feats, lats, sums, strict=True):
         per_h = [float(lat[np.asarray(f.block_heights) == hh].sum()) for hh in heights]
-        rows.append([sums[i], float(len(f.block_keys)), f.macs_m, *per_h])
+        rows.append([total, float(len(f.block_keys)), f.macs_m, *per_h])
     return sums, np.asarray(rows, dtype=float)
 
 
-def _shares(feats: Sequence[NetworkFeatures], lut: LookupTable, keys: Sequence[str]) -> np.ndarray:
+def _shares(
+    feats: Sequence[NetworkFeatures], lats: Sequence[np.ndarray], keys: Sequence[str]
+) -> np.ndarray:
     """Each network's LUT-sum share of every block key in ``keys`` (rows sum to <= 1)."""
     col = {k: j for j, k in enumerate(keys)}
     out = np.zeros((len(feats), len(keys)))
-    for i, f in enumerate(feats):
-        lat = lut.latencies(f.block_keys)
+    for i, (f, lat) in enumerate(zip(feats, lats, strict=True)):
         for k, v in zip(f.block_keys, lat, strict=True):
             j = col.get(k)
             if j is not None:
@@ -324,7 +324,8 @@ class HSCoNASModel:
             lut, heights, np.zeros(0), np.ones(0), np.zeros(0), 0.0, 0.0, 0, dict(info or {})
         )
         feats = [model.features(a) for a in archs]
-        sums, raw = _design(feats, lut, heights)
+        lats = [lut.latencies(f.block_keys) for f in feats]
+        sums, raw = _design(feats, lats, heights)
         mean, scale = raw.mean(axis=0), raw.std(axis=0)
         scale[scale < 1e-12] = 1.0
         x = np.hstack([np.ones((y.size, 1)), (raw - mean) / scale])
@@ -340,7 +341,7 @@ class HSCoNASModel:
             coef, loo = _ridge_loo(x, r, 1.0 / y**2, alpha)
             candidates.append(("ridge", loo / y, alpha, coef))
         keys = tuple(sorted({k for f in feats for k in f.block_keys}))
-        shares = _shares(feats, lut, keys)
+        shares = _shares(feats, lats, keys)
         share_mean = shares.mean(axis=0)
         xs = np.hstack([x, shares - share_mean])
         # with a handful of networks, the minimum over many penalties of a model with more
@@ -379,10 +380,11 @@ class HSCoNASModel:
     def predict(self, arch: Architecture) -> Prediction:
         """Predicted latency of ``arch`` with its uncertainty."""
         f = self.features(arch)
-        sums, raw = _design([f], self.lut, self.heights)
+        lats = [self.lut.latencies(f.block_keys)]
+        sums, raw = _design([f], lats, self.heights)
         x = np.concatenate([[1.0], (raw[0] - self.mean) / self.scale])
         if self.correction == "share":
-            sh = _shares([f], self.lut, self.share_keys)[0] - self.share_mean
+            sh = _shares([f], lats, self.share_keys)[0] - self.share_mean
             mean = float(sums[0] * (1.0 + np.concatenate([x, sh]) @ self.coef))
         else:
             mean = float(sums[0] + x @ self.coef)
