@@ -111,6 +111,16 @@ def test_cli_space_restrict_and_errors(
     for p in doc["front"]:
         arch = space.from_string(p["arch"])
         assert arch.values[0] == "nor_conv_3x3" and arch.values[5] in ("skip_connect", "none")
+    code, _, err = _cli([*base, "--batch-size", "4"], capsys)
+    assert code == 2 and "--batch-size applies to --algorithm hsconas only" in err
+    code, _, err = _cli([*base, "--batch-size", "0"], capsys)
+    assert code == 2 and "--batch-size" in err
+    code, out, err = _cli(
+        [*base, "--algorithm", "hsconas", "--batch-size", "4", "--queries", "30", "--json"], capsys
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["config"]["algorithm"]["batch_size"] == 4 and doc["n_queries"] == 30
     code, _, err = _cli([*base, "--device", "no_such_gpu"], capsys)
     assert code == 2 and "no_such_gpu" in err and "pixel3" in err
     code, _, err = _cli([*base, "--accuracy-column", "mnist"], capsys)
