@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import sys
@@ -62,8 +63,8 @@ def _evaluator(device: str, dataset: str):
     return TabularEvaluator.from_tables(get_space("nb201"), acc, dataset, lat, device)
 
 
-def pareto_task(task: tuple[str, str, int, str, int]) -> list[dict]:
-    device, dataset, seed, algo, max_q = task
+def pareto_task(task: tuple[str, str, int, str, int, dict]) -> list[dict]:
+    device, dataset, seed, algo, max_q, extra = task
     from hsconas.search import Problem, make_algorithm, run_search
     from hsconas.search.pareto import TrueFront
 
@@ -71,6 +72,8 @@ def pareto_task(task: tuple[str, str, int, str, int]) -> list[dict]:
     truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
     problem = Problem(ev.space)
     name, opts = ALGOS[algo]
+    if name == "hsconas":
+        opts = {**opts, **extra}
     t0 = time.perf_counter()
     res = run_search(problem, make_algorithm(name, problem, seed=seed, **opts), ev, max_q)
     total = time.perf_counter() - t0
@@ -93,8 +96,8 @@ def pareto_task(task: tuple[str, str, int, str, int]) -> list[dict]:
     return rows
 
 
-def constraint_task(task: tuple[str, str, int, int]) -> list[dict]:
-    device, dataset, seed, q = task
+def constraint_task(task: tuple[str, str, int, int, dict]) -> list[dict]:
+    device, dataset, seed, q, extra = task
     from hsconas.search import Problem, make_algorithm, run_search
     from hsconas.search.pareto import TrueFront
 
@@ -104,7 +107,7 @@ def constraint_task(task: tuple[str, str, int, int]) -> list[dict]:
     for pct in (25, 50, 75):
         budget = float(np.percentile(ev.latency_ms, pct))
         problem = Problem(ev.space, mode="constraint", budget_ms=budget)
-        res = run_search(problem, make_algorithm("hsconas", problem, seed=seed), ev, q)
+        res = run_search(problem, make_algorithm("hsconas", problem, seed=seed, **extra), ev, q)
         acc = np.array([r.accuracy for r in res.records])
         lat = np.array([r.latency_ms for r in res.records])
         regret = truth.regret(acc, lat, budget)
@@ -132,6 +135,13 @@ def main() -> None:
         "--constraint-devices", nargs="*", help="devices of the constraint-mode runs (default: all)"
     )
     ap.add_argument("--constraint-seeds", type=int, help="seeds of the constraint-mode runs")
+    ap.add_argument(
+        "--hsconas-options",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="options of the HSCoNAS EA for an ablation, e.g. '{\"batch_size\": 4}'",
+    )
     ap.add_argument("--suffix", default="", help="appended to the results file names")
     ap.add_argument("--note", default="", help="text added to the results file (e.g. subset used)")
     args = ap.parse_args()
@@ -140,12 +150,16 @@ def main() -> None:
     seeds = args.seeds or (3 if args.quick else 10)
     workers = max(1, min(args.workers, 2))
     ptasks = [
-        (d, ds, s, a, args.max_queries) for a in args.algorithms for d in devices for ds in DATASETS
+        (d, ds, s, a, args.max_queries, args.hsconas_options)
+        for a in args.algorithms for d in devices for ds in DATASETS
         for s in range(seeds)
     ]  # fmt: skip
     c_devices = devices if args.constraint_devices is None else args.constraint_devices
     c_seeds = args.constraint_seeds or seeds
-    ctasks = [(d, ds, s, 300) for d in c_devices for ds in DATASETS for s in range(c_seeds)]
+    ctasks = [
+        (d, ds, s, 300, args.hsconas_options)
+        for d in c_devices for ds in DATASETS for s in range(c_seeds)
+    ]  # fmt: skip
     t0 = time.perf_counter()
     rows: list[dict] = []
     with Pool(workers) as pool:
@@ -182,6 +196,8 @@ def write(
         "front share = share of true-front (accuracy, latency) vectors found; HV ratio with "
         "objectives normalised by the true front's ideal/nadir, reference point nadir + 1% range.",
     ]
+    if args.hsconas_options:
+        lines += ["", f"HSCoNAS EA options: `{json.dumps(args.hsconas_options)}`."]
     if args.note:
         lines += ["", args.note]
     lines += [
