@@ -259,14 +259,17 @@ def write(
                 else "-"
             )
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Constraint mode (HSCoNAS, 300 queries): share of seeds finding the true best",
-        "",
-    ]
-    lines += ["| budget percentile | found true best | mean regret (points) |", "|---|---|---|"]
+    crows = [r for r in rows if r["kind"] == "constraint"]
+    if crows:
+        lines += [
+            "",
+            "## Constraint mode (HSCoNAS, 300 queries): share of seeds finding the true best",
+            "",
+            "| budget percentile | found true best | mean regret (points) |",
+            "|---|---|---|",
+        ]
     for pct in (25, 50, 75):
-        sel = [r for r in rows if r["kind"] == "constraint" and r["percentile"] == pct]
+        sel = [r for r in crows if r["percentile"] == pct]
         if sel:
             lines.append(
                 f"| {pct} | {np.mean([r['found_best'] for r in sel]):.1%} | {np.mean([r['regret'] for r in sel]):.3f} |"
