@@ -174,41 +174,10 @@ def main() -> None:
     write(rows, devices, seeds, wall, args)
 
 
-def write(
-    rows: list[dict], devices: list[str], seeds: int, wall: float, args: argparse.Namespace
-) -> None:
-    machine = platform.node() or "machine"
-    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}{args.suffix}"
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    keys = sorted({k for r in rows for k in r})
-    with open(out / f"search_nb201_{tag}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    lines = [
-        f"# NB201 search benchmark ({'quick' if args.quick else 'full/subset'})",
-        "",
-        f"machine `{machine}`, {platform.processor() or platform.machine()}, Python "
-        f"{platform.python_version()}, numpy {np.__version__}; wall time {wall / 60:.1f} min "
-        f"with {min(args.workers, 2)} workers.",
-        f"devices: {', '.join(devices)}; datasets: {', '.join(DATASETS)}; seeds: {seeds}.",
-        "front share = share of true-front (accuracy, latency) vectors found; HV ratio with "
-        "objectives normalised by the true front's ideal/nadir, reference point nadir + 1% range.",
-    ]
-    if args.hsconas_options:
-        lines += ["", f"HSCoNAS EA options: `{json.dumps(args.hsconas_options)}`."]
-    if args.note:
-        lines += ["", args.note]
-    lines += [
-        "",
-        "## Pareto mode: mean front share / mean HV ratio",
-        "",
-    ]
-    algos = [a for a in ALGOS if a in args.algorithms]
+def _pareto_lines(rows: list[dict], devices: list[str], algos: list[str]) -> list[str]:
+    lines = ["", "## Pareto mode: mean front share / mean HV ratio", ""]
     header = "| queries | " + " | ".join(algos) + " |"
     lines += [header, "|" + "---|" * (len(algos) + 1)]
-    table = []
     for q in QUERIES:
         cells = []
         for a in algos:
@@ -223,7 +192,6 @@ def write(
             sh = np.mean([r["front_share"] for r in sel])
             hv = np.mean([r["hv_ratio"] for r in sel])
             cells.append(f"{sh:.1%} / {hv:.4f}")
-            table.append((q, a, sh, hv))
         lines.append(f"| {q} | " + " | ".join(cells) + " |")
     times = []
     top_q = max((r["queries"] for r in rows if r["kind"] == "pareto"), default=0)
@@ -259,6 +227,38 @@ def write(
                 else "-"
             )
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write(
+    rows: list[dict], devices: list[str], seeds: int, wall: float, args: argparse.Namespace
+) -> None:
+    machine = platform.node() or "machine"
+    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}{args.suffix}"
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    keys = sorted({k for r in rows for k in r})
+    with open(out / f"search_nb201_{tag}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    lines = [
+        f"# NB201 search benchmark ({'quick' if args.quick else 'full/subset'})",
+        "",
+        f"machine `{machine}`, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}, numpy {np.__version__}; wall time {wall / 60:.1f} min "
+        f"with {min(args.workers, 2)} workers.",
+        f"devices: {', '.join(devices)}; datasets: {', '.join(DATASETS)}; seeds: {seeds}.",
+        "front share = share of true-front (accuracy, latency) vectors found; HV ratio with "
+        "objectives normalised by the true front's ideal/nadir, reference point nadir + 1% range.",
+    ]
+    if args.hsconas_options:
+        lines += ["", f"HSCoNAS EA options: `{json.dumps(args.hsconas_options)}`."]
+    if args.note:
+        lines += ["", args.note]
+    algos = [a for a in ALGOS if a in args.algorithms]
+    if algos:
+        lines += _pareto_lines(rows, devices, algos)
     crows = [r for r in rows if r["kind"] == "constraint"]
     if crows:
         lines += [
