@@ -120,7 +120,7 @@ def test_cli_space_restrict_and_errors(
     )
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["config"]["algorithm"]["batch_size"] == 4 and doc["n_queries"] == 30
+    assert doc["algorithm"]["batch_size"] == 4 and doc["n_queries"] == 30
     code, _, err = _cli([*base, "--device", "no_such_gpu"], capsys)
     assert code == 2 and "no_such_gpu" in err and "pixel3" in err
     code, _, err = _cli([*base, "--accuracy-column", "mnist"], capsys)

@@ -216,12 +216,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 f"{args.model} is a latency model of space {model.space!r} (device "
                 f"{model.device!r}) but {r.name} is an architecture of space {r.arch.space!r}"
             )
-    if hasattr(model, "predict_ms"):  # the hardware model: one Prediction per architecture
-        preds = [model.predict(r.arch) for r in resolved]
-        mean = [p.latency_ms for p in preds]
-        std = [p.std_ms for p in preds]
-    else:
-        mean, std = model.predict_with_uncertainty([r.arch for r in resolved])
+    mean, std = model.predict_with_uncertainty([r.arch for r in resolved])
     rows = [
         {
             "name": r.name,

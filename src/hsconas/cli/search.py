@@ -334,6 +334,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     summary["device"] = src.device
     summary["accuracy_column"] = src.accuracy_label
     summary["evaluator"] = dict(evaluator.settings)
+    summary["algorithm"] = dict(result.config.get("algorithm", {}))  # its name, seed and options
     summary["n_accuracy_evals"] = int(getattr(evaluator, "n_accuracy_evals", 0))
     stages = summary["info"].get("stages", [])
     summary["quality"] = None  # the true front is known only when both sources are tables

@@ -395,6 +395,14 @@ class HSCoNASModel:
         """Predicted latencies of ``archs``, milliseconds."""
         return np.array([self.predict(a).latency_ms for a in archs])
 
+    def predict_with_uncertainty(
+        self, archs: Sequence[Architecture]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, standard deviation) of the latencies of ``archs``, milliseconds: the
+        interface of the learned predictors' :class:`~hsconas.latency.model_io.LatencyModel`."""
+        preds = [self.predict(a) for a in archs]
+        return np.array([p.latency_ms for p in preds]), np.array([p.std_ms for p in preds])
+
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict holding everything, LUT included."""

@@ -78,7 +78,7 @@ class SearchResult:
     config: Mapping[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready summary: front, best under budget, query counts, the run's configuration."""
+        """JSON-ready summary: front, best under budget, query counts."""
 
         def rec(r: EvalRecord) -> dict[str, Any]:
             return {"arch": r.key, "accuracy": r.accuracy, "latency_ms": r.latency_ms}
@@ -92,7 +92,6 @@ class SearchResult:
             "best": rec(self.best) if self.best is not None else None,
             "front": [rec(r) for r in self.front],
             "info": dict(self.info),
-            "config": dict(self.config),
         }
 
 
