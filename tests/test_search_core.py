@@ -225,6 +225,28 @@ def test_problem_validation() -> None:
     assert fit[0] > fit[1]  # the feasible one wins despite lower accuracy
 
 
+def test_empirical_feasibility_follows_the_latency_residuals_tail() -> None:
+    """Constraint mode's P(latency <= budget): a device that sometimes runs a cell far faster
+    than the additive model says (one residual in ten at -5 ms) gives a candidate predicted 3 ms
+    over the budget about that one-in-ten chance, where the Gaussian of the robust residual sd
+    gives it none."""
+    space, _ = _toy_table()
+    problem = Problem(space, mode="constraint", budget_ms=10.0)
+    gauss = make_algorithm("hsconas", problem, seed=0, feasibility="gaussian")
+    emp = make_algorithm("hsconas", problem, seed=0)  # the default
+    resid = np.r_[np.random.default_rng(0).normal(0.0, 0.2, 90), np.full(10, -5.0)]
+    for algo in (gauss, emp):
+        algo._lat_sd, algo._lat_resid = 0.2, resid
+    pred = np.array([7.0, 10.0, 13.0, 16.0])
+    p_gauss, p_emp = gauss._p_feasible(pred, 10.0), emp._p_feasible(pred, 10.0)
+    assert p_gauss[2] < 1e-6 and 0.07 < p_emp[2] < 0.13
+    assert p_emp[0] > 0.99 and 0.45 < p_emp[1] < 0.6 and p_emp[3] < 0.01
+    assert np.all(np.diff(p_emp) <= 0)
+    for bad in ({"feasibility": "student"}, {"latency_derived_weight": 0.0}):
+        with pytest.raises(SearchConfigError):
+            make_algorithm("hsconas", problem, seed=0, **bad)
+
+
 def test_shrinking_drops_a_dominated_choice() -> None:
     space = get_space("nb201")
     rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ from hsconas.search.surrogate import (
     CellFeatureMap,
     FeatureMap,
     GeneCodec,
+    RidgeEnsemble,
     is_nb201,
     nb201_canonical,
     nb201_tables,
@@ -170,6 +171,36 @@ def test_latency_features_keep_ops_that_survive_dead_code_elimination(data_dir: 
         return float(np.sqrt(np.mean((A @ coef - y) ** 2)))
 
     assert rmse(X) < 0.95 * rmse(X[:, :60])
+
+
+def test_down_weighted_derived_latency_columns_extrapolate_to_dead_edges(data_dir: Path) -> None:
+    """A search queries cells that are mostly alike: fitted on 285 cells without dead edges and
+    15 with, a ridge whose effective and surviving columns weigh as much as the raw ops trades
+    coefficients between collinear columns and mispredicts the other dead-edge cells of the
+    RTX 2080 Ti (batch 256) column, where latency is additive in the ops placed; penalising
+    those columns 100x more keeps the additive fit."""
+    from hsconas.data.tables import load_latency_table
+
+    codec = GeneCodec(get_space("nb201"))
+    table = load_latency_table(data_dir / "nb201" / "latency_help.csv.gz")
+    codes = codec.encode(list(table.archs))
+    y = table.column("2080ti_256")
+    plain = CellFeatureMap(codec, one_hot_only=True)
+    weighted = CellFeatureMap(codec, one_hot_only=True, derived_weight=0.1)
+    X1, X2 = plain.transform(codes), weighted.transform(codes)
+    np.testing.assert_array_equal(X2[:, :30], X1[:, :30])
+    np.testing.assert_allclose(X2[:, 30:], 0.1 * X1[:, 30:])
+    dead = (X1[:, :30] != X1[:, 60:]).any(axis=1)
+    rng = np.random.default_rng(0)
+    train = np.r_[rng.choice(np.flatnonzero(~dead), 285, replace=False),
+                  rng.choice(np.flatnonzero(dead), 15, replace=False)]  # fmt: skip
+    test = np.setdiff1d(np.flatnonzero(dead), train)
+
+    def rmse(X: np.ndarray) -> float:
+        model = RidgeEnsemble(alpha=0.1, n_members=1).fit(X[train], y[train])
+        return float(np.sqrt(np.mean((model.predict(X[test]).mean - y[test]) ** 2)))
+
+    assert rmse(X2) < 0.3 * rmse(X1)
 
 
 def test_within_class_noise_pools_spread_of_equal_cells() -> None:

@@ -86,9 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="hsconas algorithm: architectures evaluated per generation (default 8). Smaller "
-        "batches refit the surrogates more often: better fronts per query for about twice the "
-        "search overhead at 4 (worth it when each query is a real measurement or training)",
+        help="hsconas algorithm: architectures evaluated per generation (default 4). Smaller "
+        "batches refit the surrogates more often: better fronts per query for more search "
+        "overhead (8 halves it; 4 is worth it when each query is a real measurement or training)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--store", type=Path, help="results database (SQLite)")

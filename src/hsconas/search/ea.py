@@ -13,7 +13,8 @@ One generation:
 3. **Surrogate-assisted selection** (the documented HSCoNAS step): predictors fitted on every
    architecture queried so far score the candidates (the offspring, plus the whole space when it is
    small enough to enumerate). Latency: ridge on one-hot gene features (NB201: plus the one-hot of
-   the effective cell), with a robust residual noise as its uncertainty (measured latencies are
+   the effective cell and of the ops that survive dead-code elimination, penalised more than
+   the raw ops'), with a robust residual noise as its uncertainty (measured latencies are
    noisy). Accuracy (``model``): by default extra-trees averaged with a Gaussian process, both
    fitted on the log error rate (:class:`~hsconas.search.surrogate.ErrorLogScale`), the trees'
    spread and the GP's posterior giving the uncertainty; or extra-trees alone, or a bootstrap
@@ -22,11 +23,12 @@ One generation:
    NB201 the accuracy model sees only what is trained (cells computing the same function share
    features) and adds the pooled within-class spread of the queried accuracies to its uncertainty
    (``noise_model``): that spread is training noise, so an unqueried member of a well-known class
-   still has a chance to beat its class mean; latency features add the ops that survive
-   dead-code elimination. Pareto mode picks the batch greedily by the probability of not being
-   dominated by the evaluated points under both uncertainties (each pick added as a fantasy point
-   before the next); constraint mode by P(feasible) x P(improvement); weighted mode by optimistic
-   predicted fitness. Each batch may also evaluate
+   still has a chance to beat its class mean. Pareto mode picks the batch greedily by the
+   probability of not being dominated by the evaluated points under both uncertainties (each
+   pick added as a fantasy point before the next); constraint mode by P(feasible) x
+   P(improvement), P(feasible) from the latency model's residual distribution (some devices run
+   a few cells far faster than an additive model says); weighted mode by optimistic predicted
+   fitness. Each batch may also evaluate
    ``explore_per_batch`` candidates picked at random (default none).
 4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
    ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
@@ -93,6 +95,11 @@ class HSCoNASEvolution(SearchAlgorithm):
         shrink_at: query counts after which a shrinking stage ends.
         shrink_z: significance (standard errors) needed to call a choice dominated.
         min_choices: choices every gene keeps.
+        latency_derived_weight: on NB201, the scale of the latency model's effective and
+            dead-code-surviving one-hot columns relative to the raw ops' (see
+            :class:`~hsconas.search.surrogate.CellFeatureMap`).
+        feasibility: constraint mode's P(latency <= budget): ``"gaussian"`` (robust residual
+            sd) or ``"empirical"`` (the latency model's residual distribution).
     """
 
     name = "hsconas"
@@ -104,7 +111,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         seed: int = 0,
         population_size: int = 32,
         initial_queries: int = 16,
-        batch_size: int = 8,
+        batch_size: int = 4,
         offspring_per_generation: int = 2000,
         crossover_prob: float = 0.5,
         immigrant_frac: float = 0.1,
@@ -122,6 +129,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         shrink_at: Sequence[int] = (100, 200, 400),
         shrink_z: float = 3.0,
         min_choices: int = 2,
+        latency_derived_weight: float = 0.1,
+        feasibility: str = "empirical",
     ) -> None:
         super().__init__(problem, seed=seed)
         if population_size < 2 or initial_queries < 2 or batch_size < 1:
@@ -134,6 +143,12 @@ class HSCoNASEvolution(SearchAlgorithm):
             raise SearchConfigError(f"model must be 'ridge', 'trees' or 'trees+gp', got {model!r}")
         if pool not in ("offspring", "space", "auto"):
             raise SearchConfigError(f"pool must be 'offspring', 'space' or 'auto', got {pool!r}")
+        if feasibility not in ("gaussian", "empirical"):
+            raise SearchConfigError(
+                f"feasibility must be 'gaussian' or 'empirical', got {feasibility!r}"
+            )
+        if latency_derived_weight <= 0:
+            raise SearchConfigError("latency_derived_weight must be > 0")
         if not 0 <= explore_per_batch <= batch_size:
             raise SearchConfigError("explore_per_batch must be between 0 and batch_size")
         self.population_size = population_size
@@ -156,6 +171,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.shrink_at = tuple(sorted(int(s) for s in shrink_at))
         self.shrink_z = shrink_z
         self.min_choices = min_choices
+        self.latency_derived_weight = latency_derived_weight
+        self.feasibility = feasibility
 
         self.codec = GeneCodec(self.space)
         self.acc_features: FeatureMap | CellFeatureMap = (
@@ -164,7 +181,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             else FeatureMap(self.codec)
         )
         self.lat_features: FeatureMap | CellFeatureMap = (
-            CellFeatureMap(self.codec, one_hot_only=True)
+            CellFeatureMap(self.codec, one_hot_only=True, derived_weight=latency_derived_weight)
             if is_nb201(self.codec)
             else FeatureMap(self.codec, pairwise=False)
         )
@@ -175,6 +192,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         self._stage = 0
         self._space_codes: np.ndarray | None = None
         self._lat_sd = 0.0
+        self._lat_resid = np.zeros(0)
         self._gp_kernel: Any = None
         self._n_fits = 0
         self.stages: list[dict[str, Any]] = [
@@ -204,6 +222,8 @@ class HSCoNASEvolution(SearchAlgorithm):
             "shrink_at",
             "shrink_z",
             "min_choices",
+            "latency_derived_weight",
+            "feasibility",
         ]
         cfg = {k: getattr(self, k) for k in keys}
         cfg["shrink_at"] = list(self.shrink_at)
@@ -346,7 +366,9 @@ class HSCoNASEvolution(SearchAlgorithm):
             lat_model.fit(self.lat_features.transform(hist), lat)
             pa = acc_model.predict(self.acc_features.transform(pool))
             pl = lat_model.predict(self.lat_features.transform(pool))
-            self._lat_sd = self._lat_noise(lat_model, self.lat_features.transform(hist), lat)
+            self._lat_sd, self._lat_resid = self._lat_noise(
+                lat_model, self.lat_features.transform(hist), lat
+            )
             resid = acc - acc_model.predict(Xh).mean
         noise = float(np.sqrt(np.mean(resid**2)))
         return pa.mean, np.sqrt(pa.std**2 + noise**2), pl.mean
@@ -379,7 +401,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             Ap32 = np.ascontiguousarray(Ap, dtype=np.float32)
             per_tree = np.stack([t.tree_.predict(Ap32)[:, 0] for t in trees.estimators_])
             pl = lat_model.predict(Xp).mean
-            self._lat_sd = self._lat_noise(lat_model, Xh, lat)
+            self._lat_sd, self._lat_resid = self._lat_noise(lat_model, Xh, lat)
         mean, sd = per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6
         if scale is not None:  # average with a GP on the log error scale, then map back
             gp_mean, gp_sd = self._gp_predict(Ah, target, Ap, seed)
@@ -428,14 +450,30 @@ class HSCoNASEvolution(SearchAlgorithm):
         return y_mean + y_sd * mean, y_sd * sd
 
     @staticmethod
-    def _lat_noise(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> float:
+    def _lat_noise(
+        model: RidgeEnsemble, X: np.ndarray, y: np.ndarray
+    ) -> tuple[float, np.ndarray]:
         """Robust residual standard deviation of the latency model (ms; median absolute residual
         scaled to a Gaussian sd and inflated for the model's degrees of freedom): measured
         latencies are noisy, so even a perfect additive model misses, and a few outlying
-        measurements should not blur every prediction."""
-        resid = np.abs(y - model.predict(X).mean)
+        measurements should not blur every prediction. Also the residuals themselves (ms,
+        measured minus predicted, inflated alike), whose spread is not Gaussian on every
+        device (phones that sometimes drop dead code run some cells far faster)."""
+        resid = y - model.predict(X).mean
         inflate = np.sqrt(len(y) / max(len(y) - X.shape[1], 1))
-        return float(1.4826 * np.median(resid) * inflate)
+        return float(1.4826 * np.median(np.abs(resid)) * inflate), resid * inflate
+
+    def _p_feasible(self, lat_pred: np.ndarray, budget: float) -> np.ndarray:
+        """Probability that each candidate's latency is within ``budget`` (ms): Gaussian with
+        the robust residual sd, or (``feasibility="empirical"``) the residuals' own
+        distribution, smoothed by a Gaussian kernel of a fifth of that sd."""
+        sl = max(self._lat_sd, 1e-9)
+        if self.feasibility == "gaussian" or len(self._lat_resid) < 10:
+            return special.ndtr((budget - lat_pred) / sl)
+        # at most 200 quantiles of the residuals: the pool may be the whole space
+        r = np.quantile(self._lat_resid, (np.arange(200) + 0.5) / 200)
+        z = (budget - lat_pred[:, None] - r[None, :]) / (0.2 * sl)
+        return special.ndtr(z).mean(axis=1)
 
     def _select(self, pool: np.ndarray) -> np.ndarray:
         mu, sd, lat = self._predict(pool)
@@ -465,8 +503,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         P(accuracy > best feasible so far), the picks joining the incumbent as fantasies."""
         assert self.problem.budget_ms is not None
         budget = self.problem.budget_ms
-        sl = max(self._lat_sd, 1e-9)
-        p_feas = special.ndtr((budget - lat_pred) / sl)
+        p_feas = self._p_feasible(lat_pred, budget)
         feas = [r.accuracy for r in self.history if r.latency_ms <= budget]
         best = max(feas) if feas else -np.inf
         sd = np.maximum(sd, 1e-9)
