@@ -450,9 +450,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         return y_mean + y_sd * mean, y_sd * sd
 
     @staticmethod
-    def _lat_noise(
-        model: RidgeEnsemble, X: np.ndarray, y: np.ndarray
-    ) -> tuple[float, np.ndarray]:
+    def _lat_noise(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Robust residual standard deviation of the latency model (ms; median absolute residual
         scaled to a Gaussian sd and inflated for the model's degrees of freedom): measured
         latencies are noisy, so even a perfect additive model misses, and a few outlying
