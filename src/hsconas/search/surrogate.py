@@ -324,15 +324,15 @@ class CellFeatureMap:
         one_hot_only: keep only one-hot columns, raw, effective and surviving dead-code
             elimination (latency features: an op costs time wherever it sits, but compiled
             cells drop the ops whose result never reaches the output).
+        effective_only: drop the raw one-hot columns, so that cells computing the same function
+            get the same features (accuracy features: a dead edge changes nothing that is
+            trained; the spread of accuracies within such a class is training noise).
         derived_weight: with ``one_hot_only``, the scale of the effective and surviving
             columns. A ridge penalises their coefficients ``1 / derived_weight**2`` times more
             than the raw ops': latency stays additive in the ops actually placed unless the
             data show dead code being dropped. On the few hundred cells a search has queried,
             mostly alike, equal weights let the collinear columns trade coefficients freely
             and the model extrapolates badly to cells with dead edges.
-        effective_only: drop the raw one-hot columns, so that cells computing the same function
-            get the same features (accuracy features: a dead edge changes nothing that is
-            trained; the spread of accuracies within such a class is training noise).
     """
 
     def __init__(
