@@ -191,8 +191,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         self._keys: set[int] = set()
         self._stage = 0
         self._space_codes: np.ndarray | None = None
-        self._lat_sd = 0.0
-        self._lat_resid = np.zeros(0)
+        self._lat_resid = np.zeros(0)  # latency model's inflated residuals on the history, ms
         self._gp_kernel: Any = None
         self._n_fits = 0
         self.stages: list[dict[str, Any]] = [
@@ -362,13 +361,11 @@ class HSCoNASEvolution(SearchAlgorithm):
             acc_model = RidgeEnsemble(alpha=self.alpha, n_members=self.n_members, seed=seed)
             Xh = self.acc_features.transform(hist)
             acc_model.fit(Xh, acc)
-            lat_model = RidgeEnsemble(alpha=0.1, n_members=1)
-            lat_model.fit(self.lat_features.transform(hist), lat)
+            Lh = self.lat_features.transform(hist)
+            lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Lh, lat)
             pa = acc_model.predict(self.acc_features.transform(pool))
             pl = lat_model.predict(self.lat_features.transform(pool))
-            self._lat_sd, self._lat_resid = self._lat_noise(
-                lat_model, self.lat_features.transform(hist), lat
-            )
+            self._lat_resid = self._lat_residuals(lat_model, Lh, lat)
             resid = acc - acc_model.predict(Xh).mean
         noise = float(np.sqrt(np.mean(resid**2)))
         return pa.mean, np.sqrt(pa.std**2 + noise**2), pl.mean
@@ -401,7 +398,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             Ap32 = np.ascontiguousarray(Ap, dtype=np.float32)
             per_tree = np.stack([t.tree_.predict(Ap32)[:, 0] for t in trees.estimators_])
             pl = lat_model.predict(Xp).mean
-            self._lat_sd, self._lat_resid = self._lat_noise(lat_model, Xh, lat)
+            self._lat_resid = self._lat_residuals(lat_model, Xh, lat)
         mean, sd = per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6
         if scale is not None:  # average with a GP on the log error scale, then map back
             gp_mean, gp_sd = self._gp_predict(Ah, target, Ap, seed)
@@ -450,21 +447,28 @@ class HSCoNASEvolution(SearchAlgorithm):
         return y_mean + y_sd * mean, y_sd * sd
 
     @staticmethod
-    def _lat_noise(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Robust residual standard deviation of the latency model (ms; median absolute residual
-        scaled to a Gaussian sd and inflated for the model's degrees of freedom): measured
-        latencies are noisy, so even a perfect additive model misses, and a few outlying
-        measurements should not blur every prediction. Also the residuals themselves (ms,
-        measured minus predicted, inflated alike), whose spread is not Gaussian on every
-        device (phones that sometimes drop dead code run some cells far faster)."""
-        resid = y - model.predict(X).mean
+    def _lat_residuals(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Measured minus predicted latency of the queried architectures (ms), inflated for the
+        model's degrees of freedom (in-sample residuals understate the error on new cells)."""
         inflate = np.sqrt(len(y) / max(len(y) - X.shape[1], 1))
-        return float(1.4826 * np.median(np.abs(resid)) * inflate), resid * inflate
+        return (y - model.predict(X).mean) * inflate
+
+    @property
+    def _lat_sd(self) -> float:
+        """Robust standard deviation of the latency model's error (ms; median absolute residual
+        scaled to a Gaussian sd; 0 before any fit): measured latencies are noisy, so even a
+        perfect additive model misses, and a few outlying measurements should not blur every
+        prediction."""
+        if len(self._lat_resid) == 0:
+            return 0.0
+        return float(1.4826 * np.median(np.abs(self._lat_resid)))
 
     def _p_feasible(self, lat_pred: np.ndarray, budget: float) -> np.ndarray:
         """Probability that each candidate's latency is within ``budget`` (ms): Gaussian with
         the robust residual sd, or (``feasibility="empirical"``) the residuals' own
-        distribution, smoothed by a Gaussian kernel of a fifth of that sd."""
+        distribution, smoothed by a Gaussian kernel of a fifth of that sd (their spread is not
+        Gaussian on every device: phones that sometimes drop dead code run some cells far
+        faster)."""
         sl = max(self._lat_sd, 1e-9)
         if self.feasibility == "gaussian" or len(self._lat_resid) < 10:
             return special.ndtr((budget - lat_pred) / sl)
