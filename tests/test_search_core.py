@@ -242,6 +242,11 @@ def test_empirical_feasibility_follows_the_latency_residuals_tail() -> None:
     assert p_gauss[2] < 1e-6 and 0.07 < p_emp[2] < 0.13
     assert p_emp[0] > 0.99 and 0.45 < p_emp[1] < 0.6 and p_emp[3] < 0.01
     assert np.all(np.diff(p_emp) <= 0)
+    # a device reporting whole ms: 10.3 ms predicted is reported as 10, within the budget
+    near = np.array([10.0, 10.3, 10.7])
+    p_cont, p_whole = emp._p_feasible(near, 10.0), emp._p_feasible(near, 10.0, quantum=1.0)
+    assert p_cont[0] < 0.6 < 0.85 < p_whole[0] and p_cont[1] < 0.2 < 0.75 < p_whole[1]
+    assert p_whole[2] < 0.25
     for bad in ({"feasibility": "student"}, {"latency_derived_weight": 0.0}):
         with pytest.raises(SearchConfigError):
             make_algorithm("hsconas", problem, seed=0, **bad)

@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import kendalltau
 
 import hsconas.spaces  # noqa: F401
-from hsconas.search.ea import prob_non_dominated
+from hsconas.search.ea import latency_quantum, prob_non_dominated
 from hsconas.search.surrogate import (
     CellFeatureMap,
     FeatureMap,
@@ -134,6 +134,33 @@ def test_prob_non_dominated_matches_monte_carlo() -> None:
         dominated |= (la <= L) & (a >= A)
     np.testing.assert_allclose(p, 1 - dominated.mean(axis=0), atol=0.005)
     assert p[2] < 1e-6 < p[1]  # slow and weak vs fast and strong
+
+
+def test_prob_non_dominated_with_whole_millisecond_latencies_matches_monte_carlo() -> None:
+    """A device reporting whole ms: a candidate whose latency rounds to a known point's ties
+    it and must beat its accuracy (the continuous rule would count half of those as faster)."""
+    rng = np.random.default_rng(1)
+    acc = np.array([70.0, 80.0, 85.0])
+    lat = np.array([3.0, 5.0, 8.0])
+    mu = np.array([72.0, 78.0, 86.0, 79.5])
+    sd = np.array([1.0, 2.0, 0.5, 0.5])
+    lat_mu = np.array([3.0, 5.1, 8.0, 5.0])
+    p = prob_non_dominated(mu, sd, lat_mu, 0.6, acc, lat, lat_quantum=1.0)
+    A = mu + sd * rng.standard_normal((200_000, 4))
+    L = np.round(lat_mu + 0.6 * rng.standard_normal((200_000, 4)))
+    dominated = np.zeros_like(A, dtype=bool)
+    for a, la in zip(acc, lat, strict=True):
+        dominated |= (la <= L) & (a >= A)
+    np.testing.assert_allclose(p, 1 - dominated.mean(axis=0), atol=0.005)
+    continuous = prob_non_dominated(mu, sd, lat_mu, 0.6, acc, lat)
+    assert continuous[3] > p[3] + 0.2  # at 5 ms, below (80, 5): a tie, not half faster
+
+
+def test_latency_quantum_detects_reported_steps_only() -> None:
+    assert latency_quantum(np.array([5.0, 6.0, 6.0, 9.0, 12.0, 7.0])) == 1.0
+    assert latency_quantum(np.array([0.5, 1.0, 2.5, 1.5])) == 0.5
+    assert latency_quantum(np.random.default_rng(0).uniform(1, 30, 300)) == 0.0
+    assert latency_quantum(np.array([4.0, 4.0])) == 0.0  # too few distinct values to tell
 
 
 def test_latency_features_keep_ops_that_survive_dead_code_elimination(data_dir: Path) -> None:

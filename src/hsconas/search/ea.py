@@ -28,8 +28,10 @@ One generation:
    pick added as a fantasy point before the next); constraint mode by P(feasible) x
    P(improvement), P(feasible) from the latency model's residual distribution (some devices run
    a few cells far faster than an additive model says); weighted mode by optimistic predicted
-   fitness. Each batch may also evaluate
-   ``explore_per_batch`` candidates picked at random (default none).
+   fitness. Devices that report latency in steps (whole milliseconds on some phones) are
+   detected from the measured values, and both probabilities then count a candidate whose
+   latency rounds to a known point's (or to the budget) as tied with it. Each batch may also
+   evaluate ``explore_per_batch`` candidates picked at random (default none).
 4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
    ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
    architectures and clearly dominated choices are removed (:mod:`hsconas.search.shrinking`).
@@ -463,12 +465,15 @@ class HSCoNASEvolution(SearchAlgorithm):
             return 0.0
         return float(1.4826 * np.median(np.abs(self._lat_resid)))
 
-    def _p_feasible(self, lat_pred: np.ndarray, budget: float) -> np.ndarray:
+    def _p_feasible(self, lat_pred: np.ndarray, budget: float, quantum: float = 0.0) -> np.ndarray:
         """Probability that each candidate's latency is within ``budget`` (ms): Gaussian with
         the robust residual sd, or (``feasibility="empirical"``) the residuals' own
         distribution, smoothed by a Gaussian kernel of a fifth of that sd (their spread is not
         Gaussian on every device: phones that sometimes drop dead code run some cells far
-        faster)."""
+        faster). With latencies reported in steps of ``quantum`` ms, a candidate is feasible when
+        its latency rounds to at most the budget."""
+        if quantum > 0:
+            budget = float(np.floor(budget / quantum + 1e-9) * quantum + quantum / 2)
         sl = max(self._lat_sd, 1e-9)
         if self.feasibility == "gaussian" or len(self._lat_resid) < 10:
             return special.ndtr((budget - lat_pred) / sl)
@@ -505,7 +510,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         P(accuracy > best feasible so far), the picks joining the incumbent as fantasies."""
         assert self.problem.budget_ms is not None
         budget = self.problem.budget_ms
-        p_feas = self._p_feasible(lat_pred, budget)
+        quantum = latency_quantum(np.array([r.latency_ms for r in self.history]))
+        p_feas = self._p_feasible(lat_pred, budget, quantum)
         feas = [r.accuracy for r in self.history if r.latency_ms <= budget]
         best = max(feas) if feas else -np.inf
         sd = np.maximum(sd, 1e-9)
@@ -536,8 +542,11 @@ class HSCoNASEvolution(SearchAlgorithm):
         avail = np.ones(len(mu), dtype=bool)
         sd = np.maximum(sd, 1e-9)
         sl = max(self._lat_sd, 1e-9)
+        quantum = latency_quantum(np.asarray(lat))
         for _ in range(min(k, len(mu))):
-            p = prob_non_dominated(mu, sd, lat_pred, sl, np.asarray(acc), np.asarray(lat))
+            p = prob_non_dominated(
+                mu, sd, lat_pred, sl, np.asarray(acc), np.asarray(lat), lat_quantum=quantum
+            )
             p[~avail] = -np.inf
             i = int(np.argmax(p))
             chosen.append(i)
@@ -626,6 +635,7 @@ def prob_non_dominated(
     lat_sd: float,
     acc: np.ndarray,
     lat: np.ndarray,
+    lat_quantum: float = 0.0,
 ) -> np.ndarray:
     """Probability that a candidate with accuracy ~ N(mu, sd) and latency ~ N(lat_mu, lat_sd)
     is not dominated by the points (acc, lat) (accuracy maximised, latency minimised).
@@ -633,11 +643,15 @@ def prob_non_dominated(
     The known points' staircase splits the latency axis into intervals ``[l_j, l_{j+1})`` on
     which the accuracy to beat is the best accuracy at latency <= l_j; the probability sums, over
     the intervals, P(latency in the interval) x P(accuracy above that level).
+
+    ``lat_quantum`` > 0: latencies are reported in steps of that size (ms), so a candidate ties
+    a known point's latency whenever its latent latency rounds to it, and then has to beat that
+    point's accuracy; the intervals start half a step early.
     """
     order = np.argsort(lat, kind="stable")
     la, best = lat[order], np.maximum.accumulate(acc[order])
     keep = np.r_[True, best[1:] > best[:-1]]  # the staircase's steps only
-    la, best = la[keep], best[keep]
+    la, best = la[keep] - lat_quantum / 2, best[keep]
     edges = np.r_[la, np.inf]
     cdf = special.ndtr((edges[None, :] - lat_mu[:, None]) / lat_sd)  # P(L < edge)
     p = cdf[:, 0].copy()  # faster than every known point: never dominated
@@ -645,3 +659,19 @@ def prob_non_dominated(
     above = special.ndtr((mu[:, None] - best[None, :]) / sd[:, None])
     p += (in_bin * above).sum(axis=1)
     return p
+
+
+def latency_quantum(lat_ms: np.ndarray) -> float:
+    """The step in which latencies are reported (ms), or 0 if they look continuous.
+
+    Some devices report whole milliseconds (the HELP phone columns): then every value is a
+    multiple of the smallest gap between distinct values. At least three distinct values are
+    needed to tell.
+    """
+    values = np.unique(np.asarray(lat_ms, dtype=np.float64))
+    if len(values) < 3:
+        return 0.0
+    step = float(np.diff(values).min())
+    ratio = values / step
+    on_grid = np.abs(ratio - np.round(ratio)) <= 1e-6 * np.maximum(np.abs(ratio), 1.0)
+    return step if bool(np.all(on_grid)) else 0.0
