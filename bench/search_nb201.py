@@ -12,7 +12,8 @@ Usage:
     python bench/search_nb201.py --devices pixel3 gold_6240 --seeds 10
 
 Writes bench/results/search_nb201_<machine>_py<version>_numpy<version>.{md,csv}. At most 2 worker
-processes (the machine is shared).
+processes (the machine is shared). Finished tasks go to a ``.partial.jsonl`` log beside them as
+they finish; rerunning an interrupted grid with the same arguments skips them.
 """
 
 from __future__ import annotations
@@ -161,17 +162,66 @@ def main() -> None:
         for d in c_devices for ds in DATASETS for s in range(c_seeds)
     ]  # fmt: skip
     t0 = time.perf_counter()
-    rows: list[dict] = []
-    with Pool(workers) as pool:
-        for i, out in enumerate(pool.imap_unordered(pareto_task, ptasks)):
-            rows.extend(out)
-            print(f"\rpareto {i + 1}/{len(ptasks)}", end="", file=sys.stderr, flush=True)
-        for i, out in enumerate(pool.imap_unordered(constraint_task, ctasks)):
-            rows.extend(out)
-            print(f"\rconstraint {i + 1}/{len(ctasks)}", end="", file=sys.stderr, flush=True)
+    # every finished task is appended to a log first, so an interrupted grid resumes where it
+    # stopped when run again with the same arguments (the log is removed once the tables exist)
+    log = _results_dir() / f"search_nb201_{_tag(args)}.partial.jsonl"
+    done = _read_log(log)
+    rows = [r for task_rows in done.values() for r in task_rows]
+    if done:
+        print(f"resuming: {len(done)} finished tasks read from {log}", file=sys.stderr)
+    with Pool(workers) as pool, open(log, "a") as fh:
+        for kind, fn, tasks in (
+            ("pareto", pareto_task, ptasks),
+            ("constraint", constraint_task, ctasks),
+        ):
+            todo = [t for t in tasks if _task_key(kind, t) not in done]
+            for i, (task, out) in enumerate(pool.imap_unordered(_keep_task(fn), todo)):
+                rows.extend(out)
+                fh.write(json.dumps({"task": _task_key(kind, task), "rows": out}) + "\n")
+                fh.flush()
+                print(f"\r{kind} {i + 1}/{len(todo)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     wall = time.perf_counter() - t0
     write(rows, devices, seeds, wall, args)
+    log.unlink()
+
+
+def _task_key(kind: str, task: tuple) -> str:
+    return json.dumps([kind, *task], sort_keys=True)
+
+
+def _read_log(log: Path) -> dict[str, list[dict]]:
+    """Finished tasks of an interrupted run (a torn last line is ignored)."""
+    done: dict[str, list[dict]] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[entry["task"]] = entry["rows"]
+    return done
+
+
+class _keep_task:
+    """Picklable wrapper returning (task, result), so unordered results keep their task."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self, task: tuple) -> tuple[tuple, list[dict]]:
+        return task, self.fn(task)
+
+
+def _results_dir() -> Path:
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def _tag(args: argparse.Namespace) -> str:
+    machine = platform.node() or "machine"
+    return f"{machine}_py{platform.python_version()}_numpy{np.__version__}{args.suffix}"
 
 
 def _pareto_lines(rows: list[dict], devices: list[str], algos: list[str]) -> list[str]:
@@ -234,9 +284,8 @@ def write(
     rows: list[dict], devices: list[str], seeds: int, wall: float, args: argparse.Namespace
 ) -> None:
     machine = platform.node() or "machine"
-    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}{args.suffix}"
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
+    tag = _tag(args)
+    out = _results_dir()
     keys = sorted({k for r in rows for k in r})
     with open(out / f"search_nb201_{tag}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
