@@ -25,6 +25,7 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -165,7 +166,9 @@ def main() -> None:
     # every finished task is appended to a log first, so an interrupted grid resumes where it
     # stopped when run again with the same arguments (the log is removed once the tables exist)
     log = _results_dir() / f"search_nb201_{_tag(args)}.partial.jsonl"
-    done = _read_log(log)
+    wanted = {_task_key("pareto", t) for t in ptasks} | {_task_key("constraint", t) for t in ctasks}
+    # a log of other arguments under the same suffix may hold tasks this grid does not run
+    done = {key: out for key, out in _read_log(log).items() if key in wanted}
     rows = [r for task_rows in done.values() for r in task_rows]
     if done:
         print(f"resuming: {len(done)} finished tasks read from {log}", file=sys.stderr)
@@ -175,7 +178,7 @@ def main() -> None:
             ("constraint", constraint_task, ctasks),
         ):
             todo = [t for t in tasks if _task_key(kind, t) not in done]
-            for i, (task, out) in enumerate(pool.imap_unordered(_keep_task(fn), todo)):
+            for i, (task, out) in enumerate(pool.imap_unordered(partial(_with_task, fn), todo)):
                 rows.extend(out)
                 fh.write(json.dumps({"task": _task_key(kind, task), "rows": out}) + "\n")
                 fh.flush()
@@ -203,14 +206,9 @@ def _read_log(log: Path) -> dict[str, list[dict]]:
     return done
 
 
-class _keep_task:
-    """Picklable wrapper returning (task, result), so unordered results keep their task."""
-
-    def __init__(self, fn) -> None:
-        self.fn = fn
-
-    def __call__(self, task: tuple) -> tuple[tuple, list[dict]]:
-        return task, self.fn(task)
+def _with_task(fn, task: tuple) -> tuple[tuple, list[dict]]:
+    """``(task, fn(task))``: unordered pool results keep their task."""
+    return task, fn(task)
 
 
 def _results_dir() -> Path:

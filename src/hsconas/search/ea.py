@@ -465,6 +465,11 @@ class HSCoNASEvolution(SearchAlgorithm):
             return 0.0
         return float(1.4826 * np.median(np.abs(self._lat_resid)))
 
+    @property
+    def _lat_quantum(self) -> float:
+        """Step in which the evaluated latencies are reported (ms; 0 if continuous)."""
+        return latency_quantum(np.array([r.latency_ms for r in self.history]))
+
     def _p_feasible(self, lat_pred: np.ndarray, budget: float, quantum: float = 0.0) -> np.ndarray:
         """Probability that each candidate's latency is within ``budget`` (ms): Gaussian with
         the robust residual sd, or (``feasibility="empirical"``) the residuals' own
@@ -510,8 +515,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         P(accuracy > best feasible so far), the picks joining the incumbent as fantasies."""
         assert self.problem.budget_ms is not None
         budget = self.problem.budget_ms
-        quantum = latency_quantum(np.array([r.latency_ms for r in self.history]))
-        p_feas = self._p_feasible(lat_pred, budget, quantum)
+        p_feas = self._p_feasible(lat_pred, budget, self._lat_quantum)
         feas = [r.accuracy for r in self.history if r.latency_ms <= budget]
         best = max(feas) if feas else -np.inf
         sd = np.maximum(sd, 1e-9)
@@ -542,7 +546,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         avail = np.ones(len(mu), dtype=bool)
         sd = np.maximum(sd, 1e-9)
         sl = max(self._lat_sd, 1e-9)
-        quantum = latency_quantum(np.asarray(lat))
+        quantum = self._lat_quantum  # from the evaluated points, before any fantasy joins them
         for _ in range(min(k, len(mu))):
             p = prob_non_dominated(
                 mu, sd, lat_pred, sl, np.asarray(acc), np.asarray(lat), lat_quantum=quantum
