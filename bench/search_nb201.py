@@ -151,10 +151,11 @@ def main() -> None:
     devices = args.devices or (list(QUICK_DEVICES) if args.quick else list(lat_table.devices))
     seeds = args.seeds or (3 if args.quick else 10)
     workers = max(1, min(args.workers, 2))
+    # seed-major order: an interrupted grid has whole seeds of every algorithm
     ptasks = [
         (d, ds, s, a, args.max_queries, args.hsconas_options)
-        for a in args.algorithms for d in devices for ds in DATASETS
-        for s in range(seeds)
+        for s in range(seeds) for a in args.algorithms for d in devices
+        for ds in DATASETS
     ]  # fmt: skip
     c_devices = devices if args.constraint_devices is None else args.constraint_devices
     c_seeds = args.constraint_seeds or seeds
