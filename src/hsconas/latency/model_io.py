@@ -62,6 +62,11 @@ class LatencyModel:
         """Predicted latency (ms) on :attr:`device` of each architecture."""
         return self.predictor.predict(self._features(archs))
 
+    def predict_ms(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Predicted latency (ms) of each architecture; the same call as
+        :meth:`HSCoNASModel.predict_ms <hsconas.latency.hw_model.HSCoNASModel.predict_ms>`."""
+        return self.predict(archs)
+
     def predict_with_uncertainty(
         self, archs: Sequence[Architecture]
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -165,18 +165,37 @@ class TableLatency(_TableColumn):
         return self._value(arch)
 
 
+class LatencyModelLike(Protocol):
+    """A saved latency model: the space and device it describes and batched predictions in ms
+    (:class:`~hsconas.latency.hw_model.HSCoNASModel` and
+    :class:`~hsconas.latency.model_io.LatencyModel` both are one)."""
+
+    @property
+    def space(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
+
+    def predict_ms(self, archs: Sequence[Architecture]) -> np.ndarray: ...
+
+    def predict_with_uncertainty(
+        self, archs: Sequence[Architecture]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class ModelLatency:
     """Latency predicted by a saved model: an HSCoNAS hardware model or a learned predictor.
 
     Args:
-        model: an :class:`~hsconas.latency.hw_model.HSCoNASModel` (``predict(arch).latency_ms``)
-            or a :class:`~hsconas.latency.model_io.LatencyModel` (``predict([arch])``).
+        model: an :class:`~hsconas.latency.hw_model.HSCoNASModel` or a
+            :class:`~hsconas.latency.model_io.LatencyModel`.
         settings: JSON-ready identity (file name and digest).
     """
 
-    def __init__(self, model: Any, *, settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, model: LatencyModelLike, *, settings: Mapping[str, Any] | None = None
+    ) -> None:
         self.model = model
-        self._hw = hasattr(model, "predict_ms")  # the hardware model predicts one Prediction
         self._settings = dict(settings or {"kind": "model", "device": str(model.device)})
 
     @property
@@ -194,9 +213,7 @@ class ModelLatency:
         return dict(self._settings)
 
     def latency_ms(self, arch: Architecture) -> float:
-        if self._hw:
-            return float(self.model.predict(arch).latency_ms)
-        return float(self.model.predict([arch])[0])
+        return float(self.model.predict_ms([arch])[0])
 
 
 def load_latency_model(
