@@ -27,6 +27,8 @@ Usage:
 
 Writes bench/results/profile_nb201_<machine>_<versions>.{md,csv}, the reduced spaces
 (bench/results/profile_nb201_spaces<suffix>/<device>.json) and an HTML report of the profiles.
+Each finished search is logged (``<stem>.partial.jsonl``): rerunning an interrupted benchmark with
+the same arguments continues it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+
+from tasklog import TaskLog, task_key
 
 DEVICES = (
     "titanx_1",
@@ -232,9 +236,19 @@ def main() -> int:
             tasks.append((d, "reduced", s, dict(reductions[d].restrict), args.algorithm, budgets))
             ctrl = random_reduction(reductions[d], seed=1000 + s)
             tasks.append((d, "random", s, dict(ctrl.restrict), args.algorithm, budgets))
+    from hsconas.hardware.fingerprint import machine_name
+
+    machine = machine_name()
+    stem = f"profile_nb201_{machine}_{_versions()}"
+    if args.algorithm != "hsconas":
+        stem += f"_{args.algorithm}"
+    stem += args.suffix
     t0 = time.perf_counter()
+    # searches are logged as they finish: rerunning an interrupted benchmark resumes it
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = TaskLog(args.out / f"{stem}.partial.jsonl", [task_key("search", t) for t in tasks])
     with Pool(args.workers, initializer=_tables) as pool:
-        rows = [r for rs in pool.map(search_task, tasks, chunksize=1) for r in rs]
+        rows = log.run(pool, "search", search_task, tasks)
     print(f"{len(tasks)} searches in {time.perf_counter() - t0:.0f} s", flush=True)
 
     table = []
@@ -276,13 +290,6 @@ def main() -> int:
             )
             table.append(line)
 
-    from hsconas.hardware.fingerprint import machine_name
-
-    machine = machine_name()
-    stem = f"profile_nb201_{machine}_{_versions()}"
-    if args.algorithm != "hsconas":
-        stem += f"_{args.algorithm}"
-    stem += args.suffix
     header = (
         f"# Block profiling on NB201: reduced vs full vs random reduction\n\n"
         f"CIFAR-100 accuracy x HELP device latency; profiling {args.samples} table rows per "
@@ -373,6 +380,7 @@ def main() -> int:
         args.out / f"{stem}_report.html",
         title="NB201 block profiles (CIFAR-100, HELP latency)",
     )
+    log.remove()
     return 0
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import profile_nb201 as pb  # shares the evaluators and the search task
+from tasklog import TaskLog, task_key
 
 
 def oracle_restrict(device: str, min_share: float) -> dict[str, list[str]]:
@@ -91,9 +92,15 @@ def main() -> int:
         for s in range(seeds)
         for v, r in (("full", {}), ("oracle", restricts[d]))
     ]
+    from hsconas.hardware.fingerprint import machine_name
+
+    stem = f"reduction_oracle_nb201_{machine_name()}_{pb._versions()}"
     t0 = time.perf_counter()
+    # searches are logged as they finish: rerunning an interrupted benchmark resumes it
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = TaskLog(args.out / f"{stem}.partial.jsonl", [task_key("search", t) for t in tasks])
     with Pool(args.workers, initializer=pb._tables) as pool:
-        rows = [r for rs in pool.map(pb.search_task, tasks, chunksize=1) for r in rs]
+        rows = log.run(pool, "search", pb.search_task, tasks)
     print(f"{len(tasks)} searches in {time.perf_counter() - t0:.0f} s", flush=True)
 
     table = []
@@ -111,9 +118,6 @@ def main() -> int:
                 line[f"share_{v}_sd"] = float(np.std([r["front_share"] for r in sel], ddof=1))
             table.append(line)
 
-    from hsconas.hardware.fingerprint import machine_name
-
-    stem = f"reduction_oracle_nb201_{machine_name()}_{pb._versions()}"
     text = (
         "# Oracle per-edge reduction of NB201 vs the full space (HSCoNAS EA)\n\n"
         f"CIFAR-100 x HELP latency; oracle keeps >= {args.min_share:.0%} of the true front (built "
@@ -144,6 +148,7 @@ def main() -> int:
         w = csv.DictWriter(fh, fieldnames=list(table[0].keys()))
         w.writeheader()
         w.writerows(table)
+    log.remove()
     return 0
 
 

@@ -23,9 +23,7 @@ import csv
 import json
 import os
 import platform
-import sys
 import time
-from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -33,6 +31,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+
+from tasklog import TaskLog, task_key
 
 QUERIES = (100, 300, 1000)
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -164,52 +164,15 @@ def main() -> None:
         for d in c_devices for ds in DATASETS for s in range(c_seeds)
     ]  # fmt: skip
     t0 = time.perf_counter()
-    # every finished task is appended to a log first, so an interrupted grid resumes where it
-    # stopped when run again with the same arguments (the log is removed once the tables exist)
-    log = _results_dir() / f"search_nb201_{_tag(args)}.partial.jsonl"
-    wanted = {_task_key("pareto", t) for t in ptasks} | {_task_key("constraint", t) for t in ctasks}
-    # a log of other arguments under the same suffix may hold tasks this grid does not run
-    done = {key: out for key, out in _read_log(log).items() if key in wanted}
-    rows = [r for task_rows in done.values() for r in task_rows]
-    if done:
-        print(f"resuming: {len(done)} finished tasks read from {log}", file=sys.stderr)
-    with Pool(workers) as pool, open(log, "a") as fh:
-        for kind, fn, tasks in (
-            ("pareto", pareto_task, ptasks),
-            ("constraint", constraint_task, ctasks),
-        ):
-            todo = [t for t in tasks if _task_key(kind, t) not in done]
-            for i, (task, out) in enumerate(pool.imap_unordered(partial(_with_task, fn), todo)):
-                rows.extend(out)
-                fh.write(json.dumps({"task": _task_key(kind, task), "rows": out}) + "\n")
-                fh.flush()
-                print(f"\r{kind} {i + 1}/{len(todo)}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    # finished tasks are logged as they finish: rerunning an interrupted grid resumes it
+    wanted = [task_key("pareto", t) for t in ptasks] + [task_key("constraint", t) for t in ctasks]
+    log = TaskLog(_results_dir() / f"search_nb201_{_tag(args)}.partial.jsonl", wanted)
+    with Pool(workers) as pool:
+        rows = log.run(pool, "pareto", pareto_task, ptasks)
+        rows += log.run(pool, "constraint", constraint_task, ctasks)
     wall = time.perf_counter() - t0
     write(rows, devices, seeds, wall, args)
-    log.unlink()
-
-
-def _task_key(kind: str, task: tuple) -> str:
-    return json.dumps([kind, *task], sort_keys=True)
-
-
-def _read_log(log: Path) -> dict[str, list[dict]]:
-    """Finished tasks of an interrupted run (a torn last line is ignored)."""
-    done: dict[str, list[dict]] = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[entry["task"]] = entry["rows"]
-    return done
-
-
-def _with_task(fn, task: tuple) -> tuple[tuple, list[dict]]:
-    """``(task, fn(task))``: unordered pool results keep their task."""
-    return task, fn(task)
+    log.remove()
 
 
 def _results_dir() -> Path:
