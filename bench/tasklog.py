@@ -59,13 +59,15 @@ class TaskLog:
     ) -> list[dict]:
         """Rows of every task: logged tasks are read back, the others run in ``pool`` (``fn`` must
         be picklable) and are logged as they finish."""
-        rows = [r for t in tasks for r in self.done.get(task_key(kind, t), [])]
-        todo = [t for t in tasks if task_key(kind, t) not in self.done]
+        keys = [task_key(kind, t) for t in tasks]
+        rows = [r for k in keys for r in self.done.get(k, [])]
+        todo = [t for t, k in zip(tasks, keys, strict=True) if k not in self.done]
         with open(self.path, "a") as fh:
             for i, (task, out) in enumerate(pool.imap_unordered(partial(_with_task, fn), todo)):
                 rows.extend(out)
-                self.done[task_key(kind, task)] = out
-                fh.write(json.dumps({"task": task_key(kind, task), "rows": out}) + "\n")
+                key = task_key(kind, task)
+                self.done[key] = out
+                fh.write(json.dumps({"task": key, "rows": out}) + "\n")
                 fh.flush()
                 print(f"\r{kind} {i + 1}/{len(todo)}", end="", file=sys.stderr, flush=True)
         if todo:
