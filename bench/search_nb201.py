@@ -150,7 +150,7 @@ def main() -> None:
     _, lat_table = _tables()
     devices = args.devices or (list(QUICK_DEVICES) if args.quick else list(lat_table.devices))
     seeds = args.seeds or (3 if args.quick else 10)
-    workers = max(1, min(args.workers, 2))
+    workers = _workers(args)
     # seed-major order: an interrupted grid has whole seeds of every algorithm
     ptasks = [
         (d, ds, s, a, args.max_queries, args.hsconas_options)
@@ -175,6 +175,11 @@ def main() -> None:
     log.remove()
 
 
+def _workers(args: argparse.Namespace) -> int:
+    """Worker processes actually used: 1 or 2 (the machine is shared)."""
+    return max(1, min(args.workers, 2))
+
+
 def _results_dir() -> Path:
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
@@ -186,7 +191,9 @@ def _tag(args: argparse.Namespace) -> str:
     return f"{machine}_py{platform.python_version()}_numpy{np.__version__}{args.suffix}"
 
 
-def _pareto_lines(rows: list[dict], devices: list[str], algos: list[str]) -> list[str]:
+def _pareto_lines(
+    rows: list[dict], devices: list[str], algos: list[str], workers: int
+) -> list[str]:
     lines = ["", "## Pareto mode: mean front share / mean HV ratio", ""]
     header = "| queries | " + " | ".join(algos) + " |"
     lines += [header, "|" + "---|" * (len(algos) + 1)]
@@ -217,7 +224,8 @@ def _pareto_lines(rows: list[dict], devices: list[str], algos: list[str]) -> lis
             times.append(f"{a} {np.mean(sel):.2f} s (max {np.max(sel):.2f} s)")
     lines += [
         "",
-        f"mean wall time per {top_q}-query run (2 workers, shared machine): " + "; ".join(times),
+        f"mean wall time per {top_q}-query run ({workers} worker{'s' * (workers > 1)}, shared "
+        "machine): " + "; ".join(times),
         "",
     ]
     lines += ["## Per device (300 queries): front share / HV ratio", ""]
@@ -258,7 +266,7 @@ def write(
         "",
         f"machine `{machine}`, {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}, numpy {np.__version__}; wall time {wall / 60:.1f} min "
-        f"with {min(args.workers, 2)} workers.",
+        f"with {_workers(args)} worker{'s' * (_workers(args) > 1)}.",
         f"devices: {', '.join(devices)}; datasets: {', '.join(DATASETS)}; seeds: {seeds}.",
         "front share = share of true-front (accuracy, latency) vectors found; HV ratio with "
         "objectives normalised by the true front's ideal/nadir, reference point nadir + 1% range.",
@@ -269,7 +277,7 @@ def write(
         lines += ["", args.note]
     algos = [a for a in ALGOS if a in args.algorithms]
     if algos:
-        lines += _pareto_lines(rows, devices, algos)
+        lines += _pareto_lines(rows, devices, algos, _workers(args))
     crows = [r for r in rows if r["kind"] == "constraint"]
     if crows:
         lines += [
