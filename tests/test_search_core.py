@@ -22,8 +22,8 @@ from hsconas.search import (
     non_dominated_sort,
     run_search,
 )
+from hsconas.search.acquisition import hv_improvement
 from hsconas.search.channel_scaling import scale_channels
-from hsconas.search.ea import hv_improvement
 from hsconas.search.pareto import crowding_distance, dominates, hypervolume, hypervolume_2d
 from hsconas.search.problem import BudgetInfeasibleError
 from hsconas.search.shrinking import dominated_choices, estimate_effects

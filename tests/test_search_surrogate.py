@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import kendalltau
 
 import hsconas.spaces  # noqa: F401
-from hsconas.search.ea import latency_quantum, prob_non_dominated
+from hsconas.search.acquisition import latency_quantum, prob_non_dominated
 from hsconas.search.surrogate import (
     CellFeatureMap,
     FeatureMap,
@@ -266,7 +266,7 @@ def test_gp_posterior_equals_scikit_learn_predict() -> None:
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
-    from hsconas.search.ea import gp_posterior
+    from hsconas.search.surrogate import gp_posterior
 
     rng = np.random.default_rng(0)
     X = rng.integers(0, 2, (80, 12)).astype(float)

@@ -49,6 +49,12 @@ import numpy as np
 from scipy import special
 from threadpoolctl import threadpool_limits
 
+from hsconas.search.acquisition import (
+    epsilon_gap,
+    hv_improvement,
+    latency_quantum,
+    prob_non_dominated,
+)
 from hsconas.search.algorithm import SearchAlgorithm, select_best
 from hsconas.search.pareto import non_dominated_sort
 from hsconas.search.problem import EvalRecord, Problem, SearchConfigError
@@ -59,6 +65,7 @@ from hsconas.search.surrogate import (
     FeatureMap,
     GeneCodec,
     RidgeEnsemble,
+    gp_posterior,
     is_nb201,
     within_class_noise,
 )
@@ -584,98 +591,3 @@ class HSCoNASEvolution(SearchAlgorithm):
             front = np.vstack([front, C[i]])
             front = front[non_dominated_sort(front)[0]]
         return chosen
-
-
-def gp_posterior(gp: Any, Xp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and standard deviation of a fitted scikit-learn
-    ``GaussianProcessRegressor`` with kernel ``Constant * RBF + White`` and ``normalize_y=False``,
-    as ``gp.predict(Xp, return_std=True)`` computes them (observation noise included), but with
-    the squared distances taken by one matrix product instead of ``cdist`` (several times faster
-    for a whole-space pool of wide feature vectors). Only public fitted attributes are read.
-
-    Raises:
-        ValueError: a GP fitted with ``normalize_y=True``.
-    """
-    from scipy.linalg import solve_triangular
-
-    if gp.normalize_y:
-        raise ValueError("gp_posterior needs normalize_y=False (normalise the targets yourself)")
-    (const, rbf), white = (gp.kernel_.k1.k1, gp.kernel_.k1.k2), gp.kernel_.k2
-    scale = np.asarray(rbf.length_scale, dtype=np.float64)
-    A, B = Xp / scale, gp.X_train_ / scale
-    d2 = (A * A).sum(axis=1)[:, None] + (B * B).sum(axis=1)[None, :] - 2.0 * (A @ B.T)
-    K = const.constant_value * np.exp(-0.5 * np.maximum(d2, 0.0))
-    mean = np.asarray(K @ gp.alpha_).reshape(-1)
-    V = solve_triangular(gp.L_, K.T, lower=True, check_finite=False)
-    var = const.constant_value + white.noise_level - np.einsum("ij,ij->j", V, V)
-    return mean, np.sqrt(np.maximum(var, 0.0))
-
-
-def hv_improvement(C: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Two-objective hypervolume each row of ``C`` would add to ``front`` (minimisation)."""
-    P = front[np.all(front < ref, axis=1)]
-    P = P[np.lexsort((P[:, 1], P[:, 0]))]
-    if len(P):  # keep the staircase only (non-dominated, f1 decreasing)
-        keep = np.r_[True, P[1:, 1] < np.minimum.accumulate(P[:, 1])[:-1]]
-        P = P[keep]
-    edges = np.r_[-np.inf, P[:, 0], ref[0]]
-    heights = np.r_[ref[1], P[:, 1]]
-    left = np.maximum(edges[None, :-1], C[:, :1])
-    width = np.clip(edges[None, 1:] - left, 0.0, None)
-    height = np.clip(heights[None, :] - C[:, 1:2], 0.0, None)
-    return (width * height).sum(axis=1)
-
-
-def epsilon_gap(C: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """Smallest shift ``t`` so that ``C - t`` is not dominated by ``front`` (0 if not dominated)."""
-    diff = C[:, None, :] - front[None, :, :]
-    return np.clip(diff.min(axis=2).max(axis=1), 0.0, None)
-
-
-def prob_non_dominated(
-    mu: np.ndarray,
-    sd: np.ndarray,
-    lat_mu: np.ndarray,
-    lat_sd: float,
-    acc: np.ndarray,
-    lat: np.ndarray,
-    lat_quantum: float = 0.0,
-) -> np.ndarray:
-    """Probability that a candidate with accuracy ~ N(mu, sd) and latency ~ N(lat_mu, lat_sd)
-    is not dominated by the points (acc, lat) (accuracy maximised, latency minimised).
-
-    The known points' staircase splits the latency axis into intervals ``[l_j, l_{j+1})`` on
-    which the accuracy to beat is the best accuracy at latency <= l_j; the probability sums, over
-    the intervals, P(latency in the interval) x P(accuracy above that level).
-
-    ``lat_quantum`` > 0: latencies are reported in steps of that size (ms), so a candidate ties
-    a known point's latency whenever its latent latency rounds to it, and then has to beat that
-    point's accuracy; the intervals start half a step early.
-    """
-    order = np.argsort(lat, kind="stable")
-    la, best = lat[order], np.maximum.accumulate(acc[order])
-    keep = np.r_[True, best[1:] > best[:-1]]  # the staircase's steps only
-    la, best = la[keep] - lat_quantum / 2, best[keep]
-    edges = np.r_[la, np.inf]
-    cdf = special.ndtr((edges[None, :] - lat_mu[:, None]) / lat_sd)  # P(L < edge)
-    p = cdf[:, 0].copy()  # faster than every known point: never dominated
-    in_bin = np.diff(cdf, axis=1)
-    above = special.ndtr((mu[:, None] - best[None, :]) / sd[:, None])
-    p += (in_bin * above).sum(axis=1)
-    return p
-
-
-def latency_quantum(lat_ms: np.ndarray) -> float:
-    """The step in which latencies are reported (ms), or 0 if they look continuous.
-
-    Some devices report whole milliseconds (the HELP phone columns): then every value is a
-    multiple of the smallest gap between distinct values. At least three distinct values are
-    needed to tell.
-    """
-    values = np.unique(np.asarray(lat_ms, dtype=np.float64))
-    if len(values) < 3:
-        return 0.0
-    step = float(np.diff(values).min())
-    ratio = values / step
-    on_grid = np.abs(ratio - np.round(ratio)) <= 1e-6 * np.maximum(np.abs(ratio), 1.0)
-    return step if bool(np.all(on_grid)) else 0.0

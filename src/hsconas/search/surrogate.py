@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -183,6 +184,31 @@ class RidgeEnsemble:
         mean = preds[0] if len(preds) == 1 else preds.mean(axis=0)
         std = preds.std(axis=0) if len(preds) > 1 else np.zeros(len(X))
         return Prediction(mean, std)
+
+
+def gp_posterior(gp: Any, Xp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of a fitted scikit-learn
+    ``GaussianProcessRegressor`` with kernel ``Constant * RBF + White`` and ``normalize_y=False``,
+    as ``gp.predict(Xp, return_std=True)`` computes them (observation noise included), but with
+    the squared distances taken by one matrix product instead of ``cdist`` (several times faster
+    for a whole-space pool of wide feature vectors). Only public fitted attributes are read.
+
+    Raises:
+        ValueError: a GP fitted with ``normalize_y=True``.
+    """
+    from scipy.linalg import solve_triangular
+
+    if gp.normalize_y:
+        raise ValueError("gp_posterior needs normalize_y=False (normalise the targets yourself)")
+    (const, rbf), white = (gp.kernel_.k1.k1, gp.kernel_.k1.k2), gp.kernel_.k2
+    scale = np.asarray(rbf.length_scale, dtype=np.float64)
+    A, B = Xp / scale, gp.X_train_ / scale
+    d2 = (A * A).sum(axis=1)[:, None] + (B * B).sum(axis=1)[None, :] - 2.0 * (A @ B.T)
+    K = const.constant_value * np.exp(-0.5 * np.maximum(d2, 0.0))
+    mean = np.asarray(K @ gp.alpha_).reshape(-1)
+    V = solve_triangular(gp.L_, K.T, lower=True, check_finite=False)
+    var = const.constant_value + white.noise_level - np.einsum("ij,ij->j", V, V)
+    return mean, np.sqrt(np.maximum(var, 0.0))
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

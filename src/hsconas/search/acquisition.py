@@ -1,0 +1,79 @@
+"""Acquisition quantities of the surrogate-assisted selection (two objectives: accuracy up,
+latency down): the probability of not being dominated, the hypervolume improvement, the epsilon
+gap to a front, and the step in which a device reports latency. Pure numpy; no fitting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+
+def hv_improvement(C: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Two-objective hypervolume each row of ``C`` would add to ``front`` (minimisation)."""
+    P = front[np.all(front < ref, axis=1)]
+    P = P[np.lexsort((P[:, 1], P[:, 0]))]
+    if len(P):  # keep the staircase only (non-dominated, f1 decreasing)
+        keep = np.r_[True, P[1:, 1] < np.minimum.accumulate(P[:, 1])[:-1]]
+        P = P[keep]
+    edges = np.r_[-np.inf, P[:, 0], ref[0]]
+    heights = np.r_[ref[1], P[:, 1]]
+    left = np.maximum(edges[None, :-1], C[:, :1])
+    width = np.clip(edges[None, 1:] - left, 0.0, None)
+    height = np.clip(heights[None, :] - C[:, 1:2], 0.0, None)
+    return (width * height).sum(axis=1)
+
+
+def epsilon_gap(C: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """Smallest shift ``t`` so that ``C - t`` is not dominated by ``front`` (0 if not dominated)."""
+    diff = C[:, None, :] - front[None, :, :]
+    return np.clip(diff.min(axis=2).max(axis=1), 0.0, None)
+
+
+def prob_non_dominated(
+    mu: np.ndarray,
+    sd: np.ndarray,
+    lat_mu: np.ndarray,
+    lat_sd: float,
+    acc: np.ndarray,
+    lat: np.ndarray,
+    lat_quantum: float = 0.0,
+) -> np.ndarray:
+    """Probability that a candidate with accuracy ~ N(mu, sd) and latency ~ N(lat_mu, lat_sd)
+    is not dominated by the points (acc, lat) (accuracy maximised, latency minimised).
+
+    The known points' staircase splits the latency axis into intervals ``[l_j, l_{j+1})`` on
+    which the accuracy to beat is the best accuracy at latency <= l_j; the probability sums, over
+    the intervals, P(latency in the interval) x P(accuracy above that level).
+
+    ``lat_quantum`` > 0: latencies are reported in steps of that size (ms), so a candidate ties
+    a known point's latency whenever its latent latency rounds to it, and then has to beat that
+    point's accuracy; the intervals start half a step early.
+    """
+    order = np.argsort(lat, kind="stable")
+    la, best = lat[order], np.maximum.accumulate(acc[order])
+    keep = np.r_[True, best[1:] > best[:-1]]  # the staircase's steps only
+    la, best = la[keep] - lat_quantum / 2, best[keep]
+    edges = np.r_[la, np.inf]
+    cdf = special.ndtr((edges[None, :] - lat_mu[:, None]) / lat_sd)  # P(L < edge)
+    p = cdf[:, 0].copy()  # faster than every known point: never dominated
+    in_bin = np.diff(cdf, axis=1)
+    above = special.ndtr((mu[:, None] - best[None, :]) / sd[:, None])
+    p += (in_bin * above).sum(axis=1)
+    return p
+
+
+def latency_quantum(lat_ms: np.ndarray) -> float:
+    """The step in which latencies are reported (ms), or 0 if they look continuous.
+
+    Some devices report whole milliseconds (the HELP phone columns): then every value is a
+    multiple of the smallest gap between distinct values. At least three distinct values are
+    needed to tell.
+    """
+    values = np.unique(np.asarray(lat_ms, dtype=np.float64))
+    if len(values) < 3:
+        return 0.0
+    step = float(np.diff(values).min())
+    ratio = values / step
+    on_grid = np.abs(ratio - np.round(ratio)) <= 1e-6 * np.maximum(np.abs(ratio), 1.0)
+    return step if bool(np.all(on_grid)) else 0.0
