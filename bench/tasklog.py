@@ -74,6 +74,11 @@ class TaskLog:
             print(file=sys.stderr)
         return rows
 
+    def finished(self, kind: str, tasks: Sequence[tuple]) -> list[tuple[tuple, list[dict]]]:
+        """``(task, rows)`` of the tasks of ``tasks`` already in the log, in the order given."""
+        pairs = ((t, self.done.get(task_key(kind, t))) for t in tasks)
+        return [(t, rows) for t, rows in pairs if rows is not None]
+
     def remove(self) -> None:
         """Delete the log (once the grid's tables are written)."""
         self.path.unlink(missing_ok=True)
