@@ -1,0 +1,215 @@
+"""Benchmark: how far a better accuracy/latency surrogate could take the NB201 Pareto search.
+
+An "oracle-surrogate" search uses the HSCoNAS EA's Pareto acquisition (batches of 4 picked greedily
+by the probability of not being dominated, each pick joining the known points as a fantasy, the
+true values revealed after each batch) but its predictions come from models fitted on the *whole*
+table, out of fold (5-fold): extra-trees on the EA's NB201 cell features for accuracy, the EA's
+latency ridge for latency. Each cell's prediction never saw that cell, so what is left is the part
+of accuracy and latency that no surrogate of this kind can know (training and measurement noise,
+lucky cells). The EA fits its surrogates on the at most 300 cells it has queried; the gap between
+the two searches is what a better surrogate could still gain, and the oracle's own shortfall is
+what it could not.
+
+Usage:
+    python bench/oracle_surrogate_nb201.py              # every device x 3 datasets x 3 seeds
+    python bench/oracle_surrogate_nb201.py --devices pixel3 --seeds 1
+
+Writes bench/results/oracle_surrogate_nb201_<machine>_py<version>_numpy<version>.{md,csv}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+QUERIES = (100, 300)
+INITIAL, BATCH = 16, 4
+
+
+def out_of_fold(make_model, X: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Predictions of ``y`` by models fitted on the other four fifths (5-fold)."""
+    from sklearn.model_selection import KFold
+
+    pred = np.empty(len(y))
+    for train, test in KFold(5, shuffle=True, random_state=seed).split(X):
+        pred[test] = make_model().fit(X[train], y[train]).predict(X[test])
+    return pred
+
+
+class _LatencyRidge:
+    """The EA's latency model (closed-form ridge, alpha 0.1) with the scikit-learn interface."""
+
+    def __init__(self) -> None:
+        from hsconas.search.surrogate import RidgeEnsemble
+
+        self.model = RidgeEnsemble(alpha=0.1, n_members=1)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _LatencyRidge:
+        self.model.fit(X, y)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict(X).mean
+
+
+def oracle_search(
+    acc_pred: np.ndarray,
+    acc_sd: float,
+    lat_pred: np.ndarray,
+    lat_sd: float,
+    accuracy: np.ndarray,
+    latency_ms: np.ndarray,
+    n_queries: int,
+    seed: int,
+) -> np.ndarray:
+    """Indices of the cells queried, in order: ``INITIAL`` random cells, then batches of
+    ``BATCH`` by probability of non-domination under the given predictions."""
+    from hsconas.search.acquisition import latency_quantum, prob_non_dominated
+
+    rng = np.random.default_rng(seed)
+    queried = [int(i) for i in rng.choice(len(accuracy), INITIAL, replace=False)]
+    sd = np.full(len(accuracy), acc_sd)
+    while len(queried) < n_queries:
+        avail = np.ones(len(accuracy), dtype=bool)
+        avail[queried] = False
+        acc, lat = list(accuracy[queried]), list(latency_ms[queried])
+        quantum = latency_quantum(latency_ms[queried])
+        for _ in range(min(BATCH, n_queries - len(queried))):
+            p = prob_non_dominated(
+                acc_pred, sd, lat_pred, lat_sd, np.array(acc), np.array(lat), lat_quantum=quantum
+            )
+            p[~avail] = -np.inf
+            i = int(np.argmax(p))
+            avail[i] = False
+            queried.append(i)
+            acc.append(float(acc_pred[i]))  # a fantasy until the batch is evaluated
+            lat.append(float(lat_pred[i]))
+    return np.array(queried)
+
+
+def run(devices: list[str], seeds: int) -> list[dict]:
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    import hsconas.spaces  # noqa: F401
+    from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
+    from hsconas.search import TabularEvaluator
+    from hsconas.search.pareto import TrueFront
+    from hsconas.search.surrogate import CellFeatureMap, GeneCodec
+    from hsconas.space import get_space
+
+    lat_table = load_latency_table(data_dir() / "nb201" / "latency_help.csv.gz")
+    acc_table = load_nb201_accuracy()
+    space = get_space("nb201")
+    rows = []
+    for dataset in DATASETS:
+        ev0 = TabularEvaluator.from_tables(space, acc_table, dataset, lat_table, devices[0])
+        codec = GeneCodec(ev0.space)
+        codes = codec.encode(list(ev0.archs))
+        acc_features = CellFeatureMap(codec).transform(codes)
+        lat_features = CellFeatureMap(codec, one_hot_only=True, derived_weight=0.1).transform(codes)
+        accuracy = ev0.accuracy
+        acc_pred = out_of_fold(
+            lambda: ExtraTreesRegressor(100, max_features=0.5, random_state=0, n_jobs=1),
+            acc_features,
+            accuracy,
+        )
+        acc_rms = float(np.sqrt(np.mean((accuracy - acc_pred) ** 2)))
+        for device in devices:
+            ev = TabularEvaluator.from_tables(space, acc_table, dataset, lat_table, device)
+            if list(ev.archs) != list(ev0.archs):
+                raise RuntimeError("latency table rows are not in the accuracy table's order")
+            lat = ev.latency_ms
+            lat_pred = out_of_fold(_LatencyRidge, lat_features, lat)
+            lat_sd = float(1.4826 * np.median(np.abs(lat - lat_pred)))  # the EA's robust sd
+            truth = TrueFront.from_table(accuracy, lat)
+            for seed in range(seeds):
+                t0 = time.perf_counter()
+                q = oracle_search(
+                    acc_pred, acc_rms, lat_pred, lat_sd, accuracy, lat, max(QUERIES), seed
+                )
+                for n in QUERIES:
+                    rows.append(
+                        {
+                            "device": device, "dataset": dataset, "seed": seed, "queries": n,
+                            "front_share": truth.front_share(accuracy[q[:n]], lat[q[:n]]),
+                            "hv_ratio": truth.hv_ratio(accuracy[q[:n]], lat[q[:n]]),
+                            "accuracy_rms": acc_rms, "latency_sd_ms": lat_sd,
+                            "time_s": time.perf_counter() - t0,
+                        }
+                    )  # fmt: skip
+            print(f"{dataset} {device} done", flush=True)
+    return rows
+
+
+def write(rows: list[dict], devices: list[str], seeds: int, wall: float) -> None:
+    machine = platform.node() or "machine"
+    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}"
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    with open(out / f"oracle_surrogate_nb201_{tag}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    lines = [
+        "# NB201 Pareto search with an oracle surrogate (models fitted on the whole table, out "
+        "of fold)",
+        "",
+        f"machine `{machine}`, Python {platform.python_version()}, numpy {np.__version__}; wall "
+        f"time {wall / 60:.1f} min, one process.",
+        f"devices: {', '.join(devices)}; seeds: {seeds}. Front share / HV ratio as in "
+        "search_nb201.py.",
+        "",
+        "| dataset | out-of-fold accuracy RMS (points) | 100 queries | 300 queries | runs with "
+        "HV ratio >= 0.995 at 300 |",
+        "|---|---|---|---|---|",
+    ]
+    for dataset in [*DATASETS, "all"]:
+        sel = [r for r in rows if dataset in ("all", r["dataset"])]
+        cells = []
+        for n in QUERIES:
+            x = [r for r in sel if r["queries"] == n]
+            cells.append(
+                f"{np.mean([r['front_share'] for r in x]):.1%} / "
+                f"{np.mean([r['hv_ratio'] for r in x]):.4f}"
+            )
+        at300 = [r for r in sel if r["queries"] == 300]
+        rms = f"{sel[0]['accuracy_rms']:.3f}" if dataset != "all" else "-"
+        lines.append(
+            f"| {dataset} | {rms} | {cells[0]} | {cells[1]} | "
+            f"{sum(r['hv_ratio'] >= 0.995 for r in at300)} / {len(at300)} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (out / f"oracle_surrogate_nb201_{tag}.md").write_text(text)
+    print(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--devices", nargs="*", help="device columns (default: all 21)")
+    ap.add_argument("--seeds", type=int, default=3)
+    args = ap.parse_args()
+    if args.devices:
+        devices = args.devices
+    else:
+        from hsconas.data.tables import data_dir, load_latency_table
+
+        devices = list(load_latency_table(data_dir() / "nb201" / "latency_help.csv.gz").devices)
+    t0 = time.perf_counter()
+    rows = run(devices, args.seeds)
+    write(rows, devices, args.seeds, time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    main()
