@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import kendalltau
 
 import hsconas.spaces  # noqa: F401
-from hsconas.search.acquisition import latency_quantum, prob_non_dominated
+from hsconas.search.acquisition import latency_quantum, non_dominated_batch, prob_non_dominated
 from hsconas.search.surrogate import (
     CellFeatureMap,
     FeatureMap,
@@ -134,6 +134,21 @@ def test_prob_non_dominated_matches_monte_carlo() -> None:
         dominated |= (la <= L) & (a >= A)
     np.testing.assert_allclose(p, 1 - dominated.mean(axis=0), atol=0.005)
     assert p[2] < 1e-6 < p[1]  # slow and weak vs fast and strong
+
+
+def test_non_dominated_batch_spreads_picks_by_fantasies() -> None:
+    # candidates 0 and 1 are twins that surely beat the known points; 2 is a fast cell that
+    # probably (p ~ 0.98) beats the fast known point. A plain top-2 by probability takes the
+    # twins; the greedy batch takes one twin, which as a fantasy halves the other's chance, and
+    # then the fast cell.
+    mu = np.array([80.0, 80.0, 60.0])
+    sd = np.array([0.5, 0.5, 0.2])
+    lat_mu = np.array([10.0, 10.0, 2.0])
+    acc, lat = np.array([70.0, 59.6]), np.array([9.0, 1.5])
+    p = prob_non_dominated(mu, sd, lat_mu, 0.5, acc, lat)
+    assert p[0] == p[1] > p[2] > 0.95
+    assert non_dominated_batch(mu, sd, lat_mu, 0.5, acc, lat, 2) == [0, 2]
+    assert non_dominated_batch(mu, sd, lat_mu, 0.5, acc, lat, 5) == [0, 2, 1]
 
 
 def test_prob_non_dominated_with_whole_millisecond_latencies_matches_monte_carlo() -> None:

@@ -1,6 +1,6 @@
 """Acquisition quantities of the surrogate-assisted selection (two objectives: accuracy up,
 latency down): the probability of not being dominated, the hypervolume improvement, the epsilon
-gap to a front, and the step in which a device reports latency. Pure numpy; no fitting.
+gap to a front, greedy batches by non-domination probability, and the step in which a device reports latency. Pure numpy; no fitting.
 """
 
 from __future__ import annotations
@@ -61,6 +61,45 @@ def prob_non_dominated(
     above = special.ndtr((mu[:, None] - best[None, :]) / sd[:, None])
     p += (in_bin * above).sum(axis=1)
     return p
+
+
+def non_dominated_batch(
+    mu: np.ndarray,
+    sd: np.ndarray,
+    lat_mu: np.ndarray,
+    lat_sd: float,
+    acc: np.ndarray,
+    lat: np.ndarray,
+    k: int,
+    lat_quantum: float = 0.0,
+) -> list[int]:
+    """Indices of ``k`` candidates picked greedily by :func:`prob_non_dominated` against the
+    known points (acc, lat). Each pick joins the known points with its predicted values (a
+    fantasy) before the next pick, which spreads the batch along the front. ``lat_quantum`` is
+    the reporting step of the known latencies (detect it before any fantasy joins them).
+    """
+    acc_known, lat_known = list(acc), list(lat)
+    chosen: list[int] = []
+    avail = np.ones(len(mu), dtype=bool)
+    sd = np.maximum(sd, 1e-9)
+    lat_sd = max(lat_sd, 1e-9)
+    for _ in range(min(k, len(mu))):
+        p = prob_non_dominated(
+            mu,
+            sd,
+            lat_mu,
+            lat_sd,
+            np.asarray(acc_known),
+            np.asarray(lat_known),
+            lat_quantum=lat_quantum,
+        )
+        p[~avail] = -np.inf
+        i = int(np.argmax(p))
+        chosen.append(i)
+        avail[i] = False
+        acc_known.append(float(mu[i]))
+        lat_known.append(float(lat_mu[i]))
+    return chosen
 
 
 def latency_quantum(lat_ms: np.ndarray) -> float:

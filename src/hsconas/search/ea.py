@@ -53,7 +53,7 @@ from hsconas.search.acquisition import (
     epsilon_gap,
     hv_improvement,
     latency_quantum,
-    prob_non_dominated,
+    non_dominated_batch,
 )
 from hsconas.search.algorithm import SearchAlgorithm, select_best
 from hsconas.search.pareto import non_dominated_sort
@@ -543,28 +543,19 @@ class HSCoNASEvolution(SearchAlgorithm):
     def _select_poi(
         self, mu: np.ndarray, sd: np.ndarray, lat_pred: np.ndarray, k: int
     ) -> list[int]:
-        """Greedy batch by probability of being non-dominated by the evaluated points, with
-        independent Gaussian uncertainty on accuracy (``sd``) and latency (the latency model's
-        residual noise). Each pick joins the known points with its predicted values (a fantasy)
-        before the next pick, which spreads the batch along the front."""
-        acc = [r.accuracy for r in self.history]
-        lat = [r.latency_ms for r in self.history]
-        chosen: list[int] = []
-        avail = np.ones(len(mu), dtype=bool)
-        sd = np.maximum(sd, 1e-9)
-        sl = max(self._lat_sd, 1e-9)
-        quantum = self._lat_quantum  # from the evaluated points, before any fantasy joins them
-        for _ in range(min(k, len(mu))):
-            p = prob_non_dominated(
-                mu, sd, lat_pred, sl, np.asarray(acc), np.asarray(lat), lat_quantum=quantum
-            )
-            p[~avail] = -np.inf
-            i = int(np.argmax(p))
-            chosen.append(i)
-            avail[i] = False
-            acc.append(float(mu[i]))
-            lat.append(float(lat_pred[i]))
-        return chosen
+        """Greedy batch by probability of being non-dominated by the evaluated points
+        (:func:`~hsconas.search.acquisition.non_dominated_batch`), the latency uncertainty being
+        the latency model's residual noise."""
+        return non_dominated_batch(
+            mu,
+            sd,
+            lat_pred,
+            self._lat_sd,
+            np.array([r.accuracy for r in self.history]),
+            np.array([r.latency_ms for r in self.history]),
+            k,
+            lat_quantum=self._lat_quantum,
+        )
 
     def _select_hvi(self, acc_pred: np.ndarray, lat_pred: np.ndarray, k: int) -> list[int]:
         acc = np.array([r.accuracy for r in self.history])
