@@ -31,7 +31,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+from search_nb201 import DATASETS, nb201_evaluator, nb201_tables
+
 QUERIES = (100, 300)
 INITIAL, BATCH = 16, 4
 
@@ -73,46 +74,37 @@ def oracle_search(
     seed: int,
 ) -> np.ndarray:
     """Indices of the cells queried, in order: ``INITIAL`` random cells, then batches of
-    ``BATCH`` by probability of non-domination under the given predictions."""
-    from hsconas.search.acquisition import latency_quantum, prob_non_dominated
+    ``BATCH`` picked among the unqueried cells as the EA's Pareto mode picks them."""
+    from hsconas.search.acquisition import latency_quantum, non_dominated_batch
 
     rng = np.random.default_rng(seed)
     queried = [int(i) for i in rng.choice(len(accuracy), INITIAL, replace=False)]
     sd = np.full(len(accuracy), acc_sd)
     while len(queried) < n_queries:
-        avail = np.ones(len(accuracy), dtype=bool)
-        avail[queried] = False
-        acc, lat = list(accuracy[queried]), list(latency_ms[queried])
-        quantum = latency_quantum(latency_ms[queried])
-        for _ in range(min(BATCH, n_queries - len(queried))):
-            p = prob_non_dominated(
-                acc_pred, sd, lat_pred, lat_sd, np.array(acc), np.array(lat), lat_quantum=quantum
-            )
-            p[~avail] = -np.inf
-            i = int(np.argmax(p))
-            avail[i] = False
-            queried.append(i)
-            acc.append(float(acc_pred[i]))  # a fantasy until the batch is evaluated
-            lat.append(float(lat_pred[i]))
+        pool = np.setdiff1d(np.arange(len(accuracy)), queried)
+        picks = non_dominated_batch(
+            acc_pred[pool],
+            sd[pool],
+            lat_pred[pool],
+            lat_sd,
+            accuracy[queried],
+            latency_ms[queried],
+            min(BATCH, n_queries - len(queried)),
+            lat_quantum=latency_quantum(latency_ms[queried]),
+        )
+        queried += [int(pool[i]) for i in picks]
     return np.array(queried)
 
 
 def run(devices: list[str], seeds: int) -> list[dict]:
     from sklearn.ensemble import ExtraTreesRegressor
 
-    import hsconas.spaces  # noqa: F401
-    from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
-    from hsconas.search import TabularEvaluator
     from hsconas.search.pareto import TrueFront
     from hsconas.search.surrogate import CellFeatureMap, GeneCodec
-    from hsconas.space import get_space
 
-    lat_table = load_latency_table(data_dir() / "nb201" / "latency_help.csv.gz")
-    acc_table = load_nb201_accuracy()
-    space = get_space("nb201")
     rows = []
     for dataset in DATASETS:
-        ev0 = TabularEvaluator.from_tables(space, acc_table, dataset, lat_table, devices[0])
+        ev0 = nb201_evaluator(devices[0], dataset)
         codec = GeneCodec(ev0.space)
         codes = codec.encode(list(ev0.archs))
         acc_features = CellFeatureMap(codec).transform(codes)
@@ -125,7 +117,7 @@ def run(devices: list[str], seeds: int) -> list[dict]:
         )
         acc_rms = float(np.sqrt(np.mean((accuracy - acc_pred) ** 2)))
         for device in devices:
-            ev = TabularEvaluator.from_tables(space, acc_table, dataset, lat_table, device)
+            ev = nb201_evaluator(device, dataset)
             if list(ev.archs) != list(ev0.archs):
                 raise RuntimeError("latency table rows are not in the accuracy table's order")
             lat = ev.latency_ms
@@ -200,12 +192,7 @@ def main() -> None:
     ap.add_argument("--devices", nargs="*", help="device columns (default: all 21)")
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
-    if args.devices:
-        devices = args.devices
-    else:
-        from hsconas.data.tables import data_dir, load_latency_table
-
-        devices = list(load_latency_table(data_dir() / "nb201" / "latency_help.csv.gz").devices)
+    devices = args.devices or list(nb201_tables()[1].devices)
     t0 = time.perf_counter()
     rows = run(devices, args.seeds)
     write(rows, devices, args.seeds, time.perf_counter() - t0)

@@ -3,8 +3,8 @@
 For every (device, dataset, seed, algorithm) one Pareto search runs to the largest query count;
 quality is read at 100/300/1000 distinct queries from the prefix of its queries (the algorithms do
 not depend on the total budget, so a prefix is exactly a shorter run). Constraint mode: HSCoNAS with
-budgets at the 25/50/75th latency percentile of the device (others with --constraint-percentiles), success = the true best accuracy under
-the budget was found within 300 queries.
+budgets at the 25/50/75th latency percentile of the device (others with --constraint-percentiles),
+success = the true best accuracy under the budget was found within 300 queries.
 
 Usage:
     python bench/search_nb201.py --quick        # 3 contrasting devices x 3 datasets x 3 seeds
@@ -47,7 +47,8 @@ ALGOS = {
 _CACHE: dict[str, object] = {}
 
 
-def _tables():
+def nb201_tables():  # type: ignore[no-untyped-def]
+    """The NB201 accuracy table and the HELP latency table (loaded once per process)."""
     if not _CACHE:
         import hsconas.spaces  # noqa: F401
         from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
@@ -57,11 +58,12 @@ def _tables():
     return _CACHE["acc"], _CACHE["lat"]
 
 
-def _evaluator(device: str, dataset: str):
+def nb201_evaluator(device: str, dataset: str):  # type: ignore[no-untyped-def]
+    """Tabular evaluator of one device column and one dataset's accuracy."""
     from hsconas.search import TabularEvaluator
     from hsconas.space import get_space
 
-    acc, lat = _tables()
+    acc, lat = nb201_tables()
     return TabularEvaluator.from_tables(get_space("nb201"), acc, dataset, lat, device)
 
 
@@ -70,7 +72,7 @@ def pareto_task(task: tuple[str, str, int, str, int, dict]) -> list[dict]:
     from hsconas.search import Problem, make_algorithm, run_search
     from hsconas.search.pareto import TrueFront
 
-    ev = _evaluator(device, dataset)
+    ev = nb201_evaluator(device, dataset)
     truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
     problem = Problem(ev.space)
     name, opts = ALGOS[algo]
@@ -112,7 +114,7 @@ def constraint_task(task: tuple) -> list[dict]:
     from hsconas.search import Problem, make_algorithm, run_search
     from hsconas.search.pareto import TrueFront
 
-    ev = _evaluator(device, dataset)
+    ev = nb201_evaluator(device, dataset)
     truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
     rows = []
     for pct in percentiles:
@@ -171,7 +173,7 @@ def main() -> None:
         "every task (the log is kept, so the grid can still be resumed)",
     )
     args = ap.parse_args()
-    _, lat_table = _tables()
+    _, lat_table = nb201_tables()
     devices = args.devices or (list(QUICK_DEVICES) if args.quick else list(lat_table.devices))
     seeds = args.seeds or (3 if args.quick else 10)
     workers = _workers(args)
@@ -219,12 +221,12 @@ def write_interim(
     wanted_seeds = [t[2] for t in ptasks] + [t[2] for t in ctasks]
     complete = [s for s in range(seeds) if finished_seeds.count(s) == wanted_seeds.count(s)]
     rows = [r for t, out in done if t[2] in complete for r in out]
-    args.note = (
+    note = (
         f"Interim tables of an unfinished grid: {len(done)} of {len(ptasks) + len(ctasks)} "
         f"tasks finished; only the seeds whose every task is finished are used: "
         f"{', '.join(map(str, complete)) or 'none'} (of {seeds}). {args.note}"
     ).strip()
-    write(rows, devices, len(complete), None, args)
+    write(rows, devices, len(complete), None, argparse.Namespace(**{**vars(args), "note": note}))
 
 
 def _found(rows: list[dict]) -> str:
@@ -236,6 +238,13 @@ def _found(rows: list[dict]) -> str:
 def _workers(args: argparse.Namespace) -> int:
     """Worker processes actually used: 1 or 2 (the machine is shared)."""
     return max(1, min(args.workers, 2))
+
+
+def _workers_phrase(workers: int | None) -> str:
+    """'1 worker', '2 workers', or (None: tables from a task log) 'workers as logged'."""
+    if workers is None:
+        return "workers as logged"
+    return f"{workers} worker{'s' * (workers > 1)}"
 
 
 def _results_dir() -> Path:
@@ -250,7 +259,7 @@ def _tag(args: argparse.Namespace) -> str:
 
 
 def _pareto_lines(
-    rows: list[dict], devices: list[str], algos: list[str], workers: int
+    rows: list[dict], devices: list[str], algos: list[str], workers: int | None
 ) -> list[str]:
     lines = ["", "## Pareto mode: mean front share / mean HV ratio", ""]
     header = "| queries | " + " | ".join(algos) + " |"
@@ -282,8 +291,8 @@ def _pareto_lines(
             times.append(f"{a} {np.mean(sel):.2f} s (max {np.max(sel):.2f} s)")
     lines += [
         "",
-        f"mean wall time per {top_q}-query run ({workers} worker{'s' * (workers > 1)}, shared "
-        "machine): " + "; ".join(times),
+        f"mean wall time per {top_q}-query run ({_workers_phrase(workers)}, shared machine): "
+        + "; ".join(times),
         "",
     ]
     lines += ["## Per device (300 queries): front share / HV ratio", ""]
@@ -315,8 +324,10 @@ def write(
     wall: float | None,
     args: argparse.Namespace,
 ) -> None:
-    """Write the rows as CSV and the tables as markdown (``wall`` None: not measured)."""
+    """Write the rows as CSV and the tables as markdown (``wall`` None: tables written from a
+    task log, so neither the wall time nor the worker count is known)."""
     machine = platform.node() or "machine"
+    workers = _workers(args) if wall is not None else None
     tag = _tag(args)
     out = _results_dir()
     keys = sorted({k for r in rows for k in r})
@@ -330,8 +341,7 @@ def write(
         f"machine `{machine}`, {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}, numpy {np.__version__}; "
         + (
-            f"wall time {wall / 60:.1f} min with {_workers(args)} "
-            f"worker{'s' * (_workers(args) > 1)}."
+            f"wall time {wall / 60:.1f} min with {_workers_phrase(workers)}."
             if wall is not None
             else "wall time not measured (tables written from the task log)."
         ),
@@ -345,7 +355,7 @@ def write(
         lines += ["", args.note]
     algos = [a for a in ALGOS if a in args.algorithms]
     if algos:
-        lines += _pareto_lines(rows, devices, algos, _workers(args))
+        lines += _pareto_lines(rows, devices, algos, workers)
     crows = [r for r in rows if r["kind"] == "constraint"]
     if crows:
         lines += [
