@@ -4,6 +4,7 @@ resume, channel scaling."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -319,3 +320,26 @@ def test_channel_scaling_spends_budget_where_gain_per_ms_is_highest() -> None:
     assert up.values[2] == 1.0 and lat(up) <= 5.0
     with pytest.raises(BudgetInfeasibleError):
         scale_channels(space, start, budget_ms=1.5, latency_fn=lat, accuracy_fn=acc)
+
+
+def test_front_plot_marks_the_true_front_points_found(tmp_path: Path) -> None:
+    from hsconas.report.search_plots import front_plot_data, render_front
+
+    # a table of 6 rows: the front is (10%, 1 ms), (50%, 2 ms), (80%, 4 ms), (90%, 8 ms)
+    acc = np.array([10.0, 50.0, 40.0, 80.0, 70.0, 90.0])
+    lat = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 8.0])
+    truth = TrueFront.from_table(acc, lat)
+    queried = [1, 2, 5]  # finds (50, 2) and (90, 8); (40, 3) is dominated
+    data = front_plot_data(acc[queried], lat[queried], truth=truth, budget_ms=6.0)
+    assert data.true_found is not None and data.true_front is not None
+    assert data.true_found.tolist() == [False, True, False, True]
+    assert data.true_found.mean() == truth.front_share(acc[queried], lat[queried])
+    assert data.found_front.tolist() == [[2.0, 50.0], [8.0, 90.0]]
+    # the close-up starts just below the 20th percentile of the true front's accuracies
+    assert 30.0 < data.zoom_floor() < float(np.percentile([10, 50, 80, 90], 20))
+    out = render_front(data, tmp_path / "front.png", title="t")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # without a true front: nothing to mark, the close-up follows the found front
+    alone = front_plot_data(acc[queried], lat[queried])
+    assert alone.true_front is None and alone.true_found is None
+    assert render_front(alone, tmp_path / "alone.png").stat().st_size > 0
