@@ -91,6 +91,22 @@ def test_cli_search_json_outputs_and_resume(
     assert code == 2 and err.startswith("hsconas: error:") and "--resume" in err
 
 
+def test_cli_search_reports_each_shrinking_stage_at_its_end(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _cli(
+        ["search", "--device", "gold_6240", "--queries", "120", "--seed", "0", "--json"], capsys
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    stages = doc["info"]["stages"]
+    assert [s["queries"] for s in stages] == [[0, 100], [100, 120]]  # first stage ends at 100
+    # the last stage ends with the search: its quality is the search's
+    assert stages[-1]["hv_ratio"] == doc["quality"]["hv_ratio"]
+    assert stages[-1]["front_share"] == doc["quality"]["front_share"]
+    assert 0 < stages[0]["hv_ratio"] <= stages[1]["hv_ratio"]
+
+
 def test_cli_space_restrict_and_errors(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,6 +18,15 @@ from hsconas.errors import DataFormatError, HsconasError
 _DATA_HELP = "digits | mnist:PATH | cifar10:PATH | folder:PATH"
 
 
+def _ea_default(option: str) -> Any:
+    """The HSCoNAS EA's default for ``option`` (read from its signature, so help cannot drift)."""
+    import inspect
+
+    from hsconas.search.ea import HSCoNASEvolution
+
+    return inspect.signature(HSCoNASEvolution).parameters[option].default
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``search`` command."""
     p = subparsers.add_parser(
@@ -74,20 +83,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device", help="latency table column (required with a table; checked against a model)"
     )
     p.add_argument(
-        "--queries", type=positive_int, default=300, help="distinct architectures to query"
+        "--queries",
+        type=positive_int,
+        default=300,
+        help="distinct architectures to evaluate (default 300); a repeated architecture costs "
+        "nothing",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", choices=("pareto", "constraint", "weighted"), default="pareto")
-    p.add_argument("--budget-ms", type=float, default=None, help="latency budget (ms)")
-    p.add_argument("--algorithm", choices=("hsconas", "random", "re", "nsga2"), default="hsconas")
-    p.add_argument("--no-shrinking", action="store_true", help="disable space shrinking")
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of the search (default 0): the same seed and options give the same result",
+    )  # fmt: skip
+    p.add_argument(
+        "--mode",
+        choices=("pareto", "constraint", "weighted"),
+        default="pareto",
+        help="pareto (default): the accuracy-latency front; constraint: the most accurate "
+        "architecture within --budget-ms; weighted: the accuracy-latency reward around "
+        "--budget-ms (MnasNet style)",
+    )
+    p.add_argument(
+        "--budget-ms",
+        type=float,
+        default=None,
+        help="latency budget (ms): required by constraint and weighted modes; in pareto mode "
+        "it also reports the best architecture within it",
+    )
+    p.add_argument(
+        "--algorithm",
+        choices=("hsconas", "random", "re", "nsga2"),
+        default="hsconas",
+        help="hsconas (default): surrogate-assisted evolution with space shrinking; baselines: "
+        "random search, regularised evolution (re), NSGA-II (pymoo)",
+    )
+    p.add_argument(
+        "--no-shrinking", action="store_true", help="hsconas: disable progressive space shrinking"
+    )
     p.add_argument(
         "--batch-size",
         type=positive_int,
         default=None,
         metavar="N",
-        help="hsconas algorithm: architectures evaluated per generation (default 4). Smaller "
-        "batches refit the surrogates more often: better fronts per query for more search "
+        help=f"hsconas: architectures evaluated per generation (default {_ea_default('batch_size')})."
+        " Smaller batches refit the surrogates more often: better fronts per query for more search "
         "overhead (8 halves it; 4 is worth it when each query is a real measurement or training)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -337,6 +374,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     summary["algorithm"] = dict(result.config.get("algorithm", {}))  # its name, seed and options
     summary["n_accuracy_evals"] = int(getattr(evaluator, "n_accuracy_evals", 0))
     stages = summary["info"].get("stages", [])
+    for i, stage in enumerate(stages):  # the queries each stage evaluated
+        end = int(stages[i + 1]["n_queries"]) if i + 1 < len(stages) else len(acc)
+        stage["queries"] = [int(stage["n_queries"]), end]
     summary["quality"] = None  # the true front is known only when both sources are tables
     if truth is not None:
         summary["quality"] = {
@@ -346,7 +386,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "true_front_points": truth.n_points,
         }
         for stage in stages:  # front quality when each shrinking stage ended
-            n = int(stage["n_queries"])
+            n = stage["queries"][1]
             stage["hv_ratio"] = truth.hv_ratio(acc[:n], lat[:n]) if n else 0.0
             stage["front_share"] = truth.front_share(acc[:n], lat[:n]) if n else 0.0
         if args.budget_ms is not None:
@@ -374,14 +414,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         n_sn = summary["n_accuracy_evals"]
         print(f"time {result.time_s:.2f} s" + (f" ({n_sn} supernet evaluations)" if n_sn else ""))
     for stage in stages:
+        start, end = stage["queries"]
         quality = (
-            f", HV ratio then {stage['hv_ratio']:.4f}, front share {stage['front_share']:.1%}"
+            f"; at its end HV ratio {stage['hv_ratio']:.4f}, front share {stage['front_share']:.1%}"
             if q is not None
             else ""
         )
+        dropped = "" if stage["stage"] == 0 else f" after dropping {stage['dropped'] or 'nothing'}"
         print(
-            f"stage {stage['stage']}: from query {stage['n_queries']} space size "
-            f"{stage['space_size']}{quality}, dropped {stage['dropped'] or 'nothing'}"
+            f"stage {stage['stage']} (queries {start}-{end}): {stage['space_size']} "
+            f"architectures{dropped}{quality}"
         )
     if args.budget_ms is not None:
         if result.best is None:
