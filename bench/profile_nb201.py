@@ -47,6 +47,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
+from search_nb201 import nb201_evaluator, nb201_tables
 from tasklog import TaskLog, task_key
 
 DEVICES = (
@@ -60,28 +61,19 @@ DEVICES = (
 )
 QUICK = ("titanx_256", "gold_6240", "pixel3")
 VARIANTS = ("full", "reduced", "random")
-_CACHE: dict[str, object] = {}
+_EVALUATORS: dict[str, object] = {}
 
 
 def _tables():  # type: ignore[no-untyped-def]
-    if not _CACHE:
-        import hsconas.spaces  # noqa: F401
-        from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
-
-        _CACHE["lat"] = load_latency_table(data_dir() / "nb201" / "latency_help.csv.gz")
-        _CACHE["acc"] = load_nb201_accuracy()
-    return _CACHE["acc"], _CACHE["lat"]
+    """The NB201 accuracy and HELP latency tables (loaded once per process)."""
+    return nb201_tables()
 
 
 def _evaluator(device: str):  # type: ignore[no-untyped-def]
-    key = f"ev:{device}"
-    if key not in _CACHE:
-        from hsconas.search import TabularEvaluator
-        from hsconas.space import get_space
-
-        acc, lat = _tables()
-        _CACHE[key] = TabularEvaluator.from_tables(get_space("nb201"), acc, "cifar100", lat, device)
-    return _CACHE[key]
+    """CIFAR-100 accuracy x ``device`` latency (built once per process and device)."""
+    if device not in _EVALUATORS:
+        _EVALUATORS[device] = nb201_evaluator(device, "cifar100")
+    return _EVALUATORS[device]
 
 
 def search_task(task: tuple[str, str, int, dict, str, tuple[int, ...]]) -> list[dict]:
