@@ -248,7 +248,11 @@ def test_empirical_feasibility_follows_the_latency_residuals_tail() -> None:
     p_cont, p_whole = emp._p_feasible(near, 10.0), emp._p_feasible(near, 10.0, quantum=1.0)
     assert p_cont[0] < 0.6 < 0.85 < p_whole[0] and p_cont[1] < 0.2 < 0.75 < p_whole[1]
     assert p_whole[2] < 0.25
-    for bad in ({"feasibility": "student"}, {"latency_derived_weight": 0.0}):
+    for bad in (
+        {"feasibility": "student"},
+        {"latency_derived_weight": 0.0},
+        {"latency_edge_weight": 0.0},
+    ):
         with pytest.raises(SearchConfigError):
             make_algorithm("hsconas", problem, seed=0, **bad)
 

@@ -314,3 +314,36 @@ def test_cells_with_equal_accuracy_features_share_a_row_id() -> None:
         if j != i:
             assert np.array_equal(X[i], X[j])
     assert len(first) == len(np.unique(X, axis=0)) < len(codes)
+
+
+def test_op_count_columns_let_a_few_queries_predict_latency(data_dir: Path) -> None:
+    """With op-count columns in front and the per-edge columns scaled down, a ridge learns one
+    cost per op before per-edge deviations: fitted on 30 random cells of the Xeon Gold 6240
+    column it predicts the other cells far better than on per-edge columns alone."""
+    from hsconas.data.tables import load_latency_table
+
+    codec = GeneCodec(get_space("nb201"))
+    cell = get_space("nb201").from_string(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    )
+    per_edge = CellFeatureMap(codec, one_hot_only=True, derived_weight=0.1)
+    counted = CellFeatureMap(codec, one_hot_only=True, derived_weight=0.1, edge_weight=0.1)
+    x, z = per_edge.transform(codec.encode([cell]))[0], counted.transform(codec.encode([cell]))[0]
+    # op counts in NB201_OPS order: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3
+    assert z[:5].tolist() == [1, 1, 1, 3, 0]
+    np.testing.assert_allclose(z[5:], 0.1 * x)
+    with pytest.raises(ValueError, match="one_hot_only"):
+        CellFeatureMap(codec, edge_weight=0.1)
+
+    table = load_latency_table(data_dir / "nb201" / "latency_help.csv.gz")
+    codes = codec.encode(list(table.archs))
+    y = table.column("gold_6240")
+    A, B = per_edge.transform(codes), counted.transform(codes)
+    errors = {"per_edge": [], "counted": []}
+    for seed in range(3):
+        train = np.random.default_rng(seed).choice(len(y), 30, replace=False)
+        test = np.setdiff1d(np.arange(len(y)), train)
+        for name, X in (("per_edge", A), ("counted", B)):
+            model = RidgeEnsemble(alpha=0.1, n_members=1).fit(X[train], y[train])
+            errors[name].append(np.sqrt(np.mean((model.predict(X[test]).mean - y[test]) ** 2)))
+    assert np.mean(errors["counted"]) < 0.7 * np.mean(errors["per_edge"])

@@ -12,10 +12,11 @@ One generation:
    Many more offspring are bred than are evaluated (``offspring_per_generation``).
 3. **Surrogate-assisted selection** (the documented HSCoNAS step): predictors fitted on every
    architecture queried so far score the candidates (the offspring, plus the whole space when it is
-   small enough to enumerate). Latency: ridge on one-hot gene features (NB201: plus the one-hot of
-   the effective cell and of the ops that survive dead-code elimination, penalised more than
-   the raw ops'), with a robust residual noise as its uncertainty (measured latencies are
-   noisy). Accuracy (``model``): by default extra-trees averaged with a Gaussian process, both
+   small enough to enumerate). Latency: ridge on one-hot gene features (NB201: op counts, then
+   the per-edge one-hot scaled down so that one cost per op is learned before per-edge
+   deviations, plus the one-hot of the effective cell and of the ops that survive dead-code
+   elimination, penalised more than the raw ops'), with a robust residual noise as its
+   uncertainty (measured latencies are noisy). Accuracy (``model``): by default extra-trees averaged with a Gaussian process, both
    fitted on the log error rate (:class:`~hsconas.search.surrogate.ErrorLogScale`), the trees'
    spread and the GP's posterior giving the uncertainty; or extra-trees alone, or a bootstrap
    ridge ensemble. Features: one-hot plus pairwise, or for NB201 cell features (effective cell,
@@ -107,6 +108,9 @@ class HSCoNASEvolution(SearchAlgorithm):
         latency_derived_weight: on NB201, the scale of the latency model's effective and
             dead-code-surviving one-hot columns relative to the raw ops' (see
             :class:`~hsconas.search.surrogate.CellFeatureMap`).
+        latency_edge_weight: on NB201, give the latency model op-count columns and scale its
+            per-edge columns by this (see :class:`~hsconas.search.surrogate.CellFeatureMap`);
+            ``None``: per-edge columns only.
         feasibility: constraint mode's P(latency <= budget): ``"gaussian"`` (robust residual
             sd) or ``"empirical"`` (the latency model's residual distribution).
     """
@@ -139,6 +143,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         shrink_z: float = 3.0,
         min_choices: int = 2,
         latency_derived_weight: float = 0.1,
+        latency_edge_weight: float | None = 0.1,
         feasibility: str = "empirical",
     ) -> None:
         super().__init__(problem, seed=seed)
@@ -158,6 +163,8 @@ class HSCoNASEvolution(SearchAlgorithm):
             )
         if latency_derived_weight <= 0:
             raise SearchConfigError("latency_derived_weight must be > 0")
+        if latency_edge_weight is not None and latency_edge_weight <= 0:
+            raise SearchConfigError("latency_edge_weight must be > 0 or None")
         if not 0 <= explore_per_batch <= batch_size:
             raise SearchConfigError("explore_per_batch must be between 0 and batch_size")
         self.population_size = population_size
@@ -181,6 +188,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.shrink_z = shrink_z
         self.min_choices = min_choices
         self.latency_derived_weight = latency_derived_weight
+        self.latency_edge_weight = latency_edge_weight
         self.feasibility = feasibility
 
         self.codec = GeneCodec(self.space)
@@ -190,7 +198,12 @@ class HSCoNASEvolution(SearchAlgorithm):
             else FeatureMap(self.codec)
         )
         self.lat_features: FeatureMap | CellFeatureMap = (
-            CellFeatureMap(self.codec, one_hot_only=True, derived_weight=latency_derived_weight)
+            CellFeatureMap(
+                self.codec,
+                one_hot_only=True,
+                derived_weight=latency_derived_weight,
+                edge_weight=latency_edge_weight,
+            )
             if is_nb201(self.codec)
             else FeatureMap(self.codec, pairwise=False)
         )
@@ -231,6 +244,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             "shrink_z",
             "min_choices",
             "latency_derived_weight",
+            "latency_edge_weight",
             "feasibility",
         ]
         cfg = {k: getattr(self, k) for k in keys}

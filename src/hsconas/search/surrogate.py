@@ -359,6 +359,12 @@ class CellFeatureMap:
             data show dead code being dropped. On the few hundred cells a search has queried,
             mostly alike, equal weights let the collinear columns trade coefficients freely
             and the model extrapolates badly to cells with dead edges.
+        edge_weight: with ``one_hot_only``, put 5 op-count columns (how many edges carry each op)
+            in front and scale every per-edge column by ``edge_weight``. A ridge then learns one
+            cost per op, shared by the 6 edges, and per-edge deviations from it only as far as
+            the data demand (a hierarchical prior: an op costs about the same on every edge).
+            After a few dozen queries that is what the data can support; per-edge columns alone
+            need every (edge, op) pair queried often. ``None``: no count columns.
     """
 
     def __init__(
@@ -368,11 +374,14 @@ class CellFeatureMap:
         one_hot_only: bool = False,
         effective_only: bool = False,
         derived_weight: float = 1.0,
+        edge_weight: float | None = None,
     ) -> None:
         if not is_nb201(codec):
             raise ValueError("CellFeatureMap needs the NB201 cell space")
         if one_hot_only and effective_only:
             raise ValueError("one_hot_only and effective_only exclude each other")
+        if edge_weight is not None and not one_hot_only:
+            raise ValueError("edge_weight applies to the one_hot_only (latency) features")
         self.codec = codec
         table, classes = nb201_tables()
         # columns: raw one-hot (30), effective one-hot (30), path encodings, op counts, and
@@ -380,6 +389,9 @@ class CellFeatureMap:
         if one_hot_only:
             derived = derived_weight * np.hstack([table[:, 30:60], table[:, -30:]])
             table = np.hstack([table[:, :30], derived])
+            if edge_weight is not None:
+                counts = table[:, :30].reshape(-1, 6, len(_NB201_OPS)).sum(axis=1)
+                table = np.hstack([counts, edge_weight * table])
         elif effective_only:
             table = table[:, 30:-30]
         self._table = table
