@@ -72,15 +72,26 @@ def oracle_search(
     latency_ms: np.ndarray,
     n_queries: int,
     seed: int,
+    lat_features: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the cells queried, in order: ``INITIAL`` random cells, then batches of
-    ``BATCH`` picked among the unqueried cells as the EA's Pareto mode picks them."""
+    ``BATCH`` picked among the unqueried cells as the EA's Pareto mode picks them.
+
+    With ``lat_features``, latency is predicted as in the EA instead (``lat_pred`` and
+    ``lat_sd`` unused): the EA's ridge refitted on the queried cells before each batch, its
+    uncertainty the robust sd of its degrees-of-freedom-inflated residuals."""
     from hsconas.search.acquisition import latency_quantum, non_dominated_batch
 
     rng = np.random.default_rng(seed)
     queried = [int(i) for i in rng.choice(len(accuracy), INITIAL, replace=False)]
     sd = np.full(len(accuracy), acc_sd)
     while len(queried) < n_queries:
+        if lat_features is not None:
+            X, y = lat_features[queried], latency_ms[queried]
+            model = _LatencyRidge().fit(X, y)
+            lat_pred = model.predict(lat_features)
+            inflate = np.sqrt(len(y) / max(len(y) - X.shape[1], 1))
+            lat_sd = float(1.4826 * np.median(np.abs((y - lat_pred[queried]) * inflate)))
         pool = np.setdiff1d(np.arange(len(accuracy)), queried)
         picks = non_dominated_batch(
             acc_pred[pool],
@@ -96,7 +107,13 @@ def oracle_search(
     return np.array(queried)
 
 
-def run(devices: list[str], seeds: int) -> list[dict]:
+def run(
+    devices: list[str],
+    seeds: int,
+    *,
+    in_search_latency: bool = False,
+    latency_edge_weight: float | None = None,
+) -> list[dict]:
     from sklearn.ensemble import ExtraTreesRegressor
 
     from hsconas.search.pareto import TrueFront
@@ -108,7 +125,9 @@ def run(devices: list[str], seeds: int) -> list[dict]:
         codec = GeneCodec(ev0.space)
         codes = codec.encode(list(ev0.archs))
         acc_features = CellFeatureMap(codec).transform(codes)
-        lat_features = CellFeatureMap(codec, one_hot_only=True, derived_weight=0.1).transform(codes)
+        lat_features = CellFeatureMap(
+            codec, one_hot_only=True, derived_weight=0.1, edge_weight=latency_edge_weight
+        ).transform(codes)
         accuracy = ev0.accuracy
         acc_pred = out_of_fold(
             lambda: ExtraTreesRegressor(100, max_features=0.5, random_state=0, n_jobs=1),
@@ -127,8 +146,9 @@ def run(devices: list[str], seeds: int) -> list[dict]:
             for seed in range(seeds):
                 t0 = time.perf_counter()
                 q = oracle_search(
-                    acc_pred, acc_rms, lat_pred, lat_sd, accuracy, lat, max(QUERIES), seed
-                )
+                    acc_pred, acc_rms, lat_pred, lat_sd, accuracy, lat, max(QUERIES), seed,
+                    lat_features if in_search_latency else None,
+                )  # fmt: skip
                 for n in QUERIES:
                     rows.append(
                         {
@@ -143,9 +163,20 @@ def run(devices: list[str], seeds: int) -> list[dict]:
     return rows
 
 
-def write(rows: list[dict], devices: list[str], seeds: int, wall: float) -> None:
+def write(
+    rows: list[dict],
+    devices: list[str],
+    seeds: int,
+    wall: float,
+    *,
+    in_search_latency: bool,
+    latency_edge_weight: float | None,
+) -> None:
     machine = platform.node() or "machine"
-    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}"
+    suffix = "_in-search-latency" if in_search_latency else ""
+    if latency_edge_weight is not None:
+        suffix += f"_edge-weight-{latency_edge_weight:g}"
+    tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}{suffix}"
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     with open(out / f"oracle_surrogate_nb201_{tag}.csv", "w", newline="") as fh:
@@ -155,6 +186,14 @@ def write(rows: list[dict], devices: list[str], seeds: int, wall: float) -> None
     lines = [
         "# NB201 Pareto search with an oracle surrogate (models fitted on the whole table, out "
         "of fold)",
+        "",
+        "Latency: the EA's ridge refitted on the queried cells before each batch (only accuracy "
+        "is the oracle's)."
+        if in_search_latency
+        else "Accuracy and latency: the oracle's models.",
+        ""
+        if latency_edge_weight is None
+        else f"Latency features: op counts plus per-edge columns scaled by {latency_edge_weight:g}.",
         "",
         f"machine `{machine}`, Python {platform.python_version()}, numpy {np.__version__}; wall "
         f"time {wall / 60:.1f} min, one process.",
@@ -191,11 +230,30 @@ def main() -> None:
     )
     ap.add_argument("--devices", nargs="*", help="device columns (default: all 21)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument(
+        "--in-search-latency",
+        action="store_true",
+        help="predict latency as the EA does (ridge on the queried cells), accuracy by the oracle: "
+        "separates what the latency model and the accuracy model cost",
+    )
+    ap.add_argument(
+        "--latency-edge-weight",
+        type=float,
+        default=None,
+        help="latency features with op-count columns, per-edge columns scaled by this (the EA's "
+        "latency_edge_weight); default: per-edge columns only",
+    )
     args = ap.parse_args()
     devices = args.devices or list(nb201_tables()[1].devices)
     t0 = time.perf_counter()
-    rows = run(devices, args.seeds)
-    write(rows, devices, args.seeds, time.perf_counter() - t0)
+    rows = run(
+        devices, args.seeds, in_search_latency=args.in_search_latency,
+        latency_edge_weight=args.latency_edge_weight,
+    )  # fmt: skip
+    write(
+        rows, devices, args.seeds, time.perf_counter() - t0,
+        in_search_latency=args.in_search_latency, latency_edge_weight=args.latency_edge_weight,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
