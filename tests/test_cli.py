@@ -394,3 +394,17 @@ def test_export_of_several_nets_needs_pick(
     code, _, err = run(capsys, "model", "export", str(path), "--onnx", out, "--pick", "7")
     assert_user_error(code, err, "--pick", "0..1")
     assert not Path(out).exists()
+
+
+def test_search_help_states_the_eas_default_batch_size() -> None:
+    import inspect
+
+    from hsconas.cli.search import EA_DEFAULT_BATCH_SIZE
+    from hsconas.search import HSCoNASEvolution
+
+    default = inspect.signature(HSCoNASEvolution).parameters["batch_size"].default
+    assert default == EA_DEFAULT_BATCH_SIZE
+    sub = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["search"]
+    assert f"(default {default})" in " ".join(sub.format_help().split())

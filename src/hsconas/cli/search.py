@@ -18,13 +18,9 @@ from hsconas.errors import DataFormatError, HsconasError
 _DATA_HELP = "digits | mnist:PATH | cifar10:PATH | folder:PATH"
 
 
-def _ea_default(option: str) -> Any:
-    """The HSCoNAS EA's default for ``option`` (read from its signature, so help cannot drift)."""
-    import inspect
-
-    from hsconas.search.ea import HSCoNASEvolution
-
-    return inspect.signature(HSCoNASEvolution).parameters[option].default
+#: the HSCoNAS EA's default batch size, for the help text (importing the EA to read it would
+#: slow every command's start; tests/test_cli.py checks that the two agree)
+EA_DEFAULT_BATCH_SIZE = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -123,7 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help=f"hsconas: architectures evaluated per generation (default {_ea_default('batch_size')})."
+        help=f"hsconas: architectures evaluated per generation (default {EA_DEFAULT_BATCH_SIZE})."
         " Smaller batches refit the surrogates more often: better fronts per query for more search "
         "overhead (8 halves it; 4 is worth it when each query is a real measurement or training)",
     )
