@@ -326,6 +326,7 @@ def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
 def cmd_search(args: argparse.Namespace) -> int:
     from hsconas.search import Problem, make_algorithm, run_search
     from hsconas.search.problem import BudgetInfeasibleError, SearchConfigError
+    from hsconas.search.runner import stage_ranges
     from hsconas.store import ResultStore
 
     src = _sources(args)
@@ -370,9 +371,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     summary["algorithm"] = dict(result.config.get("algorithm", {}))  # its name, seed and options
     summary["n_accuracy_evals"] = int(getattr(evaluator, "n_accuracy_evals", 0))
     stages = summary["info"].get("stages", [])
-    for i, stage in enumerate(stages):  # the queries each stage evaluated
-        end = int(stages[i + 1]["n_queries"]) if i + 1 < len(stages) else len(acc)
-        stage["queries"] = [int(stage["n_queries"]), end]
+    for stage, (start, end) in zip(stages, stage_ranges(stages, len(acc)), strict=True):
+        stage["queries"] = [start, end]  # the queries the stage evaluated
     summary["quality"] = None  # the true front is known only when both sources are tables
     if truth is not None:
         summary["quality"] = {

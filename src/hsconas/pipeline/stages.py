@@ -497,7 +497,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     from hsconas.search import HSCoNASEvolution, Problem, run_search
     from hsconas.search.channel_scaling import scale_channels
     from hsconas.search.problem import BudgetInfeasibleError
-    from hsconas.search.runner import front_of
+    from hsconas.search.runner import front_of, stage_ranges
 
     cfg = _cfg(ctx)
     se = cfg.search
@@ -575,10 +575,8 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     # fronts per shrinking stage and hypervolume over the search
     stages = list(res.info.get("stages", []))
     bounds = (float(acc.min()), float(acc.max()), float(lat.min()), float(lat.max()))
-    ends = [int(s["n_queries"]) for s in stages[1:]] + [len(records)]
     stage_fronts = []
-    start = 0
-    for s, end in zip(stages, ends, strict=True):
+    for s, (start, end) in zip(stages, stage_ranges(stages, len(records)), strict=True):
         sub = records[start:end]
         front = front_of(records[:end])
         stage_fronts.append(
@@ -592,7 +590,6 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
                 "hv": _norm_hv(acc[:end], lat[:end], bounds),
             }
         )
-        start = end
     step = max(1, se.batch_size)
     qs = sorted({*range(step, len(records) + 1, step), len(records)})
     hv = [_norm_hv(acc[:q], lat[:q], bounds) for q in qs]

@@ -106,6 +106,14 @@ def front_of(records: tuple[EvalRecord, ...] | list[EvalRecord]) -> tuple[EvalRe
     return tuple(out)
 
 
+def stage_ranges(stages: list[Mapping[str, Any]], n_queries: int) -> list[tuple[int, int]]:
+    """``(first, end)`` query indices of each shrinking stage (``info()["stages"]`` of the EA, each
+    with the query count ``n_queries`` at which it started); the last stage ends at
+    ``n_queries``, the search's total. No stages (a baseline): no ranges."""
+    starts = [int(stage["n_queries"]) for stage in stages]
+    return list(zip(starts, [*starts[1:], n_queries][: len(starts)], strict=True))
+
+
 def best_under(
     records: tuple[EvalRecord, ...] | list[EvalRecord], budget_ms: float | None
 ) -> EvalRecord | None:
