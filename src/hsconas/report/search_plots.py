@@ -63,8 +63,7 @@ def front_plot_data(
     true = found = None
     if truth is not None:
         true = truth.points[:, ::-1].copy()
-        seen = set(zip(acc.tolist(), lat.tolist(), strict=True))
-        found = np.array([(a, la) in seen for a, la in truth.points.tolist()], dtype=bool)
+        found = truth.found(acc, lat)
     return FrontPlotData(np.column_stack([lat, acc]), front, true, found, budget_ms)
 
 

@@ -172,19 +172,22 @@ class TrueFront:
         """Hypervolume of the found points over that of the true front, in [0, 1]."""
         return self.hypervolume(accuracy, latency_ms) / self.true_hypervolume
 
+    def found(self, accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike) -> np.ndarray:
+        """Whether each true-front vector (``points``, by latency) is among the given points."""
+        seen = set(
+            zip(
+                np.asarray(accuracy, float).ravel().tolist(),
+                np.asarray(latency_ms, float).ravel().tolist(),
+                strict=True,
+            )
+        )
+        return np.array([(a, la) in seen for a, la in self.points.tolist()], dtype=bool)
+
     def front_share(self, accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike) -> float:
         """Share of true-front vectors present among the given points (see the module doc)."""
         if np.asarray(accuracy).size == 0:
             return 0.0
-        found = set(
-            zip(
-                np.asarray(accuracy, float).tolist(),
-                np.asarray(latency_ms, float).tolist(),
-                strict=True,
-            )
-        )
-        hits = sum((a, la) in found for a, la in self.points.tolist())
-        return hits / self.n_points
+        return int(self.found(accuracy, latency_ms).sum()) / self.n_points
 
     def igd(self, accuracy: npt.ArrayLike, latency_ms: npt.ArrayLike) -> float:
         """Inverted generational distance (normalised objectives) of the found points' front."""
