@@ -30,7 +30,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from search_nb201 import ALGOS, DATASETS, QUICK_DEVICES, nb201_evaluator
+from search_nb201 import ALGOS, DATASETS, QUICK_DEVICES, pareto_search
 from tasklog import TaskLog, task_key
 
 CHECKPOINTS = (50, 100, 200, 300, 500, 1000)
@@ -46,18 +46,7 @@ STYLES = {  # colour, line style (without shrinking is often the same run: dashe
 def curve_task(task: tuple[str, str, int, str, int, int]) -> list[dict]:
     """HV ratio and front share of one search after every ``step`` queries."""
     device, dataset, seed, algo, max_q, step = task
-    from hsconas.search import Problem, make_algorithm, run_search
-    from hsconas.search.pareto import TrueFront
-
-    ev = nb201_evaluator(device, dataset)
-    truth = TrueFront.from_table(ev.accuracy, ev.latency_ms)
-    problem = Problem(ev.space)
-    name, opts = ALGOS[algo]
-    t0 = time.perf_counter()
-    res = run_search(problem, make_algorithm(name, problem, seed=seed, **opts), ev, max_q)
-    total = time.perf_counter() - t0
-    acc = np.array([r.accuracy for r in res.records])
-    lat = np.array([r.latency_ms for r in res.records])
+    truth, acc, lat, total, _ = pareto_search(device, dataset, seed, algo, max_q)
     return [
         {
             "device": device, "dataset": dataset, "seed": seed, "algorithm": algo, "queries": q,

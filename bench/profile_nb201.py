@@ -64,11 +64,6 @@ VARIANTS = ("full", "reduced", "random")
 _EVALUATORS: dict[str, object] = {}
 
 
-def _tables():  # type: ignore[no-untyped-def]
-    """The NB201 accuracy and HELP latency tables (loaded once per process)."""
-    return nb201_tables()
-
-
 def _evaluator(device: str):  # type: ignore[no-untyped-def]
     """CIFAR-100 accuracy x ``device`` latency (built once per process and device)."""
     if device not in _EVALUATORS:
@@ -198,7 +193,7 @@ def main() -> int:
     from hsconas.report.profile_report import write_html
     from hsconas.space import get_space
 
-    acc_table, lat_table = _tables()
+    acc_table, lat_table = nb201_tables()
     space = get_space("nb201")
     specs = enumerate_specs(space)
     accuracy = TableAccuracy(acc_table, "cifar100")
@@ -239,7 +234,7 @@ def main() -> int:
     # searches are logged as they finish: rerunning an interrupted benchmark resumes it
     args.out.mkdir(parents=True, exist_ok=True)
     log = TaskLog(args.out / f"{stem}.partial.jsonl", [task_key("search", t) for t in tasks])
-    with Pool(args.workers, initializer=_tables) as pool:
+    with Pool(args.workers, initializer=nb201_tables) as pool:
         rows = log.run(pool, "search", search_task, tasks)
     print(f"{len(tasks)} searches in {time.perf_counter() - t0:.0f} s", flush=True)
 

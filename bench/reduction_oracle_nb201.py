@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import profile_nb201 as pb  # shares the evaluators and the search task
+from search_nb201 import nb201_tables
 from tasklog import TaskLog, task_key
 
 
@@ -83,7 +84,7 @@ def main() -> int:
 
     from hsconas.space import get_space
 
-    pb._tables()
+    nb201_tables()
     restricts = {d: oracle_restrict(d, args.min_share) for d in devices}
     sizes = {d: get_space("nb201").restrict(restricts[d]).size() for d in devices}
     tasks = [
@@ -99,7 +100,7 @@ def main() -> int:
     # searches are logged as they finish: rerunning an interrupted benchmark resumes it
     args.out.mkdir(parents=True, exist_ok=True)
     log = TaskLog(args.out / f"{stem}.partial.jsonl", [task_key("search", t) for t in tasks])
-    with Pool(args.workers, initializer=pb._tables) as pool:
+    with Pool(args.workers, initializer=nb201_tables) as pool:
         rows = log.run(pool, "search", pb.search_task, tasks)
     print(f"{len(tasks)} searches in {time.perf_counter() - t0:.0f} s", flush=True)
 

@@ -26,6 +26,7 @@ import platform
 import time
 from multiprocessing import Pool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -33,6 +34,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from tasklog import TaskLog, task_key
+
+if TYPE_CHECKING:
+    from hsconas.search.pareto import TrueFront
 
 QUERIES = (100, 300, 1000)
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -67,8 +71,12 @@ def nb201_evaluator(device: str, dataset: str):  # type: ignore[no-untyped-def]
     return TabularEvaluator.from_tables(get_space("nb201"), acc, dataset, lat, device)
 
 
-def pareto_task(task: tuple[str, str, int, str, int, dict]) -> list[dict]:
-    device, dataset, seed, algo, max_q, extra = task
+def pareto_search(
+    device: str, dataset: str, seed: int, algo: str, max_q: int, extra: dict | None = None
+) -> tuple[TrueFront, np.ndarray, np.ndarray, float, int]:
+    """One Pareto search of ``algo`` (a key of ``ALGOS``; ``extra``: more HSCoNAS options) to
+    ``max_q`` distinct queries: (true front, accuracies and latencies in query order, wall
+    seconds, distinct queries)."""
     from hsconas.search import Problem, make_algorithm, run_search
     from hsconas.search.pareto import TrueFront
 
@@ -77,12 +85,18 @@ def pareto_task(task: tuple[str, str, int, str, int, dict]) -> list[dict]:
     problem = Problem(ev.space)
     name, opts = ALGOS[algo]
     if name == "hsconas":
-        opts = {**opts, **extra}
+        opts = {**opts, **(extra or {})}
     t0 = time.perf_counter()
     res = run_search(problem, make_algorithm(name, problem, seed=seed, **opts), ev, max_q)
     total = time.perf_counter() - t0
     acc = np.array([r.accuracy for r in res.records])
     lat = np.array([r.latency_ms for r in res.records])
+    return truth, acc, lat, total, res.n_queries
+
+
+def pareto_task(task: tuple[str, str, int, str, int, dict]) -> list[dict]:
+    device, dataset, seed, algo, max_q, extra = task
+    truth, acc, lat, total, n_queries = pareto_search(device, dataset, seed, algo, max_q, extra)
     rows = []
     for q in QUERIES:
         if q > max_q:
@@ -94,7 +108,7 @@ def pareto_task(task: tuple[str, str, int, str, int, dict]) -> list[dict]:
                 "front_share": truth.front_share(acc[:q], lat[:q]),
                 "hv_ratio": truth.hv_ratio(acc[:q], lat[:q]),
                 "igd": truth.igd(acc[:q], lat[:q]),
-                "time_s": total, "n_queries": res.n_queries,
+                "time_s": total, "n_queries": n_queries,
             }
         )  # fmt: skip
     return rows
