@@ -81,6 +81,7 @@ def oracle_search(
     ``lat_sd`` unused): the EA's ridge refitted on the queried cells before each batch, its
     uncertainty the robust sd of its degrees-of-freedom-inflated residuals."""
     from hsconas.search.acquisition import latency_quantum, non_dominated_batch
+    from hsconas.search.surrogate import inflated_residuals, robust_sd
 
     rng = np.random.default_rng(seed)
     queried = [int(i) for i in rng.choice(len(accuracy), INITIAL, replace=False)]
@@ -88,10 +89,9 @@ def oracle_search(
     while len(queried) < n_queries:
         if lat_features is not None:
             X, y = lat_features[queried], latency_ms[queried]
-            model = _LatencyRidge().fit(X, y)
-            lat_pred = model.predict(lat_features)
-            inflate = np.sqrt(len(y) / max(len(y) - X.shape[1], 1))
-            lat_sd = float(1.4826 * np.median(np.abs((y - lat_pred[queried]) * inflate)))
+            ridge = _LatencyRidge().fit(X, y)
+            lat_pred = ridge.predict(lat_features)
+            lat_sd = robust_sd(inflated_residuals(ridge.model, X, y))
         pool = np.setdiff1d(np.arange(len(accuracy)), queried)
         picks = non_dominated_batch(
             acc_pred[pool],

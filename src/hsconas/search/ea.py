@@ -67,7 +67,9 @@ from hsconas.search.surrogate import (
     GeneCodec,
     RidgeEnsemble,
     gp_posterior,
+    inflated_residuals,
     is_nb201,
+    robust_sd,
     within_class_noise,
 )
 from hsconas.space import Architecture
@@ -388,7 +390,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Lh, lat)
             pa = acc_model.predict(self.acc_features.transform(pool))
             pl = lat_model.predict(self.lat_features.transform(pool))
-            self._lat_resid = self._lat_residuals(lat_model, Lh, lat)
+            self._lat_resid = inflated_residuals(lat_model, Lh, lat)
             resid = acc - acc_model.predict(Xh).mean
         noise = float(np.sqrt(np.mean(resid**2)))
         return pa.mean, np.sqrt(pa.std**2 + noise**2), pl.mean
@@ -421,7 +423,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             Ap32 = np.ascontiguousarray(Ap, dtype=np.float32)
             per_tree = np.stack([t.tree_.predict(Ap32)[:, 0] for t in trees.estimators_])
             pl = lat_model.predict(Xp).mean
-            self._lat_resid = self._lat_residuals(lat_model, Xh, lat)
+            self._lat_resid = inflated_residuals(lat_model, Xh, lat)
         mean, sd = per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6
         if scale is not None:  # average with a GP on the log error scale, then map back
             gp_mean, gp_sd = self._gp_predict(Ah, target, Ap, seed)
@@ -469,22 +471,11 @@ class HSCoNASEvolution(SearchAlgorithm):
         self._gp_kernel = gp.kernel_
         return y_mean + y_sd * mean, y_sd * sd
 
-    @staticmethod
-    def _lat_residuals(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Measured minus predicted latency of the queried architectures (ms), inflated for the
-        model's degrees of freedom (in-sample residuals understate the error on new cells)."""
-        inflate = np.sqrt(len(y) / max(len(y) - X.shape[1], 1))
-        return (y - model.predict(X).mean) * inflate
-
     @property
     def _lat_sd(self) -> float:
-        """Robust standard deviation of the latency model's error (ms; median absolute residual
-        scaled to a Gaussian sd; 0 before any fit): measured latencies are noisy, so even a
-        perfect additive model misses, and a few outlying measurements should not blur every
-        prediction."""
-        if len(self._lat_resid) == 0:
-            return 0.0
-        return float(1.4826 * np.median(np.abs(self._lat_resid)))
+        """Robust standard deviation of the latency model's error (ms; 0 before any fit):
+        measured latencies are noisy, so even a perfect additive model misses."""
+        return robust_sd(self._lat_resid)
 
     @property
     def _lat_quantum(self) -> float:

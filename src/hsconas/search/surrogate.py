@@ -186,6 +186,21 @@ class RidgeEnsemble:
         return Prediction(mean, std)
 
 
+def inflated_residuals(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Measured minus predicted values of the rows ``X`` the model was fitted on (units of ``y``),
+    inflated for its degrees of freedom: in-sample residuals understate the error on new rows."""
+    inflate = np.sqrt(len(y) / max(len(y) - X.shape[1], 1))
+    return np.asarray((y - model.predict(X).mean) * inflate)
+
+
+def robust_sd(residuals: np.ndarray) -> float:
+    """Standard deviation from the median absolute residual (Gaussian scale; 0 with none), so
+    that a few outlying measurements do not blur every prediction."""
+    if len(residuals) == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(residuals)))
+
+
 def gp_posterior(gp: Any, Xp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and standard deviation of a fitted scikit-learn
     ``GaussianProcessRegressor`` with kernel ``Constant * RBF + White`` and ``normalize_y=False``,
