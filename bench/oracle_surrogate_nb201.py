@@ -193,7 +193,7 @@ def write(
         else "Accuracy and latency: the oracle's models.",
         ""
         if latency_edge_weight is None
-        else f"Latency features: op counts plus per-edge columns scaled by {latency_edge_weight:g}.",
+        else f"Latency features: op counts, per-edge columns scaled by {latency_edge_weight:g}.",
         "",
         f"machine `{machine}`, Python {platform.python_version()}, numpy {np.__version__}; wall "
         f"time {wall / 60:.1f} min, one process.",
