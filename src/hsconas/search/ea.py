@@ -19,8 +19,9 @@ One generation:
    uncertainty (measured latencies are noisy). Accuracy (``model``): by default extra-trees
    averaged with a Gaussian process, both fitted on the log error rate
    (:class:`~hsconas.search.surrogate.ErrorLogScale`), the trees' spread and the GP's posterior
-   giving the uncertainty; or extra-trees alone, or a bootstrap ridge ensemble. Features: one-hot plus pairwise, or for NB201 cell features (effective cell,
-   path encoding, live op counts; see :class:`~hsconas.search.surrogate.CellFeatureMap`). On
+   giving the uncertainty; or extra-trees alone, or a bootstrap ridge ensemble. Features:
+   one-hot plus pairwise, or for NB201 cell features (effective cell, path encoding, live op
+   counts; see :class:`~hsconas.search.surrogate.CellFeatureMap`). On
    NB201 the accuracy model sees only what is trained (cells computing the same function share
    features) and adds the pooled within-class spread of the queried accuracies to its uncertainty
    (``noise_model``): that spread is training noise, so an unqueried member of a well-known class
