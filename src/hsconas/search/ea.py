@@ -70,6 +70,7 @@ from hsconas.search.surrogate import (
     gp_posterior,
     inflated_residuals,
     is_nb201,
+    loo_residuals,
     robust_sd,
     within_class_noise,
 )
@@ -114,6 +115,10 @@ class HSCoNASEvolution(SearchAlgorithm):
         latency_edge_weight: on NB201, give the latency model op-count columns and scale its
             per-edge columns by this (see :class:`~hsconas.search.surrogate.CellFeatureMap`);
             ``None``: per-edge columns only.
+        latency_error: the latency model's error on the history, from which its uncertainty
+            is taken: ``"loo"`` (leave-one-out residuals,
+            :func:`~hsconas.search.surrogate.loo_residuals`) or ``"inflated"`` (in-sample
+            residuals inflated by the column count, :func:`~hsconas.search.surrogate.inflated_residuals`).
         feasibility: constraint mode's P(latency <= budget): ``"gaussian"`` (robust residual
             sd) or ``"empirical"`` (the latency model's residual distribution).
     """
@@ -148,6 +153,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         latency_derived_weight: float = 0.1,
         latency_edge_weight: float | None = 0.1,
         feasibility: str = "empirical",
+        latency_error: str = "inflated",
     ) -> None:
         super().__init__(problem, seed=seed)
         if population_size < 2 or initial_queries < 2 or batch_size < 1:
@@ -163,6 +169,10 @@ class HSCoNASEvolution(SearchAlgorithm):
         if feasibility not in ("gaussian", "empirical"):
             raise SearchConfigError(
                 f"feasibility must be 'gaussian' or 'empirical', got {feasibility!r}"
+            )
+        if latency_error not in ("inflated", "loo"):
+            raise SearchConfigError(
+                f"latency_error must be 'inflated' or 'loo', got {latency_error!r}"
             )
         if latency_derived_weight <= 0:
             raise SearchConfigError("latency_derived_weight must be > 0")
@@ -193,6 +203,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.latency_derived_weight = latency_derived_weight
         self.latency_edge_weight = latency_edge_weight
         self.feasibility = feasibility
+        self.latency_error = latency_error
 
         self.codec = GeneCodec(self.space)
         self.acc_features: FeatureMap | CellFeatureMap = (
@@ -249,6 +260,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             "latency_derived_weight",
             "latency_edge_weight",
             "feasibility",
+            "latency_error",
         ]
         cfg = {k: getattr(self, k) for k in keys}
         cfg["shrink_at"] = list(self.shrink_at)
@@ -391,7 +403,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Lh, lat)
             pa = acc_model.predict(self.acc_features.transform(pool))
             pl = lat_model.predict(self.lat_features.transform(pool))
-            self._lat_resid = inflated_residuals(lat_model, Lh, lat)
+            self._lat_resid = self._latency_residuals(lat_model, Lh, lat)
             resid = acc - acc_model.predict(Xh).mean
         noise = float(np.sqrt(np.mean(resid**2)))
         return pa.mean, np.sqrt(pa.std**2 + noise**2), pl.mean
@@ -424,7 +436,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             Ap32 = np.ascontiguousarray(Ap, dtype=np.float32)
             per_tree = np.stack([t.tree_.predict(Ap32)[:, 0] for t in trees.estimators_])
             pl = lat_model.predict(Xp).mean
-            self._lat_resid = inflated_residuals(lat_model, Xh, lat)
+            self._lat_resid = self._latency_residuals(lat_model, Xh, lat)
         mean, sd = per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6
         if scale is not None:  # average with a GP on the log error scale, then map back
             gp_mean, gp_sd = self._gp_predict(Ah, target, Ap, seed)
@@ -471,6 +483,12 @@ class HSCoNASEvolution(SearchAlgorithm):
             mean, sd = gp_posterior(gp, Xp)
         self._gp_kernel = gp.kernel_
         return y_mean + y_sd * mean, y_sd * sd
+
+    def _latency_residuals(self, model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The latency model's errors on the history (ms), by ``latency_error``."""
+        if self.latency_error == "loo":
+            return loo_residuals(X, y, model.alpha)
+        return inflated_residuals(model, X, y)
 
     @property
     def _lat_sd(self) -> float:
