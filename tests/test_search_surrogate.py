@@ -386,6 +386,8 @@ def test_loo_residuals_estimate_the_error_on_new_cells(data_dir: Path) -> None:
         model = RidgeEnsemble(alpha=0.1, n_members=1).fit(X[train], y[train])
         true_sd = robust_sd(y[test] - model.predict(X[test]).mean)
         ratios["loo"].append(robust_sd(loo_residuals(X[train], y[train], 0.1)) / true_sd)
-        ratios["inflated"].append(robust_sd(inflated_residuals(model, X[train], y[train])) / true_sd)
+        ratios["inflated"].append(
+            robust_sd(inflated_residuals(model, X[train], y[train])) / true_sd
+        )
     assert 0.7 < np.mean(ratios["loo"]) < 1.3
     assert np.mean(ratios["inflated"]) > 3.0
