@@ -79,7 +79,8 @@ def oracle_search(
 
     With ``lat_features``, latency is predicted as in the EA instead (``lat_pred`` and
     ``lat_sd`` unused): the EA's ridge refitted on the queried cells before each batch, its
-    uncertainty the robust sd of its degrees-of-freedom-inflated residuals."""
+    uncertainty the robust sd of its degrees-of-freedom-inflated residuals (the EA's default
+    when the committed tables were made; the EA now takes leave-one-out residuals)."""
     from hsconas.search.acquisition import latency_quantum, non_dominated_batch
     from hsconas.search.surrogate import inflated_residuals, robust_sd
 

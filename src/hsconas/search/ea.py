@@ -15,8 +15,8 @@ One generation:
    small enough to enumerate). Latency: ridge on one-hot gene features (NB201: op counts, then
    the per-edge one-hot scaled down so that one cost per op is learned before per-edge
    deviations, plus the one-hot of the effective cell and of the ops that survive dead-code
-   elimination, penalised more than the raw ops'), with a robust residual noise as its
-   uncertainty (measured latencies are noisy). Accuracy (``model``): by default extra-trees
+   elimination, penalised more than the raw ops'), with the robust spread of its leave-one-out
+   residuals as its uncertainty (measured latencies are noisy). Accuracy (``model``): by default extra-trees
    averaged with a Gaussian process, both fitted on the log error rate
    (:class:`~hsconas.search.surrogate.ErrorLogScale`), the trees' spread and the GP's posterior
    giving the uncertainty; or extra-trees alone, or a bootstrap ridge ensemble. Features:
@@ -153,7 +153,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         latency_derived_weight: float = 0.1,
         latency_edge_weight: float | None = 0.1,
         feasibility: str = "empirical",
-        latency_error: str = "inflated",
+        latency_error: str = "loo",
     ) -> None:
         super().__init__(problem, seed=seed)
         if population_size < 2 or initial_queries < 2 or batch_size < 1:
