@@ -364,7 +364,10 @@ def test_loo_residuals_equal_refitting_without_each_row() -> None:
             .mean[0]
             for i in range(n)
         ]
-        np.testing.assert_allclose(loo_residuals(X, y, 0.3), refit, atol=1e-10)
+        model = RidgeEnsemble(alpha=0.3, n_members=1).fit(X, y)
+        np.testing.assert_allclose(loo_residuals(model, X, y), refit, atol=1e-10)
+    with pytest.raises(ValueError, match="n_members=1"):
+        loo_residuals(RidgeEnsemble(alpha=0.3, n_members=3).fit(X, y), X, y)
 
 
 def test_loo_residuals_estimate_the_error_on_new_cells(data_dir: Path) -> None:
@@ -385,7 +388,7 @@ def test_loo_residuals_estimate_the_error_on_new_cells(data_dir: Path) -> None:
         test = np.setdiff1d(np.arange(len(y)), train)
         model = RidgeEnsemble(alpha=0.1, n_members=1).fit(X[train], y[train])
         true_sd = robust_sd(y[test] - model.predict(X[test]).mean)
-        ratios["loo"].append(robust_sd(loo_residuals(X[train], y[train], 0.1)) / true_sd)
+        ratios["loo"].append(robust_sd(loo_residuals(model, X[train], y[train])) / true_sd)
         ratios["inflated"].append(
             robust_sd(inflated_residuals(model, X[train], y[train])) / true_sd
         )

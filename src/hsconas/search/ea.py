@@ -16,8 +16,8 @@ One generation:
    the per-edge one-hot scaled down so that one cost per op is learned before per-edge
    deviations, plus the one-hot of the effective cell and of the ops that survive dead-code
    elimination, penalised more than the raw ops'), with the robust spread of its leave-one-out
-   residuals as its uncertainty (measured latencies are noisy). Accuracy (``model``): by default extra-trees
-   averaged with a Gaussian process, both fitted on the log error rate
+   residuals as its uncertainty (measured latencies are noisy). Accuracy (``model``): by
+   default extra-trees averaged with a Gaussian process, both fitted on the log error rate
    (:class:`~hsconas.search.surrogate.ErrorLogScale`), the trees' spread and the GP's posterior
    giving the uncertainty; or extra-trees alone, or a bootstrap ridge ensemble. Features:
    one-hot plus pairwise, or for NB201 cell features (effective cell, path encoding, live op
@@ -118,7 +118,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         latency_error: the latency model's error on the history, from which its uncertainty
             is taken: ``"loo"`` (leave-one-out residuals,
             :func:`~hsconas.search.surrogate.loo_residuals`) or ``"inflated"`` (in-sample
-            residuals inflated by the column count, :func:`~hsconas.search.surrogate.inflated_residuals`).
+            residuals inflated by the column count,
+            :func:`~hsconas.search.surrogate.inflated_residuals`).
         feasibility: constraint mode's P(latency <= budget): ``"gaussian"`` (robust residual
             sd) or ``"empirical"`` (the latency model's residual distribution).
     """
@@ -487,7 +488,7 @@ class HSCoNASEvolution(SearchAlgorithm):
     def _latency_residuals(self, model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The latency model's errors on the history (ms), by ``latency_error``."""
         if self.latency_error == "loo":
-            return loo_residuals(X, y, model.alpha)
+            return loo_residuals(model, X, y)
         return inflated_residuals(model, X, y)
 
     @property

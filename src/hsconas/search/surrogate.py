@@ -193,30 +193,34 @@ def inflated_residuals(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> np
     return np.asarray((y - model.predict(X).mean) * inflate)
 
 
-def loo_residuals(X: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    """Leave-one-out residuals (units of ``y``) of the ridge regression that
-    :class:`RidgeEnsemble` fits on all rows (centred, penalty ``alpha``): the error each row
-    would have if the model had been fitted on the others, ``e_i / (1 - h_ii)`` with ``h_ii``
-    the leverage of row ``i`` (exact, no refitting).
+def loo_residuals(model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Leave-one-out residuals (units of ``y``) of a single ridge fitted on the rows ``X``
+    (``n_members=1``, centred, penalty ``model.alpha``): the error each row would have if the
+    model had been fitted on the others, ``e_i / (1 - h_ii)`` with ``h_ii`` the leverage of row
+    ``i`` (exact, no refitting).
 
-    The honest estimate of the error on new rows. Dividing every in-sample residual by the
+    The honest estimate of the error on new rows. Inflating every in-sample residual by the
     column count's degrees of freedom instead (:func:`inflated_residuals`) treats a penalised
     column as a free one: with 95 columns mostly held down by the penalty and 100 rows it
     overstates the error several times over.
+
+    Raises:
+        ValueError: a bootstrap ensemble (its mean is not the fit on all rows).
     """
+    if model.n_members != 1:
+        raise ValueError("loo_residuals needs a single ridge fitted on all rows (n_members=1)")
     X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
     n, d = X.shape
     Xc = X - X.mean(axis=0)
     if n <= d:  # hat matrix of the dual form: K (K + aI)^-1
         K = Xc @ Xc.T
-        lev = np.diag(K @ np.linalg.inv(K + alpha * np.eye(n)))
+        lev = np.diag(K @ np.linalg.inv(K + model.alpha * np.eye(n)))
     else:
-        inv = np.linalg.inv(Xc.T @ Xc + alpha * np.eye(d))
+        inv = np.linalg.inv(Xc.T @ Xc + model.alpha * np.eye(d))
         lev = np.einsum("ij,jk,ik->i", Xc, inv, Xc)
     lev = lev + 1.0 / n  # the intercept
-    w, b = RidgeEnsemble._solve(X, y, alpha)
-    return np.asarray((y - (X @ w + b)) / np.maximum(1.0 - lev, 1e-6))
+    resid = np.asarray(y, dtype=np.float64) - model.predict(X).mean
+    return np.asarray(resid / np.maximum(1.0 - lev, 1e-6))
 
 
 def robust_sd(residuals: np.ndarray) -> float:
