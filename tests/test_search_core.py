@@ -257,6 +257,39 @@ def test_empirical_feasibility_follows_the_latency_residuals_tail() -> None:
             make_algorithm("hsconas", problem, seed=0, **bad)
 
 
+def test_log_error_probability_scale_keeps_a_far_cell_out_of_the_front() -> None:
+    """A cell the surrogate puts at 56% with sd 0.18 on its log-error scale has a 3% chance of
+    beating 70.9% under a Gaussian linearised on the accuracy scale (sd 7.8 points), about 1% on
+    the log-error scale, where its upper tail is what the model said; a cell near the front keeps
+    nearly the same chance. The rescaling leaves every comparison with known accuracies as it
+    was, and the greedy batch then prefers the near cell."""
+    from scipy import special
+
+    from hsconas.search.acquisition import feasible_improvement_batch
+    from hsconas.search.surrogate import ErrorLogScale
+
+    space, _ = _toy_table()
+    problem = Problem(space, mode="constraint", budget_ms=10.0)
+    acc_scale = make_algorithm("hsconas", problem, seed=0)  # the default
+    log_scale = make_algorithm("hsconas", problem, seed=0, probability_scale="log-error")
+    known = np.array([50.0, 65.0, 70.9])
+    scale = ErrorLogScale(known)
+    z = np.array([scale.forward(np.array(56.0)), scale.forward(np.array(70.5))])
+    mu = scale.inverse(z)
+    sd = np.array([0.176, 0.02]) * scale.slope(z)  # the model's sd, in accuracy points
+    for algo, lo, hi in ((acc_scale, 0.025, 0.035), (log_scale, 0.008, 0.013)):
+        m, s, k = algo._probability_scale(mu, sd, known)
+        assert np.all(np.diff(k) > 0) and np.all((m[:, None] > k) == (mu[:, None] > known))
+        p = special.ndtr((m - k[-1]) / s)
+        assert lo < p[0] < hi and 0.24 < p[1] < 0.26
+    m, s, k = log_scale._probability_scale(mu, sd, known)
+    p_feas = np.array([1.0, 0.1])  # the near cell is seldom within the budget
+    assert feasible_improvement_batch(mu, sd, np.array([7.0, 10.5]), p_feas, 10.0, 70.9, 1) == [0]
+    assert feasible_improvement_batch(m, s, np.array([7.0, 10.5]), p_feas, 10.0, k[-1], 1) == [1]
+    with pytest.raises(SearchConfigError):
+        make_algorithm("hsconas", problem, seed=0, probability_scale="probit")
+
+
 def test_shrinking_drops_a_dominated_choice() -> None:
     space = get_space("nb201")
     rng = np.random.default_rng(0)

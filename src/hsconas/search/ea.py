@@ -48,11 +48,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import special
 from threadpoolctl import threadpool_limits
 
 from hsconas.search.acquisition import (
     epsilon_gap,
+    feasible_improvement_batch,
+    feasible_probability,
     hv_improvement,
     latency_quantum,
     non_dominated_batch,
@@ -120,6 +121,9 @@ class HSCoNASEvolution(SearchAlgorithm):
             :func:`~hsconas.search.surrogate.loo_residuals`) or ``"inflated"`` (in-sample
             residuals inflated by the column count,
             :func:`~hsconas.search.surrogate.inflated_residuals`).
+        probability_scale: the scale of accuracy on which Pareto and constraint mode take their
+            Gaussian probabilities: ``"accuracy"`` (percent points) or ``"log-error"`` (the
+            accuracy surrogate's own scale, :meth:`_probability_scale`).
         feasibility: constraint mode's P(latency <= budget): ``"gaussian"`` (robust residual
             sd) or ``"empirical"`` (the latency model's residual distribution).
     """
@@ -155,6 +159,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         latency_edge_weight: float | None = 0.1,
         feasibility: str = "empirical",
         latency_error: str = "loo",
+        probability_scale: str = "accuracy",
     ) -> None:
         super().__init__(problem, seed=seed)
         if population_size < 2 or initial_queries < 2 or batch_size < 1:
@@ -174,6 +179,10 @@ class HSCoNASEvolution(SearchAlgorithm):
         if latency_error not in ("inflated", "loo"):
             raise SearchConfigError(
                 f"latency_error must be 'inflated' or 'loo', got {latency_error!r}"
+            )
+        if probability_scale not in ("accuracy", "log-error"):
+            raise SearchConfigError(
+                f"probability_scale must be 'accuracy' or 'log-error', got {probability_scale!r}"
             )
         if latency_derived_weight <= 0:
             raise SearchConfigError("latency_derived_weight must be > 0")
@@ -205,6 +214,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.latency_edge_weight = latency_edge_weight
         self.feasibility = feasibility
         self.latency_error = latency_error
+        self.probability_scale = probability_scale
 
         self.codec = GeneCodec(self.space)
         self.acc_features: FeatureMap | CellFeatureMap = (
@@ -262,6 +272,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             "latency_edge_weight",
             "feasibility",
             "latency_error",
+            "probability_scale",
         ]
         cfg = {k: getattr(self, k) for k in keys}
         cfg["shrink_at"] = list(self.shrink_at)
@@ -503,21 +514,15 @@ class HSCoNASEvolution(SearchAlgorithm):
         return latency_quantum(np.array([r.latency_ms for r in self.history]))
 
     def _p_feasible(self, lat_pred: np.ndarray, budget: float, quantum: float = 0.0) -> np.ndarray:
-        """Probability that each candidate's latency is within ``budget`` (ms): Gaussian with
-        the robust residual sd, or (``feasibility="empirical"``) the residuals' own
-        distribution, smoothed by a Gaussian kernel of a fifth of that sd (their spread is not
-        Gaussian on every device: phones that sometimes drop dead code run some cells far
-        faster). With latencies reported in steps of ``quantum`` ms, a candidate is feasible when
-        its latency rounds to at most the budget."""
-        if quantum > 0:
-            budget = float(np.floor(budget / quantum + 1e-9) * quantum + quantum / 2)
-        sl = max(self._lat_sd, 1e-9)
-        if self.feasibility == "gaussian" or len(self._lat_resid) < 10:
-            return special.ndtr((budget - lat_pred) / sl)
-        # at most 200 quantiles of the residuals: the pool may be the whole space
-        r = np.quantile(self._lat_resid, (np.arange(200) + 0.5) / 200)
-        z = (budget - lat_pred[:, None] - r[None, :]) / (0.2 * sl)
-        return special.ndtr(z).mean(axis=1)
+        """Probability that each candidate's latency is within ``budget`` (ms), from the latency
+        model's residuals (:func:`~hsconas.search.acquisition.feasible_probability`)."""
+        return feasible_probability(
+            lat_pred,
+            budget,
+            self._lat_resid,
+            quantum=quantum,
+            empirical=self.feasibility == "empirical",
+        )
 
     def _select(self, pool: np.ndarray) -> np.ndarray:
         mu, sd, lat = self._predict(pool)
@@ -527,56 +532,68 @@ class HSCoNASEvolution(SearchAlgorithm):
         if self.problem.mode == "pareto" and self.acquisition == "hvi":
             chosen = self._select_hvi(ucb, lat, n_exploit)
         elif self.problem.mode == "pareto":
-            chosen = self._select_poi(mu, sd, lat, n_exploit)
+            known = np.array([r.accuracy for r in self.history])
+            chosen = self._select_poi(*self._probability_scale(mu, sd, known), lat, n_exploit)
+        elif self.problem.mode == "constraint":
+            known = np.array([r.accuracy for r in self.history])
+            chosen = self._select_constrained(
+                *self._probability_scale(mu, sd, known), lat, n_exploit
+            )
         else:
-            if self.problem.mode == "constraint":
-                chosen = self._select_constrained(mu, sd, lat, n_exploit)
-            else:
-                score = self.problem.scalar_fitness(ucb, lat)
-                chosen = [int(i) for i in np.argsort(-score, kind="stable")[:n_exploit]]
+            score = self.problem.scalar_fitness(ucb, lat)
+            chosen = [int(i) for i in np.argsort(-score, kind="stable")[:n_exploit]]
         rest = np.setdiff1d(np.arange(len(pool)), chosen)
         if n_explore and len(rest):
             extra = self.rng.choice(rest, size=min(n_explore, len(rest)), replace=False)
             chosen = list(chosen) + [int(i) for i in extra]
         return np.asarray(chosen, dtype=np.int64)
 
+    def _probability_scale(
+        self, mu: np.ndarray, sd: np.ndarray, known: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The candidates' accuracy mean and sd and the known accuracies on the scale on which
+        the acquisition's Gaussian probabilities are taken (``probability_scale``).
+
+        Only comparisons of accuracies enter those probabilities, so a monotone rescaling of
+        every accuracy changes nothing but the shape of each candidate's distribution. On
+        ``"log-error"`` (:class:`~hsconas.search.surrogate.ErrorLogScale`, where the accuracy
+        surrogate fits) the sd is divided by the slope at the mean: a cell far below the front
+        then keeps the narrow distribution its model gave it, instead of a Gaussian on the
+        accuracy scale whose upper tail, linearised at that low mean, reaches the front.
+        """
+        if self.probability_scale == "accuracy":
+            return mu, sd, known
+        scale = ErrorLogScale(known)
+        z = scale.forward(mu)
+        return z, sd / scale.slope(z), scale.forward(known)
+
     def _select_constrained(
-        self, mu: np.ndarray, sd: np.ndarray, lat_pred: np.ndarray, k: int
+        self, mu: np.ndarray, sd: np.ndarray, known: np.ndarray, lat_pred: np.ndarray, k: int
     ) -> list[int]:
         """Greedy batch by probability of a feasible improvement: P(latency <= budget) x
-        P(accuracy > best feasible so far), the picks joining the incumbent as fantasies."""
+        P(accuracy > best feasible so far), the picks joining the incumbent as fantasies
+        (``known``: the evaluated accuracies, on the scale of ``mu``)."""
         assert self.problem.budget_ms is not None
         budget = self.problem.budget_ms
         p_feas = self._p_feasible(lat_pred, budget, self._lat_quantum)
-        feas = [r.accuracy for r in self.history if r.latency_ms <= budget]
-        best = max(feas) if feas else -np.inf
-        sd = np.maximum(sd, 1e-9)
-        chosen: list[int] = []
-        avail = np.ones(len(mu), dtype=bool)
-        for _ in range(min(k, len(mu))):
-            score = p_feas * special.ndtr((mu - best) / sd)
-            if not np.isfinite(best):
-                score = p_feas * (1.0 + 1e-3 * (mu - mu.min()))
-            score[~avail] = -np.inf
-            i = int(np.argmax(score))
-            chosen.append(i)
-            avail[i] = False
-            if lat_pred[i] <= budget:
-                best = max(best, float(mu[i]))
-        return chosen
+        lat_known = np.array([r.latency_ms for r in self.history])
+        feas = known[lat_known <= budget]
+        best = float(feas.max()) if len(feas) else -np.inf
+        return feasible_improvement_batch(mu, sd, lat_pred, p_feas, budget, best, k)
 
     def _select_poi(
-        self, mu: np.ndarray, sd: np.ndarray, lat_pred: np.ndarray, k: int
+        self, mu: np.ndarray, sd: np.ndarray, known: np.ndarray, lat_pred: np.ndarray, k: int
     ) -> list[int]:
         """Greedy batch by probability of being non-dominated by the evaluated points
         (:func:`~hsconas.search.acquisition.non_dominated_batch`), the latency uncertainty being
-        the latency model's residual noise."""
+        the latency model's residual noise (``known``: the evaluated accuracies, on the scale of
+        ``mu``)."""
         return non_dominated_batch(
             mu,
             sd,
             lat_pred,
             self._lat_sd,
-            np.array([r.accuracy for r in self.history]),
+            known,
             np.array([r.latency_ms for r in self.history]),
             k,
             lat_quantum=self._lat_quantum,
