@@ -136,10 +136,11 @@ def run(devices: list[str], seeds: int, percentiles: tuple[int, ...]) -> list[di
 
 
 def _group(device: str) -> str:
-    return "whole-ms phones" if device in WHOLE_MS_DEVICES else "other 18 devices"
+    return "whole-ms phones" if device in WHOLE_MS_DEVICES else "continuous devices"
 
 
 def write(rows: list[dict], devices: list[str], seeds: int, wall: float) -> None:
+    """The per-run CSV and the summary table (markdown) under ``results/``."""
     machine = platform.node() or "machine"
     tag = f"{machine}_py{platform.python_version()}_numpy{np.__version__}"
     out = Path(__file__).resolve().parent / "results"
@@ -164,7 +165,7 @@ def write(rows: list[dict], devices: list[str], seeds: int, wall: float) -> None
         + " | all |",
         "|---|---|" + "---|" * (len(percentiles) + 1),
     ]
-    groups = ["other 18 devices", "whole-ms phones", "all"]
+    groups = ["continuous devices", "whole-ms phones", "all"]
     for group in groups:
         for n in QUERIES:
             sel = [r for r in rows if r["queries"] == n and group in ("all", _group(r["device"]))]
