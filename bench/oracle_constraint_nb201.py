@@ -33,12 +33,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from oracle_surrogate_nb201 import _LatencyRidge, out_of_fold
-from search_nb201 import CONSTRAINT_PERCENTILES, DATASETS, nb201_evaluator, nb201_tables
+from oracle_surrogate_nb201 import oracle_models
+from search_nb201 import CONSTRAINT_PERCENTILES, nb201_tables
 
 QUERIES = (300,)
 INITIAL, BATCH = 16, 4
-WHOLE_MS_DEVICES = ("samsung_a50", "samsung_s7", "essential_ph_1")
 
 
 def oracle_constraint_search(
@@ -78,65 +77,44 @@ def oracle_constraint_search(
 
 
 def run(devices: list[str], seeds: int, percentiles: tuple[int, ...]) -> list[dict]:
-    from sklearn.ensemble import ExtraTreesRegressor
-
+    from hsconas.search.acquisition import latency_quantum
     from hsconas.search.pareto import TrueFront
-    from hsconas.search.surrogate import CellFeatureMap, GeneCodec, robust_sd
+    from hsconas.search.surrogate import robust_sd
 
     rows = []
-    for dataset in DATASETS:
-        ev0 = nb201_evaluator(devices[0], dataset)
-        codec = GeneCodec(ev0.space)
-        codes = codec.encode(list(ev0.archs))
-        acc_features = CellFeatureMap(codec).transform(codes)
-        lat_features = CellFeatureMap(
-            codec, one_hot_only=True, derived_weight=0.1, edge_weight=0.1
-        ).transform(codes)
-        accuracy = ev0.accuracy
-        acc_pred = out_of_fold(
-            lambda: ExtraTreesRegressor(100, max_features=0.5, random_state=0, n_jobs=1),
-            acc_features,
-            accuracy,
-        )
-        acc_rms = float(np.sqrt(np.mean((accuracy - acc_pred) ** 2)))
-        for device in devices:
-            ev = nb201_evaluator(device, dataset)
-            if list(ev.archs) != list(ev0.archs):
-                raise RuntimeError("latency table rows are not in the accuracy table's order")
-            lat = ev.latency_ms
-            lat_pred = out_of_fold(_LatencyRidge, lat_features, lat)
-            resid = lat - lat_pred
-            truth = TrueFront.from_table(accuracy, lat)
-            for pct in percentiles:
-                budget = float(np.percentile(lat, pct))
-                best_true = truth.best_under(budget)
-                for seed in range(seeds):
-                    t0 = time.perf_counter()
-                    q = oracle_constraint_search(
-                        acc_pred, acc_rms, lat_pred, resid, accuracy, lat, budget,
-                        max(QUERIES), seed,
+    for m in oracle_models(devices, latency_edge_weight=0.1):
+        accuracy, lat = m.accuracy, m.latency_ms
+        resid = lat - m.lat_pred
+        truth = TrueFront.from_table(accuracy, lat)
+        whole_ms = latency_quantum(lat) > 0
+        for pct in percentiles:
+            budget = float(np.percentile(lat, pct))
+            best_true = truth.best_under(budget)
+            for seed in range(seeds):
+                t0 = time.perf_counter()
+                q = oracle_constraint_search(
+                    m.acc_pred, m.acc_rms, m.lat_pred, resid, accuracy, lat, budget,
+                    max(QUERIES), seed,
+                )  # fmt: skip
+                ok = lat[q] <= budget
+                hits = np.flatnonzero(ok & (accuracy[q] >= best_true - 1e-9))
+                for n in QUERIES:
+                    regret = truth.regret(accuracy[q[:n]], lat[q[:n]], budget)
+                    rows.append(
+                        {
+                            "device": m.device, "dataset": m.dataset, "seed": seed,
+                            "percentile": pct, "budget_ms": budget, "queries": n,
+                            "regret": regret, "found_best": float(regret <= 1e-9),
+                            "found_at": int(hits[0]) + 1 if len(hits) else "",
+                            "accuracy_rms": m.acc_rms, "latency_sd_ms": robust_sd(resid),
+                            "whole_ms": whole_ms, "time_s": time.perf_counter() - t0,
+                        }
                     )  # fmt: skip
-                    ok = lat[q] <= budget
-                    hits = np.flatnonzero(ok & (accuracy[q] >= best_true - 1e-9))
-                    for n in QUERIES:
-                        regret = truth.regret(accuracy[q[:n]], lat[q[:n]], budget)
-                        rows.append(
-                            {
-                                "device": device, "dataset": dataset, "seed": seed,
-                                "percentile": pct, "budget_ms": budget, "queries": n,
-                                "regret": regret, "found_best": float(regret <= 1e-9),
-                                "found_at": int(hits[0]) + 1 if len(hits) else "",
-                                "accuracy_rms": acc_rms,
-                                "latency_sd_ms": robust_sd(resid),
-                                "time_s": time.perf_counter() - t0,
-                            }
-                        )  # fmt: skip
-            print(f"{dataset} {device} done", flush=True)
     return rows
 
 
-def _group(device: str) -> str:
-    return "whole-ms phones" if device in WHOLE_MS_DEVICES else "continuous devices"
+def _group(row: dict) -> str:
+    return "whole-ms phones" if row["whole_ms"] else "continuous devices"
 
 
 def write(rows: list[dict], devices: list[str], seeds: int, wall: float) -> None:
@@ -168,7 +146,7 @@ def write(rows: list[dict], devices: list[str], seeds: int, wall: float) -> None
     groups = ["continuous devices", "whole-ms phones", "all"]
     for group in groups:
         for n in QUERIES:
-            sel = [r for r in rows if r["queries"] == n and group in ("all", _group(r["device"]))]
+            sel = [r for r in rows if r["queries"] == n and group in ("all", _group(r))]
             if not sel:
                 continue
             cells = []

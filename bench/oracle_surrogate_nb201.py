@@ -24,6 +24,8 @@ import csv
 import os
 import platform
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -108,19 +110,27 @@ def oracle_search(
     return np.array(queried)
 
 
-def run(
-    devices: list[str],
-    seeds: int,
-    *,
-    in_search_latency: bool = False,
-    latency_edge_weight: float | None = None,
-) -> list[dict]:
+@dataclass(frozen=True)
+class OracleModels:
+    """One (device, dataset): the table's values and the whole-table out-of-fold predictions."""
+
+    device: str
+    dataset: str
+    accuracy: np.ndarray  # percent
+    acc_pred: np.ndarray  # percent, extra-trees on the EA's cell features
+    acc_rms: float  # points, out-of-fold RMS error of acc_pred
+    latency_ms: np.ndarray
+    lat_pred: np.ndarray  # ms, the EA's latency ridge
+    lat_features: np.ndarray  # the ridge's features, for a search that refits it
+
+
+def oracle_models(devices: list[str], latency_edge_weight: float | None) -> Iterator[OracleModels]:
+    """The oracle's models of every dataset x device, dataset by dataset (the accuracy model is
+    fitted once per dataset)."""
     from sklearn.ensemble import ExtraTreesRegressor
 
-    from hsconas.search.pareto import TrueFront
     from hsconas.search.surrogate import CellFeatureMap, GeneCodec
 
-    rows = []
     for dataset in DATASETS:
         ev0 = nb201_evaluator(devices[0], dataset)
         codec = GeneCodec(ev0.space)
@@ -140,27 +150,44 @@ def run(
             ev = nb201_evaluator(device, dataset)
             if list(ev.archs) != list(ev0.archs):
                 raise RuntimeError("latency table rows are not in the accuracy table's order")
-            lat = ev.latency_ms
-            lat_pred = out_of_fold(_LatencyRidge, lat_features, lat)
-            lat_sd = float(1.4826 * np.median(np.abs(lat - lat_pred)))  # the EA's robust sd
-            truth = TrueFront.from_table(accuracy, lat)
-            for seed in range(seeds):
-                t0 = time.perf_counter()
-                q = oracle_search(
-                    acc_pred, acc_rms, lat_pred, lat_sd, accuracy, lat, max(QUERIES), seed,
-                    lat_features if in_search_latency else None,
-                )  # fmt: skip
-                for n in QUERIES:
-                    rows.append(
-                        {
-                            "device": device, "dataset": dataset, "seed": seed, "queries": n,
-                            "front_share": truth.front_share(accuracy[q[:n]], lat[q[:n]]),
-                            "hv_ratio": truth.hv_ratio(accuracy[q[:n]], lat[q[:n]]),
-                            "accuracy_rms": acc_rms, "latency_sd_ms": lat_sd,
-                            "time_s": time.perf_counter() - t0,
-                        }
-                    )  # fmt: skip
+            lat_pred = out_of_fold(_LatencyRidge, lat_features, ev.latency_ms)
+            yield OracleModels(
+                device, dataset, accuracy, acc_pred, acc_rms, ev.latency_ms, lat_pred,
+                lat_features,
+            )  # fmt: skip
             print(f"{dataset} {device} done", flush=True)
+
+
+def run(
+    devices: list[str],
+    seeds: int,
+    *,
+    in_search_latency: bool = False,
+    latency_edge_weight: float | None = None,
+) -> list[dict]:
+    from hsconas.search.pareto import TrueFront
+
+    rows = []
+    for m in oracle_models(devices, latency_edge_weight):
+        accuracy, lat = m.accuracy, m.latency_ms
+        lat_sd = float(1.4826 * np.median(np.abs(lat - m.lat_pred)))  # the EA's robust sd
+        truth = TrueFront.from_table(accuracy, lat)
+        for seed in range(seeds):
+            t0 = time.perf_counter()
+            q = oracle_search(
+                m.acc_pred, m.acc_rms, m.lat_pred, lat_sd, accuracy, lat, max(QUERIES), seed,
+                m.lat_features if in_search_latency else None,
+            )  # fmt: skip
+            for n in QUERIES:
+                rows.append(
+                    {
+                        "device": m.device, "dataset": m.dataset, "seed": seed, "queries": n,
+                        "front_share": truth.front_share(accuracy[q[:n]], lat[q[:n]]),
+                        "hv_ratio": truth.hv_ratio(accuracy[q[:n]], lat[q[:n]]),
+                        "accuracy_rms": m.acc_rms, "latency_sd_ms": lat_sd,
+                        "time_s": time.perf_counter() - t0,
+                    }
+                )  # fmt: skip
     return rows
 
 

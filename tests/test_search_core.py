@@ -26,7 +26,7 @@ from hsconas.search import (
 from hsconas.search.acquisition import hv_improvement
 from hsconas.search.channel_scaling import scale_channels
 from hsconas.search.pareto import crowding_distance, dominates, hypervolume, hypervolume_2d
-from hsconas.search.problem import BudgetInfeasibleError
+from hsconas.search.problem import BudgetInfeasibleError, make_record
 from hsconas.search.shrinking import dominated_choices, estimate_effects
 from hsconas.search.surrogate import GeneCodec
 from hsconas.space import Architecture, Gene, SearchSpace, get_space
@@ -286,6 +286,19 @@ def test_log_error_probability_scale_keeps_a_far_cell_out_of_the_front() -> None
     p_feas = np.array([1.0, 0.1])  # the near cell is seldom within the budget
     assert feasible_improvement_batch(mu, sd, np.array([7.0, 10.5]), p_feas, 10.0, 70.9, 1) == [0]
     assert feasible_improvement_batch(m, s, np.array([7.0, 10.5]), p_feas, 10.0, k[-1], 1) == [1]
+    # the EA's own batch: the far cell is certainly feasible (7 ms), the near one predicted 0.5 ms
+    # over the budget with residuals of sd 0.4 ms (P(feasible) 0.1)
+    archs = list(space.enumerate())
+    lat_pred = np.array([7.0, 10.5])
+    picks = {}
+    for name, opts in (("accuracy", {}), ("log-error", {"probability_scale": "log-error"})):
+        algo = make_algorithm("hsconas", problem, seed=0, batch_size=1, **opts)
+        algo.tell([make_record(space, a, {"accuracy": v, "latency_ms": 9.0})
+                   for a, v in zip(archs[:3], known, strict=True)])  # fmt: skip
+        algo._lat_resid = np.random.default_rng(0).normal(0.0, 0.4, 200)
+        algo._predict = lambda pool: (mu, sd, lat_pred)
+        picks[name] = algo._select(algo.codec.encode(archs[3:5])).tolist()
+    assert picks == {"accuracy": [0], "log-error": [1]}
     with pytest.raises(SearchConfigError):
         make_algorithm("hsconas", problem, seed=0, probability_scale="probit")
 

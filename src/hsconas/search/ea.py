@@ -531,14 +531,13 @@ class HSCoNASEvolution(SearchAlgorithm):
         ucb = mu + self.kappa * sd
         if self.problem.mode == "pareto" and self.acquisition == "hvi":
             chosen = self._select_hvi(ucb, lat, n_exploit)
-        elif self.problem.mode == "pareto":
+        elif self.problem.mode in ("pareto", "constraint"):
             known = np.array([r.accuracy for r in self.history])
-            chosen = self._select_poi(*self._probability_scale(mu, sd, known), lat, n_exploit)
-        elif self.problem.mode == "constraint":
-            known = np.array([r.accuracy for r in self.history])
-            chosen = self._select_constrained(
-                *self._probability_scale(mu, sd, known), lat, n_exploit
-            )
+            scaled = self._probability_scale(mu, sd, known)
+            if self.problem.mode == "pareto":
+                chosen = self._select_poi(*scaled, lat, n_exploit)
+            else:
+                chosen = self._select_constrained(*scaled, lat, n_exploit)
         else:
             score = self.problem.scalar_fitness(ucb, lat)
             chosen = [int(i) for i in np.argsort(-score, kind="stable")[:n_exploit]]
