@@ -270,8 +270,8 @@ def test_log_error_probability_scale_keeps_a_far_cell_out_of_the_front() -> None
 
     space, _ = _toy_table()
     problem = Problem(space, mode="constraint", budget_ms=10.0)
-    acc_scale = make_algorithm("hsconas", problem, seed=0)  # the default
-    log_scale = make_algorithm("hsconas", problem, seed=0, probability_scale="log-error")
+    acc_scale = make_algorithm("hsconas", problem, seed=0, probability_scale="accuracy")
+    log_scale = make_algorithm("hsconas", problem, seed=0)  # the default
     known = np.array([50.0, 65.0, 70.9])
     scale = ErrorLogScale(known)
     z = np.array([scale.forward(np.array(56.0)), scale.forward(np.array(70.5))])
@@ -291,8 +291,8 @@ def test_log_error_probability_scale_keeps_a_far_cell_out_of_the_front() -> None
     archs = list(space.enumerate())
     lat_pred = np.array([7.0, 10.5])
     picks = {}
-    for name, opts in (("accuracy", {}), ("log-error", {"probability_scale": "log-error"})):
-        algo = make_algorithm("hsconas", problem, seed=0, batch_size=1, **opts)
+    for name in ("accuracy", "log-error"):
+        algo = make_algorithm("hsconas", problem, seed=0, batch_size=1, probability_scale=name)
         algo.tell([make_record(space, a, {"accuracy": v, "latency_ms": 9.0})
                    for a, v in zip(archs[:3], known, strict=True)])  # fmt: skip
         algo._lat_resid = np.random.default_rng(0).normal(0.0, 0.4, 200)

@@ -30,10 +30,12 @@ One generation:
    pick added as a fantasy point before the next); constraint mode by P(feasible) x
    P(improvement), P(feasible) from the latency model's residual distribution (some devices run
    a few cells far faster than an additive model says); weighted mode by optimistic predicted
-   fitness. Devices that report latency in steps (whole milliseconds on some phones) are
-   detected from the measured values, and both probabilities then count a candidate whose
-   latency rounds to a known point's (or to the budget) as tied with it. Each batch may also
-   evaluate ``explore_per_batch`` candidates picked at random (default none).
+   fitness. Both probabilities are Gaussian on the accuracy model's own log-error scale, so a
+   cell predicted far below the front keeps the narrow distribution its model gave it. Devices
+   that report latency in steps (whole milliseconds on some phones) are detected from the
+   measured values, and both probabilities then count a candidate whose latency rounds to a
+   known point's (or to the budget) as tied with it. Each batch may also evaluate
+   ``explore_per_batch`` candidates picked at random (default none).
 4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
    ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
    architectures and clearly dominated choices are removed (:mod:`hsconas.search.shrinking`).
@@ -122,8 +124,9 @@ class HSCoNASEvolution(SearchAlgorithm):
             residuals inflated by the column count,
             :func:`~hsconas.search.surrogate.inflated_residuals`).
         probability_scale: the scale of accuracy on which Pareto and constraint mode take their
-            Gaussian probabilities: ``"accuracy"`` (percent points) or ``"log-error"`` (the
-            accuracy surrogate's own scale, :meth:`_probability_scale`).
+            Gaussian probabilities: ``"log-error"`` (the accuracy surrogate's own scale,
+            :meth:`_probability_scale`) or ``"accuracy"`` (percent points, with the sd
+            linearised at the predicted mean).
         feasibility: constraint mode's P(latency <= budget): ``"gaussian"`` (robust residual
             sd) or ``"empirical"`` (the latency model's residual distribution).
     """
@@ -159,7 +162,7 @@ class HSCoNASEvolution(SearchAlgorithm):
         latency_edge_weight: float | None = 0.1,
         feasibility: str = "empirical",
         latency_error: str = "loo",
-        probability_scale: str = "accuracy",
+        probability_scale: str = "log-error",
     ) -> None:
         super().__init__(problem, seed=seed)
         if population_size < 2 or initial_queries < 2 or batch_size < 1:
