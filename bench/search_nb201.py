@@ -154,7 +154,24 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--devices", nargs="*")
-    ap.add_argument("--seeds", type=int)
+    ap.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3 with --quick, else 10)")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="F",
+        help="run seeds F..N-1 only (the grid's first seeds ran earlier: add their rows with "
+        "--merge)",
+    )
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        default=[],
+        metavar="CSV",
+        type=Path,
+        help="results CSVs of this script whose rows join the tables (e.g. the first seeds of "
+        "the same grid, run earlier with the same code and options)",
+    )
     ap.add_argument("--max-queries", type=int, default=max(QUERIES))
     ap.add_argument("--algorithms", nargs="*", default=list(ALGOS))
     ap.add_argument("--workers", type=int, default=2)
@@ -194,7 +211,7 @@ def main() -> None:
     # seed-major order: an interrupted grid has whole seeds of every algorithm
     ptasks = [
         (d, ds, s, a, args.max_queries, args.hsconas_options)
-        for s in range(seeds) for a in args.algorithms for d in devices
+        for s in range(args.first_seed, seeds) for a in args.algorithms for d in devices
         for ds in DATASETS
     ]  # fmt: skip
     c_devices = devices if args.constraint_devices is None else args.constraint_devices
@@ -202,7 +219,7 @@ def main() -> None:
     pcts = tuple(args.constraint_percentiles)
     ctasks = [
         (d, ds, s, 300, args.hsconas_options, *([pcts] if pcts != CONSTRAINT_PERCENTILES else []))
-        for d in c_devices for ds in DATASETS for s in range(c_seeds)
+        for d in c_devices for ds in DATASETS for s in range(args.first_seed, c_seeds)
     ]  # fmt: skip
     t0 = time.perf_counter()
     # finished tasks are logged as they finish: rerunning an interrupted grid resumes it
@@ -215,8 +232,33 @@ def main() -> None:
         rows = log.run(pool, "pareto", pareto_task, ptasks)
         rows += log.run(pool, "constraint", constraint_task, ctasks)
     wall = time.perf_counter() - t0
-    write(rows, devices, seeds, wall, args)
+    merged = [
+        r
+        for path in args.merge
+        for r in read_rows(path)
+        if (r["kind"] == "pareto" and r["algorithm"] in args.algorithms and r["device"] in devices)
+        or (r["kind"] == "constraint" and r["device"] in c_devices)
+    ]
+    write(rows + merged, devices, len({r["seed"] for r in rows + merged}), wall, args)
     log.remove()
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a results CSV written by :func:`write`, with their numbers as numbers."""
+    if not path.exists():
+        raise SystemExit(f"--merge: no such results file: {path}")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ints = {"seed", "queries", "n_queries", "percentile"}
+    texts = {"kind", "device", "dataset", "algorithm"}
+    return [
+        {
+            k: (v if k in texts else int(float(v)) if k in ints else float(v))
+            for k, v in row.items()
+            if v != ""
+        }
+        for row in rows
+    ]
 
 
 def write_interim(
@@ -233,7 +275,9 @@ def write_interim(
     done = pdone + cdone
     finished_seeds = [t[2] for t, _ in pdone] + [t[2] for t, _ in cdone]
     wanted_seeds = [t[2] for t in ptasks] + [t[2] for t in ctasks]
-    complete = [s for s in range(seeds) if finished_seeds.count(s) == wanted_seeds.count(s)]
+    complete = [
+        s for s in range(args.first_seed, seeds) if finished_seeds.count(s) == wanted_seeds.count(s)
+    ]
     rows = [r for t, out in done if t[2] in complete for r in out]
     note = (
         f"Interim tables of an unfinished grid: {len(done)} of {len(ptasks) + len(ctasks)} "
