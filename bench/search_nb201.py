@@ -170,7 +170,9 @@ def main() -> None:
         metavar="CSV",
         type=Path,
         help="results CSVs of this script whose rows join the tables (e.g. the first seeds of "
-        "the same grid, run earlier with the same code and options)",
+        "the same grid, or constraint runs of other devices, run earlier with the same code "
+        "and options): their constraint rows and the Pareto rows of this grid's algorithms "
+        "and devices",
     )
     ap.add_argument("--max-queries", type=int, default=max(QUERIES))
     ap.add_argument("--algorithms", nargs="*", default=list(ALGOS))
@@ -208,7 +210,7 @@ def main() -> None:
     devices = args.devices or (list(QUICK_DEVICES) if args.quick else list(lat_table.devices))
     seeds = args.seeds or (3 if args.quick else 10)
     workers = _workers(args)
-    # seed-major order: an interrupted grid has whole seeds of every algorithm
+    # seed-major order (both kinds): an interrupted grid has whole seeds of every task
     ptasks = [
         (d, ds, s, a, args.max_queries, args.hsconas_options)
         for s in range(args.first_seed, seeds) for a in args.algorithms for d in devices
@@ -219,7 +221,7 @@ def main() -> None:
     pcts = tuple(args.constraint_percentiles)
     ctasks = [
         (d, ds, s, 300, args.hsconas_options, *([pcts] if pcts != CONSTRAINT_PERCENTILES else []))
-        for d in c_devices for ds in DATASETS for s in range(args.first_seed, c_seeds)
+        for s in range(args.first_seed, c_seeds) for d in c_devices for ds in DATASETS
     ]  # fmt: skip
     t0 = time.perf_counter()
     # finished tasks are logged as they finish: rerunning an interrupted grid resumes it
@@ -236,8 +238,8 @@ def main() -> None:
         r
         for path in args.merge
         for r in read_rows(path)
-        if (r["kind"] == "pareto" and r["algorithm"] in args.algorithms and r["device"] in devices)
-        or (r["kind"] == "constraint" and r["device"] in c_devices)
+        if r["kind"] == "constraint"
+        or (r["algorithm"] in args.algorithms and r["device"] in devices)
     ]
     write(rows + merged, devices, len({r["seed"] for r in rows + merged}), wall, args)
     log.remove()
@@ -250,10 +252,10 @@ def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     ints = {"seed", "queries", "n_queries", "percentile"}
-    texts = {"kind", "device", "dataset", "algorithm"}
+    numbers = {"front_share", "hv_ratio", "igd", "time_s", "budget_ms", "regret", "found_best"}
     return [
         {
-            k: (v if k in texts else int(float(v)) if k in ints else float(v))
+            k: int(float(v)) if k in ints else float(v) if k in numbers else v
             for k, v in row.items()
             if v != ""
         }
