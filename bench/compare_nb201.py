@@ -49,10 +49,14 @@ def results_file(name: str) -> Path:
     return found[0]
 
 
-def load(names: list[str], algorithm: str | None = None) -> pd.DataFrame:
-    """Pareto rows of the files (of one algorithm if given); later files replace earlier rows."""
-    frames = [pd.read_csv(results_file(n)) for n in names]
-    rows = pd.concat(frames, ignore_index=True)
+def read(names: list[str]) -> pd.DataFrame:
+    """Every row of the files, in order."""
+    return pd.concat([pd.read_csv(results_file(n)) for n in names], ignore_index=True)
+
+
+def pareto_rows(rows: pd.DataFrame, algorithm: str | None = None) -> pd.DataFrame:
+    """The Pareto rows (of one algorithm if given); a later row replaces an earlier one of the
+    same run."""
     rows = rows[rows["kind"] == "pareto"]
     if algorithm is not None:
         rows = rows[rows["algorithm"] == algorithm]
@@ -168,8 +172,7 @@ def reference_lines(cand: pd.DataFrame, ref: pd.DataFrame, label: str) -> list[s
     return [*lines, ""]
 
 
-def constraint_lines(names: list[str]) -> list[str]:
-    rows = pd.concat([pd.read_csv(results_file(n)) for n in names], ignore_index=True)
+def constraint_lines(rows: pd.DataFrame) -> list[str]:
     rows = rows[rows["kind"] == "constraint"]
     if rows.empty:
         return []
@@ -211,7 +214,8 @@ def main() -> None:
     )
     ap.add_argument("--out", help="name of the written table (default: the first candidate's)")
     args = ap.parse_args()
-    cand = load(args.candidate, args.algorithm)
+    cand_rows = read(args.candidate)
+    cand = pareto_rows(cand_rows, args.algorithm)
     lines = [
         f"# NB201 search: {args.algorithm} in {', '.join(args.candidate)}",
         "",
@@ -223,13 +227,13 @@ def main() -> None:
     if not cand.empty:
         lines += pareto_lines(cand, args.algorithm)
     if args.baselines and not cand.empty:
-        lines += baseline_lines(cand, load(args.baselines))
+        lines += baseline_lines(cand, pareto_rows(read(args.baselines)))
     if args.reference and not cand.empty:
-        ref = load(args.reference, args.algorithm)
+        ref = pareto_rows(read(args.reference), args.algorithm)
         lines += reference_lines(
             cand, ref[[*RUN, "front_share", "hv_ratio"]], ", ".join(args.reference)
         )
-    lines += constraint_lines(args.candidate)
+    lines += constraint_lines(cand_rows)
     text = "\n".join(lines)
     name = args.out or Path(args.candidate[0]).stem.removeprefix("search_nb201_").split("_")[-1]
     (RESULTS / f"compare_nb201_{name}.md").write_text(text)

@@ -234,15 +234,21 @@ def main() -> None:
         rows = log.run(pool, "pareto", pareto_task, ptasks)
         rows += log.run(pool, "constraint", constraint_task, ctasks)
     wall = time.perf_counter() - t0
-    merged = [
+    rows += merged_rows(args, devices)
+    write(rows, devices, len({r["seed"] for r in rows}), wall, args)
+    log.remove()
+
+
+def merged_rows(args: argparse.Namespace, devices: list[str]) -> list[dict]:
+    """Rows of the ``--merge`` files that join this grid's tables: every constraint row, and the
+    Pareto rows of the grid's algorithms and devices."""
+    return [
         r
         for path in args.merge
         for r in read_rows(path)
         if r["kind"] == "constraint"
         or (r["algorithm"] in args.algorithms and r["device"] in devices)
     ]
-    write(rows + merged, devices, len({r["seed"] for r in rows + merged}), wall, args)
-    log.remove()
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -280,13 +286,15 @@ def write_interim(
     complete = [
         s for s in range(args.first_seed, seeds) if finished_seeds.count(s) == wanted_seeds.count(s)
     ]
-    rows = [r for t, out in done if t[2] in complete for r in out]
+    rows = [r for t, out in done if t[2] in complete for r in out] + merged_rows(args, devices)
     note = (
         f"Interim tables of an unfinished grid: {len(done)} of {len(ptasks) + len(ctasks)} "
         f"tasks finished; only the seeds whose every task is finished are used: "
-        f"{', '.join(map(str, complete)) or 'none'} (of {seeds}). {args.note}"
+        f"{', '.join(map(str, complete)) or 'none'} (of {seeds})"
+        f"{'; the rows of the --merge files are added' if args.merge else ''}. {args.note}"
     ).strip()
-    write(rows, devices, len(complete), None, argparse.Namespace(**{**vars(args), "note": note}))
+    n_seeds = len({r["seed"] for r in rows})
+    write(rows, devices, n_seeds, None, argparse.Namespace(**{**vars(args), "note": note}))
 
 
 def _found(rows: list[dict]) -> str:

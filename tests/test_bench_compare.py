@@ -36,7 +36,7 @@ def test_baselines_are_paired_by_run_and_a_run_below_the_best_is_named() -> None
             _rows("re", [0.98, 0.98, 0.99], [0.1, 0.1, 0.1]),
             _rows("nsga2", [0.96, 0.96, 0.999], [0.2, 0.2, 0.2]),
         ]
-    )
+    ).iloc[::-1]  # another row order than the candidate's: pairing is by run, not position
     text = "\n".join(baseline_lines(cand, base))
     assert "| 3 / 1 of 3 |" in text  # front share always ahead; HV behind in two runs
     assert "pixel3 cifar100 1: 40.0% / 0.9700 against 20.0% / 0.9800" in text
@@ -46,7 +46,7 @@ def test_baselines_are_paired_by_run_and_a_run_below_the_best_is_named() -> None
 
 def test_reference_counts_better_and_worse_runs() -> None:
     cand = _rows("hsconas", [0.99, 0.97, 0.995], [0.5, 0.4, 0.6])
-    ref = _rows("hsconas", [0.98, 0.98, 0.995], [0.5, 0.5, 0.5])
+    ref = _rows("hsconas", [0.98, 0.98, 0.995], [0.5, 0.5, 0.5]).iloc[::-1]
     cols = ["device", "dataset", "seed", "queries", "front_share", "hv_ratio"]
     text = "\n".join(reference_lines(cand, ref[cols], "earlier"))
     assert "| 300 | 3 | 50.0% / 0.9850 | 50.0% / 0.9850 | 1 / 1 |" in text
