@@ -12,22 +12,24 @@ resolution and a fixed thread count:
 
 Every measurement goes into a results store (``--store``, default under /tmp) so that a re-run
 resumes without re-measuring. Prints a Markdown table and writes it with a CSV to
-``bench/results/latency_cpu_<machine>_<versions>.{md,csv}``.
+``bench/results/<machine>/latency_cpu.{md,csv}`` (``latency_cpu_<tag>`` with ``--tag``). Run it on a
+quiet machine, from the repository root:
 
-Usage: ``.venv/bin/python bench/latency_cpu.py [--n-train 30] [--no-reference] [--store DB]``
+    OMP_NUM_THREADS=1 python -m bench.latency_cpu --store /tmp/lat.db     # about 15 minutes
+    OMP_NUM_THREADS=1 python -m bench.latency_cpu --spaces ofa-mbv3 --backends onnxruntime \\
+        --n-train 10 --n-test 10 --tag trial                              # a few minutes
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from bench.common import add_tag_argument, results_stem, write_results
 from hsconas.hardware.backends import Backend, get_backend
 from hsconas.hardware.fingerprint import fingerprint, machine_name, static_fingerprint
 from hsconas.hardware.lut import LookupTable, collect_blocks
@@ -42,8 +44,6 @@ from hsconas.hardware.timing import TimingConfig
 from hsconas.latency.hw_model import profile_device, sample_archs
 from hsconas.latency.metrics import evaluate
 from hsconas.store import Measurement, ResultStore
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _cost(m: Measurement) -> float:
@@ -94,7 +94,7 @@ def main() -> int:
     ap.add_argument("--patience", type=int, default=100)
     ap.add_argument("--store", default="/tmp/hsconas_bench_latency_cpu.db")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--suffix", default="", help="appended to the result file names")
+    add_tag_argument(ap)
     args = ap.parse_args()
 
     store = ResultStore(args.store)
@@ -216,14 +216,7 @@ def main() -> int:
                 f"load avg {load_before} -> {load_after}"
             )
 
-    versions = f"torch{fp['torch']}_ort{fp['onnxruntime']}".replace("+", "-")
-    stem = f"latency_cpu_{machine_name()}_{versions}{args.suffix}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    cols = list(rows[0])
-    with open(RESULTS / f"{stem}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
+    stem = results_stem("latency_cpu", args.tag)
     show = ["space", "backend", "model", "n_test", "within_10pct", "within_5pct", "kendall",
             "rmse_ms", "mape_pct", "median_latency_ms", "profile_s", "repeat_sd_pct",
             "repeat_range_pct", "stable_test_share"]  # fmt: skip
@@ -237,7 +230,7 @@ def main() -> int:
         [
             f"# Latency models on this CPU ({machine_name()})",
             "",
-            f"`{' '.join(sys.argv)}`; resolution {args.resolution}, threads {args.threads}, "
+            f"`python -m bench.latency_cpu {' '.join(sys.argv[1:])}`; resolution {args.resolution}, threads {args.threads}, "
             f"clock {args.clock}, reference network: {'yes' if args.reference else 'no'}, "
             f"batch 1, {args.n_train} e2e training networks, {args.n_test} held-out networks; "
             f"timing: warm-up then runs until the 95% CI half-width of the median is < 1% or "
@@ -261,8 +254,7 @@ def main() -> int:
             "",
         ]
     )
-    (RESULTS / f"{stem}.md").write_text(md)
-    print(md)
+    write_results(stem, rows, md)
     return 0
 
 

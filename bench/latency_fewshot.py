@@ -18,34 +18,35 @@ held-out rows, so they are references, never inputs of the method):
   scored on the other 20%: what the source devices can explain with unlimited shots.
 * ``oracle_src_onehot``: the same plus the one-hot architecture features.
 
-Writes
-``bench/results/latency_fewshot_<machine>_<versions>.{md,csv}``.
+Writes ``bench/results/<machine>/latency_fewshot.{md,csv}`` (``latency_fewshot_<tag>`` with
+``--tag``). From the repository root:
 
-    .venv/bin/python bench/latency_fewshot.py                 # 3 tables x 5 seeds, a few minutes
+    python -m bench.latency_fewshot                       # 3 tables x 5 seeds, about 10 minutes
+    python -m bench.latency_fewshot --tables nb201 --seeds 1 --tag trial   # about a minute
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy
 from scipy.stats import rankdata, spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import hsconas.spaces  # noqa: F401
+from bench.common import add_tag_argument, markdown_table, results_stem, software, write_results
 from hsconas.data.tables import data_dir, load_latency_table
 from hsconas.errors import HsconasError
 from hsconas.latency.metrics import evaluate
 from hsconas.latency.predictors import LinearPredictor, as_features
 from hsconas.latency.transfer import DEGENERATE_MS, FewShotTransfer, few_shot_transfer
-from latency_recorded import RESULTS, TABLES, machine_tag, markdown
 
+TABLES = {
+    "nb201": "nb201/latency_help.csv.gz",
+    "fbnet": "fbnet/latency_help.csv.gz",
+    "ofa-mbv3": "ofa_mbv3/latency_help_gpu.csv.gz",
+}
 TARGETS = {"nb201": 0.95, "fbnet": 0.93}
 HELP = {"nb201": 0.932, "fbnet": 0.910}
 
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
     ap.add_argument("--shots", type=int, default=10)
     ap.add_argument("--seeds", type=int, default=5)
+    add_tag_argument(ap)
     args = ap.parse_args()
     t0 = time.time()
     rows: list[dict[str, object]] = []
@@ -137,14 +139,11 @@ def ceilings(L: np.ndarray, devices: tuple[str, ...], X: np.ndarray, dev: str) -
 
 
 def write(df: pd.DataFrame, skipped: list[str], args: argparse.Namespace, wall: float) -> None:
-    tag = machine_tag()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"latency_fewshot_{tag}"
-    df.to_csv(stem.parent / (stem.name + ".csv"), index=False)
+    stem = results_stem("latency_fewshot", args.tag)
     lines = [
         f"# Few-shot latency transfer, {args.shots} shots, leave-one-device-out",
         "",
-        f"Machine/software: `{tag}`, scipy {scipy.__version__}; wall time {wall / 60:.1f} min; "
+        f"Machine `{stem.parent.name}`, {software('numpy', 'scipy', 'scikit-learn')}; wall time {wall / 60:.1f} min; "
         f"seeds 0..{args.seeds - 1}; sources = the other columns of the same table; test = all "
         f"other rows above {DEGENERATE_MS} ms. `ridge` = Bayesian ridge on the same shots without "
         "sources; `twin` = the twin-device model alone (the method before the embedding mix); "
@@ -177,7 +176,7 @@ def write(df: pd.DataFrame, skipped: list[str], args: argparse.Namespace, wall: 
         )
         summ["target"] = [TARGETS.get(t, float("nan")) for t in summ["table"]]
         summ["HELP"] = [HELP.get(t, float("nan")) for t in summ["table"]]
-        lines.append(markdown(summ.round(4)))
+        lines.append(markdown_table(summ.round(4)))
         lines += ["", "## Per target device (mean over seeds)", ""]
         cols = [
             "table",
@@ -194,13 +193,11 @@ def write(df: pd.DataFrame, skipped: list[str], args: argparse.Namespace, wall: 
             "oracle_src",
             "oracle_src_onehot",
         ]
-        lines.append(markdown(per_dev[cols].round(4)))
+        lines.append(markdown_table(per_dev[cols].round(4)))
     if skipped:
         lines += ["", "Skipped: " + "; ".join(skipped)]
     text = "\n".join(lines) + "\n"
-    (stem.parent / (stem.name + ".md")).write_text(text)
-    print(text)
-    print(f"written {stem}.md and .csv")
+    write_results(stem, df.to_dict("records"), text)
 
 
 if __name__ == "__main__":

@@ -18,23 +18,22 @@ CPUs, phones) with CIFAR-100 accuracy:
 Also reported per device: the ceiling of each space (hypervolume ratio and front share of *all* its
 architectures), which shows what a reduction gave up, beside the ceiling of the other rule.
 
-Usage:
-    python bench/profile_nb201.py                     # 7 devices, 10 seeds, 100/200/300 queries
-    python bench/profile_nb201.py --quick             # 3 devices, 3 seeds
-    python bench/profile_nb201.py --algorithm re
-    python bench/profile_nb201.py --samples 50 --min-rate-ratio 0.5 --suffix _s50_mr05
-                                                      # the larger profile of the latest run
+Usage (from the repository root):
+    python -m bench.profile_nb201 --samples 50 --min-rate-ratio 0.5
+                                    # the headline run: 7 devices, 10 seeds, 100/200/300 queries
+    python -m bench.profile_nb201 --quick --seeds 1 --workers 1 --tag trial
+                                    # 3 devices, 1 seed: a few minutes
+    python -m bench.profile_nb201 --algorithm re --tag re
 
-Writes bench/results/profile_nb201_<machine>_<versions>.{md,csv}, the reduced spaces
-(bench/results/profile_nb201_spaces<suffix>/<device>.json) and an HTML report of the profiles.
-Each finished search is logged (``<stem>.partial.jsonl``): rerunning an interrupted benchmark with
-the same arguments continues it.
+Writes bench/results/<machine>/profile_nb201.{md,csv} (``profile_nb201_<tag>`` with --tag): the
+tables, and one row per search. ``--spaces-dir`` saves the reduced spaces (``<device>.json``),
+``--html`` a report of the profiles. Each finished search is logged (``<stem>.partial.jsonl``):
+rerunning an interrupted benchmark with the same arguments continues it.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import sys
@@ -47,8 +46,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from search_nb201 import nb201_evaluator, nb201_tables
-from tasklog import TaskLog, task_key
+from bench.common import TaskLog, add_tag_argument, results_stem, task_key, write_csv
+from bench.search_nb201 import nb201_evaluator, nb201_tables
 
 DEVICES = (
     "titanx_1",
@@ -74,7 +73,7 @@ def _evaluator(device: str):  # type: ignore[no-untyped-def]
 def search_task(task: tuple[str, str, int, dict, str, tuple[int, ...]]) -> list[dict]:
     device, variant, seed, restrict, algo, budgets = task
     from hsconas.search import Problem, make_algorithm, run_search
-    from hsconas.search.pareto import TrueFront
+    from hsconas.search.indicators import TrueFront
     from hsconas.space import get_space
 
     ev = _evaluator(device)
@@ -105,7 +104,7 @@ def search_task(task: tuple[str, str, int, dict, str, tuple[int, ...]]) -> list[
 
 
 def _ceiling(device: str, restrict: dict | None) -> tuple[float, float, int]:
-    from hsconas.search.pareto import TrueFront
+    from hsconas.search.indicators import TrueFront
     from hsconas.space import get_space
 
     ev = _evaluator(device)
@@ -179,8 +178,9 @@ def main() -> int:
         help="front-rate rule: a choice needs this share of its layer's best near-front rate",
     )
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--suffix", default="", help="appended to the result file names")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    add_tag_argument(ap)
+    ap.add_argument("--spaces-dir", type=Path, help="save the reduced spaces here")
+    ap.add_argument("--html", type=Path, help="write an HTML report of the profiles here")
     args = ap.parse_args()
     devices = tuple(args.devices or (QUICK if args.quick else DEVICES))
     seeds = 3 if args.quick and args.seeds == 10 else args.seeds
@@ -198,7 +198,6 @@ def main() -> int:
     specs = enumerate_specs(space)
     accuracy = TableAccuracy(acc_table, "cifar100")
     profiles, reductions, others = {}, {}, {}
-    spaces_dir = args.out / f"profile_nb201_spaces{args.suffix}"
     for d in devices:
         t0 = time.perf_counter()
         prof = profile_blocks(
@@ -208,7 +207,8 @@ def main() -> int:
         red = reduce_space(
             prof, rule=args.rule, keep_min=args.keep_min, min_rate_ratio=args.min_rate_ratio
         )
-        red.save(spaces_dir / f"{d}.json")
+        if args.spaces_dir:
+            red.save(args.spaces_dir / f"{d}.json")
         profiles[d], reductions[d] = prof, red
         others[d] = reduce_space(prof, rule=other_rule, keep_min=args.keep_min)
         print(
@@ -223,17 +223,13 @@ def main() -> int:
             tasks.append((d, "reduced", s, dict(reductions[d].restrict), args.algorithm, budgets))
             ctrl = random_reduction(reductions[d], seed=1000 + s)
             tasks.append((d, "random", s, dict(ctrl.restrict), args.algorithm, budgets))
-    from hsconas.hardware.fingerprint import machine_name
-
-    machine = machine_name()
-    stem = f"profile_nb201_{machine}_{_versions()}"
-    if args.algorithm != "hsconas":
-        stem += f"_{args.algorithm}"
-    stem += args.suffix
+    stem = results_stem("profile_nb201", args.tag)
+    machine = stem.parent.name
     t0 = time.perf_counter()
     # searches are logged as they finish: rerunning an interrupted benchmark resumes it
-    args.out.mkdir(parents=True, exist_ok=True)
-    log = TaskLog(args.out / f"{stem}.partial.jsonl", [task_key("search", t) for t in tasks])
+    log = TaskLog(
+        stem.with_name(stem.name + ".partial.jsonl"), [task_key("search", t) for t in tasks]
+    )
     with Pool(args.workers, initializer=nb201_tables) as pool:
         rows = log.run(pool, "search", search_task, tasks)
     print(f"{len(tasks)} searches in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -352,21 +348,14 @@ def main() -> int:
     )
     text += dropped + "\n## Insights\n\n" + format_insights(ins)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.md").write_text(text, encoding="utf-8")
-    with open(args.out / f"{stem}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(table[0].keys()))
-        w.writeheader()
-        w.writerows(table)
-    with open(args.out / f"{stem}_runs.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    write_html(
-        [profiles[d] for d in devices],
-        args.out / f"{stem}_report.html",
-        title="NB201 block profiles (CIFAR-100, HELP latency)",
-    )
+    stem.with_suffix(".md").write_text(text, encoding="utf-8")
+    write_csv(stem.with_suffix(".csv"), rows)
+    if args.html:
+        write_html(
+            [profiles[d] for d in devices],
+            args.html,
+            title="NB201 block profiles (CIFAR-100, HELP latency)",
+        )
     log.remove()
     return 0
 

@@ -8,13 +8,19 @@ over cells whose published accuracy is above 15% (cut-off cells sit at chance).
 
 The full setting (45k training images, C=16, N=5, tens of epochs) takes about an hour on a free
 2-core CPU; ``--subset``, ``--channels``, ``--cells-per-stage`` and ``--epochs`` scale it down.
-Writes ``bench/results/supernet_nb201_cifar_<machine>_py<version>_torch<version>.md``.
+Writes ``bench/results/<machine>/supernet_nb201_cifar.{md,csv}`` (the csv: one row per cell;
+``supernet_nb201_cifar_<tag>`` with ``--tag``). From the repository root:
+
+    python -m bench.supernet_nb201_cifar --epochs 26 --channels 16 --cells-per-stage 2 \\
+        --batch-size 128 --lr 0.1 --archs 120 --calib-images 1000 --threads 2   # about 80 min
+    python -m bench.supernet_nb201_cifar --subset 2000 --epochs 1 --channels 8 \\
+        --cells-per-stage 1 --archs 10 --calib-images 200 --threads 1 --tag trial   # a few min
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +29,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
+from bench.common import add_tag_argument, results_stem, software, write_results
 from hsconas.accuracy import TrainConfig, evaluate_subnets, train
 from hsconas.accuracy.evaluate import EvalBatches
 from hsconas.accuracy.train import seeded
@@ -44,6 +51,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-write", action="store_true")
+    add_tag_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -101,15 +109,14 @@ def main() -> None:
         ("vs NB201 CIFAR-10 test accuracy, all cells", corr(accs, truth)),
         ("vs NB201, cells above 15% published", corr(accs[ok], truth[ok])),
     ]  # fmt: skip
-    tag = (
-        f"{platform.node() or 'machine'}_py{platform.python_version()}"
-        f"_torch{torch.__version__.split('+')[0]}"
-    )
+    stem = results_stem("supernet_nb201_cifar", args.tag)
     text = "\n".join(
         [
-            f"# nb201 supernet ranking on CIFAR-10 ({tag})",
+            f"# nb201 supernet ranking on CIFAR-10 ({stem.parent.name})",
             "",
-            f"torch threads {args.threads}, seed {args.seed}; shared machine, times vary with load.",
+            f"`python -m bench.supernet_nb201_cifar {' '.join(sys.argv[1:])}`; "
+            f"{software('torch', 'numpy')}; torch threads {args.threads}, seed {args.seed}; "
+            "shared machine, times vary with load.",
             "",
             "| quantity | value |",
             "|---|---|",
@@ -117,12 +124,14 @@ def main() -> None:
             "",
         ]
     )
-    print(text)
-    if not args.no_write:
-        out = Path(__file__).resolve().parent / "results" / f"supernet_nb201_cifar_{tag}.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {out}")
+    if args.no_write:
+        print(text)
+        return
+    cells = [
+        {"arch": str(a), "supernet_top1": float(acc), "nb201_cifar10": float(t)}
+        for a, acc, t in zip(archs, accs, truth, strict=True)
+    ]
+    write_results(stem, cells, text)
 
 
 if __name__ == "__main__":
