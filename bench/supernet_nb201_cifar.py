@@ -128,7 +128,7 @@ def main() -> None:
         print(text)
         return
     cells = [
-        {"arch": str(a), "supernet_top1": float(acc), "nb201_cifar10": float(t)}
+        {"arch": str(a), "supernet_top1_pct": 100 * float(acc), "nb201_cifar10_pct": float(t)}
         for a, acc, t in zip(archs, accs, truth, strict=True)
     ]
     write_results(stem, cells, text)
