@@ -15,7 +15,7 @@ resumes without re-measuring. Prints a Markdown table and writes it with a CSV t
 ``bench/results/<machine>/latency_cpu.{md,csv}`` (``latency_cpu_<tag>`` with ``--tag``). Run it on a
 quiet machine, from the repository root:
 
-    OMP_NUM_THREADS=1 python -m bench.latency_cpu --store /tmp/lat.db     # about 15 minutes
+    OMP_NUM_THREADS=1 python -m bench.latency_cpu --store /tmp/lat.db     # about 20 minutes
     OMP_NUM_THREADS=1 python -m bench.latency_cpu --spaces ofa-mbv3 --backends onnxruntime \\
         --n-train 10 --n-test 10 --tag trial                              # a few minutes
 """
