@@ -32,7 +32,6 @@ import numpy as np
 from bench.common import add_tag_argument, results_stem, write_results
 from hsconas.hardware.backends import Backend, get_backend
 from hsconas.hardware.fingerprint import fingerprint, machine_name, static_fingerprint
-from hsconas.hardware.lut import LookupTable, collect_blocks
 from hsconas.hardware.measure import (
     DEFAULT_DEVICE,
     calibrate_reference,
@@ -41,7 +40,8 @@ from hsconas.hardware.measure import (
 )
 from hsconas.hardware.reference import space_reference
 from hsconas.hardware.timing import TimingConfig
-from hsconas.latency.hw_model import profile_device, sample_archs
+from hsconas.latency.hsconas.lut import LookupTable, collect_blocks
+from hsconas.latency.hsconas.profile import profile_device, sample_archs
 from hsconas.latency.metrics import evaluate
 from hsconas.store import Measurement, ResultStore
 

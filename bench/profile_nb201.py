@@ -187,7 +187,8 @@ def main() -> int:
     budgets = tuple(sorted(set(args.budgets)))
     other_rule = "dominated" if args.rule == "front-rate" else "front-rate"
 
-    from hsconas.profiling import TableAccuracy, TableSource, enumerate_specs, profile_blocks
+    from hsconas.evaluation import TableAccuracy, TableLatency
+    from hsconas.profiling import enumerate_specs, profile_blocks
     from hsconas.profiling.insights import cross_device_insights, device_insights, format_insights
     from hsconas.profiling.reduce import random_reduction, reduce_space
     from hsconas.report.profile_report import write_html
@@ -201,7 +202,7 @@ def main() -> int:
     for d in devices:
         t0 = time.perf_counter()
         prof = profile_blocks(
-            space, specs, TableSource.from_table(lat_table, d), accuracy=accuracy,
+            space, specs, TableLatency(lat_table, d), accuracy=accuracy,
             samples=args.samples, seed=0,
         )  # fmt: skip
         red = reduce_space(

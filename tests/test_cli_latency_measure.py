@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from hsconas.cli.main import main
-from hsconas.hardware.lut import LookupTable, decompose, measure_blocks, meta_build
 from hsconas.hardware.measure import measure_network
 from hsconas.hardware.timing import TimingConfig
-from hsconas.latency.hw_model import HSCoNASModel, sample_archs
+from hsconas.latency.hsconas.lut import LookupTable, decompose, measure_blocks, meta_build
+from hsconas.latency.hsconas.model import HSCoNASModel
+from hsconas.latency.hsconas.profile import sample_archs
 from hsconas.space import Architecture, get_space
 
 _FAST = TimingConfig(max_time_s=0.01, warmup_runs=1, warmup_time_s=0.0, min_runs=5)
@@ -118,7 +119,8 @@ def test_eval_measures_against_the_models_reference_with_its_base(
     from hsconas.hardware.backends import get_backend
     from hsconas.hardware.fingerprint import fingerprint
     from hsconas.hardware.reference import space_reference
-    from hsconas.latency.hw_model import IncompatibleModelError, model_reference
+    from hsconas.latency.base import IncompatibleModelError
+    from hsconas.latency.hsconas.profile import model_reference
     from hsconas.store import ResultStore
 
     ref = space_reference("ofa-mbv3", 128)

@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from hsconas.hardware.backends import TorchBackend
-from hsconas.hardware.lut import (
+from hsconas.hardware.measure import measure_network
+from hsconas.hardware.timing import TimingConfig
+from hsconas.latency.hsconas.lut import (
     LookupTable,
     block_key,
     decompose,
@@ -14,9 +16,7 @@ from hsconas.hardware.lut import (
     measure_blocks,
     meta_build,
 )
-from hsconas.hardware.measure import measure_network
-from hsconas.hardware.timing import TimingConfig
-from hsconas.latency.hw_model import sample_archs
+from hsconas.latency.hsconas.profile import sample_archs
 from hsconas.store import ResultStore
 
 _FAST = TimingConfig(max_time_s=0.05, warmup_time_s=0.0, min_runs=5)

@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from hsconas.hardware.lut import (
+from hsconas.hardware.measure import measure_network
+from hsconas.hardware.timing import TimingConfig
+from hsconas.latency.base import IncompatibleModelError
+from hsconas.latency.hsconas.lut import (
     LookupTable,
     LutEntry,
     decompose,
@@ -15,9 +18,8 @@ from hsconas.hardware.lut import (
     measure_blocks,
     meta_build,
 )
-from hsconas.hardware.measure import measure_network
-from hsconas.hardware.timing import TimingConfig
-from hsconas.latency.hw_model import HSCoNASModel, IncompatibleModelError, sample_archs
+from hsconas.latency.hsconas.model import HSCoNASModel
+from hsconas.latency.hsconas.profile import sample_archs
 from hsconas.nn.counting import count_macs
 
 _FAST = TimingConfig(max_time_s=0.01, warmup_runs=1, warmup_time_s=0.0, min_runs=5)

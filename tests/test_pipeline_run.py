@@ -12,12 +12,8 @@ import pytest
 import yaml
 
 import hsconas.spaces  # noqa: F401
-from hsconas.latency.hw_model import network_features
-from hsconas.pipeline.fastlat import (
-    all_layer_blocks,
-    fast_block_calls,
-    fast_network_features,
-)
+from hsconas.latency.hsconas.fast import all_layer_blocks, fast_block_calls, fast_network_features
+from hsconas.latency.hsconas.model import network_features
 from hsconas.space import get_space
 
 

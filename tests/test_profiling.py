@@ -11,11 +11,8 @@ import pytest
 
 import hsconas.spaces  # noqa: F401
 from hsconas.errors import DataFormatError, HsconasError, InvalidArchitectureError
+from hsconas.evaluation import ArchPool, CallableAccuracy, TableLatency
 from hsconas.profiling import (
-    ArchPool,
-    CallableAccuracy,
-    TableSource,
-    draw_forced,
     enumerate_specs,
     fit_block_regression,
     holds,
@@ -23,6 +20,7 @@ from hsconas.profiling import (
     parse_spec,
     profile_blocks,
 )
+from hsconas.profiling.draws import draw_forced
 from hsconas.profiling.friendliness import block_friendliness, friendliness
 from hsconas.profiling.insights import cross_device_insights, device_insights
 from hsconas.profiling.reduce import load_reduction, random_reduction, reduce_space
@@ -104,12 +102,12 @@ def test_table_of_another_space_is_refused(tmp_path: Path) -> None:
     p = tmp_path / "fbnet.csv"
     pd.DataFrame({"op_idx_list": ["0 " * 22], "dev": [1.0]}).to_csv(p, index=False)
     with pytest.raises(DataFormatError, match="is a fbnet table, not a nb201 table"):
-        TableSource(p, "dev", "nb201")
+        TableLatency.from_path(p, "dev", "nb201")
 
 
 # ------------------------------------------------------------------ forced draws
 def test_forced_draws_from_a_table_hold_the_block(tmp_path: Path) -> None:
-    src = TableSource(_synthetic_table(tmp_path, n=800), "dev_a", "nb201")
+    src = TableLatency.from_path(_synthetic_table(tmp_path, n=800), "dev_a", "nb201")
     pool = src.pool(NB201)
     for spec in enumerate_specs(NB201):
         rng = np.random.default_rng(3)
@@ -118,7 +116,7 @@ def test_forced_draws_from_a_table_hold_the_block(tmp_path: Path) -> None:
         assert all(a in pool and holds(NB201, a, spec) for a in got)
         assert got == draw_forced(NB201, spec, 25, np.random.default_rng(3), pool=pool)
     spec = enumerate_specs(NB201, blocks=["none"], positions=[0])[0]
-    available = int(pool.mask(spec).sum())
+    available = int(pool.mask_of(spec.position, spec.choice).sum())
     assert len(draw_forced(NB201, spec, 10_000, np.random.default_rng(0), pool=pool)) == available
 
 
@@ -134,7 +132,7 @@ def test_forced_sampling_activates_elastic_layers() -> None:
 
 # ------------------------------------------------------------------ measurement reuse
 def test_measurements_are_reused_across_specs_and_through_the_store(tmp_path: Path) -> None:
-    src = TableSource(_synthetic_table(tmp_path), "dev_a", "nb201")
+    src = TableLatency.from_path(_synthetic_table(tmp_path), "dev_a", "nb201")
     specs = enumerate_specs(NB201)
     store = ResultStore(tmp_path / "r.db")
     p1 = profile_blocks(NB201, specs, src, samples=10, seed=0, store=store)
@@ -178,7 +176,7 @@ def test_regression_recovers_known_additive_effects(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ reduction, insights
 def _profile_with_accuracy(tmp_path: Path, device: str = "dev_a"):  # type: ignore[no-untyped-def]
-    src = TableSource(_synthetic_table(tmp_path), device, "nb201")
+    src = TableLatency.from_path(_synthetic_table(tmp_path), device, "nb201")
     acc_eff = {
         "none": -4.0,
         "skip_connect": 0.5,
@@ -262,7 +260,7 @@ def test_front_rate_ratio_trades_size_for_coverage(tmp_path: Path) -> None:
 
 
 def test_latency_only_profile_cannot_be_reduced(tmp_path: Path) -> None:
-    src = TableSource(_synthetic_table(tmp_path, n=500), "dev_a", "nb201")
+    src = TableLatency.from_path(_synthetic_table(tmp_path, n=500), "dev_a", "nb201")
     prof = profile_blocks(NB201, enumerate_specs(NB201), src, samples=4, seed=0)
     with pytest.raises(HsconasError, match="needs accuracy"):
         reduce_space(prof)
@@ -302,11 +300,11 @@ def test_profile_round_trips_through_its_files(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_backend_source_times_real_networks_and_reuses_the_store(tmp_path: Path) -> None:
+    from hsconas.evaluation import BackendLatency
     from hsconas.hardware.timing import TimingConfig
-    from hsconas.profiling import BackendSource
 
     timing = TimingConfig(warmup_runs=1, warmup_time_s=0.0, min_runs=5, max_runs=5, max_time_s=0.5)
-    src = BackendSource("torch", device="test-cpu", timing=timing)
+    src = BackendLatency("torch", device="test-cpu", timing=timing)
     specs = enumerate_specs(NB201, blocks=["nor_conv_3x3", "none"], positions=[5])
     store = ResultStore(tmp_path / "r.db")
     p1 = profile_blocks(NB201, specs, src, samples=2, baseline_samples=2, seed=0, store=store)
@@ -318,10 +316,10 @@ def test_backend_source_times_real_networks_and_reuses_the_store(tmp_path: Path)
 
 
 def test_backend_source_with_a_reference_stores_normalised_timings(tmp_path: Path) -> None:
+    from hsconas.evaluation import parse_latency_source
     from hsconas.hardware.timing import TimingConfig
-    from hsconas.profiling import parse_source
 
-    src = parse_source("backend:torch", space="nb201", device="test-cpu", reference=True)
+    src = parse_latency_source("backend:torch", space="nb201", device="test-cpu", reference=True)
     src.timing = TimingConfig(warmup_runs=1, warmup_time_s=0.0, min_runs=5, max_time_s=0.1)
     store = ResultStore(tmp_path / "r.db")
     archs = NB201.sample_many(4, 0, unique=True)
@@ -338,9 +336,10 @@ def test_backend_source_with_a_reference_stores_normalised_timings(tmp_path: Pat
 
 
 def test_model_source_profiles_a_latency_model_file(tmp_path: Path) -> None:
+    from hsconas.evaluation import ModelLatency, SourceError
+    from hsconas.latency.base import ModelFileError
     from hsconas.latency.model_io import save_model
     from hsconas.latency.predictors import LinearPredictor
-    from hsconas.profiling import ModelSource, SourceError
 
     archs = NB201.sample_many(200, 0, unique=True)
     y = np.array([1 + sum(3.0 if v == "nor_conv_3x3" else 0.5 for v in a.values) for a in archs])
@@ -348,7 +347,7 @@ def test_model_source_profiles_a_latency_model_file(tmp_path: Path) -> None:
         LinearPredictor().fit(NB201.feature_matrix(archs), y), tmp_path / "m.json",
         space="nb201", device="synth",
     )  # fmt: skip
-    src = ModelSource(path)
+    src = ModelLatency.from_file(path)
     prof = profile_blocks(NB201, enumerate_specs(NB201), src, samples=4, seed=0)
     assert prof.device == "synth" and prof.source["kind"] == "model"
     blocks = block_friendliness(prof).set_index("block")["lat_effect_pct"]
@@ -356,5 +355,5 @@ def test_model_source_profiles_a_latency_model_file(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not 'fbnet'"):
         src.pool(get_space("fbnet"))
     (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(SourceError, match="not an hsconas latency model"):
-        ModelSource(tmp_path / "bad.json")
+    with pytest.raises(ModelFileError, match="not an hsconas latency model"):
+        ModelLatency.from_file(tmp_path / "bad.json")

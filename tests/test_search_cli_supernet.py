@@ -106,7 +106,7 @@ def test_supernet_and_latency_model_search_matches_direct_evaluation_and_resumes
     from hsconas.accuracy import load_trained
     from hsconas.accuracy.evaluate import EvalBatches
     from hsconas.data import load_dataset
-    from hsconas.search.evaluators import CombinedEvaluator, SupernetAccuracy, load_latency_model
+    from hsconas.evaluation import CombinedEvaluator, ModelLatency, SupernetAccuracy
 
     db = digits_run["dir"] / "search.db"
     full = _run(
@@ -143,7 +143,7 @@ def test_supernet_and_latency_model_search_matches_direct_evaluation_and_resumes
     data = load_dataset("digits", subset=300, val_fraction=0.3, seed=0, progress=False)
     direct = CombinedEvaluator(
         SupernetAccuracy(supernet, EvalBatches.from_dataset(data, split="val", calib_images=64)),
-        load_latency_model(digits_run["latency_model"]),
+        ModelLatency.from_file(digits_run["latency_model"]),
     )
     space = get_space("hsconas-digits")
     for e in stored[:6]:
@@ -292,7 +292,7 @@ def test_supernet_with_a_users_latency_table(
     from hsconas.accuracy import load_trained
     from hsconas.accuracy.evaluate import EvalBatches
     from hsconas.data import load_dataset
-    from hsconas.search.evaluators import SupernetAccuracy
+    from hsconas.evaluation import SupernetAccuracy
 
     # the user's own recording: other device column names, arch_str rows
     help_df = pd.read_csv(data_dir / "nb201" / "latency_help.csv.gz")
@@ -333,11 +333,12 @@ def test_hardware_model_file_is_read_and_checked_against_space_and_device(
 ) -> None:
     """An HSCoNAS hardware model (LUT of real block timings + correction) is dispatched on its
     format and refused for another space or device with one line naming both."""
-    from hsconas.hardware.lut import decompose, measure_blocks, meta_build
+    from hsconas.evaluation import ModelLatency
     from hsconas.hardware.measure import measure_network
     from hsconas.hardware.timing import TimingConfig
-    from hsconas.latency.hw_model import HSCoNASModel, sample_archs
-    from hsconas.search.evaluators import load_latency_model
+    from hsconas.latency.hsconas.lut import decompose, measure_blocks, meta_build
+    from hsconas.latency.hsconas.model import HSCoNASModel
+    from hsconas.latency.hsconas.profile import sample_archs
 
     fast = TimingConfig(max_time_s=0.01, warmup_runs=1, warmup_time_s=0.0, min_runs=5)
     space = get_space("hsconas-digits")
@@ -347,7 +348,7 @@ def test_hardware_model_file_is_read_and_checked_against_space_and_device(
     lat = [measure_network(a, "torch", timing=fast).median_ms for a in archs]
     path = HSCoNASModel.fit(lut, archs, lat).save(tmp_path / "hw.json")
 
-    source = load_latency_model(path, space="hsconas-digits")
+    source = ModelLatency.from_file(path, space="hsconas-digits")
     model = HSCoNASModel.load(path)
     assert source.settings["format"] == "hsconas-hw-model"
     assert source.latency_ms(archs[0]) == pytest.approx(model.predict(archs[0]).latency_ms)

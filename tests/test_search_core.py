@@ -23,13 +23,13 @@ from hsconas.search import (
     non_dominated_sort,
     run_search,
 )
-from hsconas.search.acquisition import hv_improvement
 from hsconas.search.channel_scaling import scale_channels
-from hsconas.search.pareto import crowding_distance, dominates, hypervolume, hypervolume_2d
-from hsconas.search.problem import BudgetInfeasibleError, make_record
+from hsconas.search.core.problem import BudgetInfeasibleError, make_record
+from hsconas.search.indicators import crowding_distance, dominates, hypervolume, hypervolume_2d
 from hsconas.search.shrinking import dominated_choices, estimate_effects
-from hsconas.search.surrogate import GeneCodec
+from hsconas.search.surrogate.acquisition import hv_improvement
 from hsconas.space import Architecture, Gene, SearchSpace, get_space
+from hsconas.space.codec import GeneCodec
 from hsconas.store import ResultStore, StoreError
 
 points = st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=40).map(
@@ -231,15 +231,16 @@ def test_empirical_feasibility_follows_the_latency_residuals_tail() -> None:
     than the additive model says (one residual in ten at -5 ms) gives a candidate predicted 3 ms
     over the budget about that one-in-ten chance, where the Gaussian of the robust residual sd
     gives it none."""
+    from hsconas.search.surrogate.acquisition import feasible_probability
+
     space, _ = _toy_table()
     problem = Problem(space, mode="constraint", budget_ms=10.0)
-    gauss = make_algorithm("hsconas", problem, seed=0, feasibility="gaussian")
-    emp = make_algorithm("hsconas", problem, seed=0)  # the default
+    emp = make_algorithm("hsconas", problem, seed=0)
     resid = np.r_[np.random.default_rng(0).normal(0.0, 0.2, 90), np.full(10, -5.0)]
-    for algo in (gauss, emp):  # as if the latency model had left these residuals (ms)
-        algo._lat_resid = resid
+    emp.surrogates.lat_resid = resid  # as if the latency model had left these residuals (ms)
     pred = np.array([7.0, 10.0, 13.0, 16.0])
-    p_gauss, p_emp = gauss._p_feasible(pred, 10.0), emp._p_feasible(pred, 10.0)
+    p_gauss = feasible_probability(pred, 10.0, resid, empirical=False)
+    p_emp = emp._p_feasible(pred, 10.0)
     assert p_gauss[2] < 1e-6 and 0.07 < p_emp[2] < 0.13
     assert p_emp[0] > 0.99 and 0.45 < p_emp[1] < 0.6 and p_emp[3] < 0.01
     assert np.all(np.diff(p_emp) <= 0)
@@ -248,11 +249,7 @@ def test_empirical_feasibility_follows_the_latency_residuals_tail() -> None:
     p_cont, p_whole = emp._p_feasible(near, 10.0), emp._p_feasible(near, 10.0, quantum=1.0)
     assert p_cont[0] < 0.6 < 0.85 < p_whole[0] and p_cont[1] < 0.2 < 0.75 < p_whole[1]
     assert p_whole[2] < 0.25
-    for bad in (
-        {"feasibility": "student"},
-        {"latency_derived_weight": 0.0},
-        {"latency_edge_weight": 0.0},
-    ):
+    for bad in ({"model": "svm"}, {"pool": "all"}, {"acquisition": "ucb"}):
         with pytest.raises(SearchConfigError):
             make_algorithm("hsconas", problem, seed=0, **bad)
 
@@ -265,24 +262,24 @@ def test_log_error_probability_scale_keeps_a_far_cell_out_of_the_front() -> None
     was, and the greedy batch then prefers the near cell."""
     from scipy import special
 
-    from hsconas.search.acquisition import feasible_improvement_batch
-    from hsconas.search.surrogate import ErrorLogScale
+    from hsconas.search.algorithms.hsconas_ea import HSCoNASEvolution
+    from hsconas.search.surrogate.acquisition import feasible_improvement_batch
+    from hsconas.search.surrogate.models import ErrorLogScale
 
     space, _ = _toy_table()
     problem = Problem(space, mode="constraint", budget_ms=10.0)
-    acc_scale = make_algorithm("hsconas", problem, seed=0, probability_scale="accuracy")
-    log_scale = make_algorithm("hsconas", problem, seed=0)  # the default
     known = np.array([50.0, 65.0, 70.9])
     scale = ErrorLogScale(known)
     z = np.array([scale.forward(np.array(56.0)), scale.forward(np.array(70.5))])
     mu = scale.inverse(z)
     sd = np.array([0.176, 0.02]) * scale.slope(z)  # the model's sd, in accuracy points
-    for algo, lo, hi in ((acc_scale, 0.025, 0.035), (log_scale, 0.008, 0.013)):
-        m, s, k = algo._probability_scale(mu, sd, known)
+    on_accuracy_scale = (mu, sd, known)  # a Gaussian linearised on the accuracy scale
+    on_log_scale = HSCoNASEvolution._probability_scale(mu, sd, known)
+    for (m, s, k), lo, hi in ((on_accuracy_scale, 0.025, 0.035), (on_log_scale, 0.008, 0.013)):
         assert np.all(np.diff(k) > 0) and np.all((m[:, None] > k) == (mu[:, None] > known))
         p = special.ndtr((m - k[-1]) / s)
         assert lo < p[0] < hi and 0.24 < p[1] < 0.26
-    m, s, k = log_scale._probability_scale(mu, sd, known)
+    m, s, k = on_log_scale
     p_feas = np.array([1.0, 0.1])  # the near cell is seldom within the budget
     assert feasible_improvement_batch(mu, sd, np.array([7.0, 10.5]), p_feas, 10.0, 70.9, 1) == [0]
     assert feasible_improvement_batch(m, s, np.array([7.0, 10.5]), p_feas, 10.0, k[-1], 1) == [1]
@@ -290,17 +287,13 @@ def test_log_error_probability_scale_keeps_a_far_cell_out_of_the_front() -> None
     # over the budget with residuals of sd 0.4 ms (P(feasible) 0.1)
     archs = list(space.enumerate())
     lat_pred = np.array([7.0, 10.5])
-    picks = {}
-    for name in ("accuracy", "log-error"):
-        algo = make_algorithm("hsconas", problem, seed=0, batch_size=1, probability_scale=name)
-        algo.tell([make_record(space, a, {"accuracy": v, "latency_ms": 9.0})
-                   for a, v in zip(archs[:3], known, strict=True)])  # fmt: skip
-        algo._lat_resid = np.random.default_rng(0).normal(0.0, 0.4, 200)
-        algo._predict = lambda pool: (mu, sd, lat_pred)
-        picks[name] = algo._select(algo.codec.encode(archs[3:5])).tolist()
-    assert picks == {"accuracy": [0], "log-error": [1]}
-    with pytest.raises(SearchConfigError):
-        make_algorithm("hsconas", problem, seed=0, probability_scale="probit")
+    algo = make_algorithm("hsconas", problem, seed=0, batch_size=1)
+    assert isinstance(algo, HSCoNASEvolution)
+    algo.tell([make_record(space, a, {"accuracy": v, "latency_ms": 9.0})
+               for a, v in zip(archs[:3], known, strict=True)])  # fmt: skip
+    algo.surrogates.lat_resid = np.random.default_rng(0).normal(0.0, 0.4, 200)
+    algo._predict = lambda pool: (mu, sd, lat_pred)  # type: ignore[method-assign]
+    assert algo._select(algo.codec.encode(archs[3:5])).tolist() == [1]
 
 
 def test_shrinking_drops_a_dominated_choice() -> None:

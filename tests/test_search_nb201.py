@@ -156,7 +156,7 @@ def test_default_accuracy_surrogate_ranks_the_whole_table(tables: tuple[object, 
     close to their published accuracies, and its GP kernel has not collapsed to pure noise."""
     from scipy.stats import kendalltau
 
-    from hsconas.search.ea import HSCoNASEvolution
+    from hsconas.search.algorithms.hsconas_ea import HSCoNASEvolution
 
     acc, lat = tables
     ev = TabularEvaluator.from_tables(get_space("nb201"), acc, "cifar100", lat, "pixel3")
@@ -168,12 +168,12 @@ def test_default_accuracy_surrogate_ranks_the_whole_table(tables: tuple[object, 
     mu, sd, _ = algo._predict(codes)
     assert kendalltau(mu, ev.accuracy).statistic > 0.55  # 0.66 when written
     assert np.all(sd > 0) and np.all(np.isfinite(mu))
-    params = algo._gp_kernel.get_params()
+    params = algo.surrogates._gp_kernel.get_params()
     assert params["k2__noise_level"] < 0.5  # most of the variance is explained, not noise
 
 
 def test_error_log_scale_round_trip() -> None:
-    from hsconas.search.surrogate import ErrorLogScale
+    from hsconas.search.surrogate.models import ErrorLogScale
 
     pct = ErrorLogScale(np.array([10.0, 94.4]))
     assert pct.ceiling == pytest.approx(100.5)
@@ -199,25 +199,26 @@ def test_latency_uncertainty_matches_the_error_on_unqueried_cells(
     the cells not queried (0.57 when written: the queried cells cluster near the front, where
     the model is best); inflating the in-sample residuals by the column count (95 columns)
     overstates it more than three times (4.3)."""
-    from hsconas.search.ea import HSCoNASEvolution
-    from hsconas.search.surrogate import RidgeEnsemble, robust_sd
+    from hsconas.search.algorithms.hsconas_ea import HSCoNASEvolution
+    from hsconas.search.surrogate.models import RidgeEnsemble, inflated_residuals, robust_sd
 
     acc, lat = tables
     ev = TabularEvaluator.from_tables(get_space("nb201"), acc, "cifar100", lat, "gold_6240")
     problem = Problem(ev.space)
-    sds = {}
-    for error in ("loo", "inflated"):
-        algo = make_algorithm("hsconas", problem, seed=0, latency_error=error)
-        assert isinstance(algo, HSCoNASEvolution)
-        run_search(problem, algo, ev, 80)
-        hist = np.stack(algo._codes)
-        rows = [ev.row_of(r.arch) for r in algo.history]
-        model = RidgeEnsemble(alpha=0.1, n_members=1).fit(
-            algo.lat_features.transform(hist), ev.latency_ms[rows]
-        )
-        rest = np.setdiff1d(np.arange(len(ev.archs)), rows)
-        pred = model.predict(algo.lat_features.transform(algo.codec.encode(list(ev.archs)))).mean
-        true_sd = robust_sd(ev.latency_ms[rest] - pred[rest])
-        sds[error] = algo._lat_sd / true_sd
+    algo = make_algorithm("hsconas", problem, seed=0)
+    assert isinstance(algo, HSCoNASEvolution)
+    run_search(problem, algo, ev, 80)
+    hist = np.stack(algo._codes)
+    rows = [ev.row_of(r.arch) for r in algo.history]
+    features = algo.surrogates.lat_features
+    X = features.transform(hist)
+    model = RidgeEnsemble(alpha=0.1, n_members=1).fit(X, ev.latency_ms[rows])
+    rest = np.setdiff1d(np.arange(len(ev.archs)), rows)
+    pred = model.predict(features.transform(algo.codec.encode(list(ev.archs)))).mean
+    true_sd = robust_sd(ev.latency_ms[rest] - pred[rest])
+    sds = {
+        "loo": algo.surrogates.lat_sd / true_sd,
+        "inflated": robust_sd(inflated_residuals(model, X, ev.latency_ms[rows])) / true_sd,
+    }
     assert 0.5 < sds["loo"] < 2.0, sds
     assert sds["inflated"] > 3.0, sds

@@ -11,20 +11,20 @@ import pytest
 from scipy.stats import kendalltau
 
 import hsconas.spaces  # noqa: F401
-from hsconas.search.acquisition import latency_quantum, non_dominated_batch, prob_non_dominated
-from hsconas.search.surrogate import (
-    CellFeatureMap,
-    FeatureMap,
-    GeneCodec,
+from hsconas.search.surrogate.acquisition import (
+    latency_quantum,
+    non_dominated_batch,
+    prob_non_dominated,
+)
+from hsconas.search.surrogate.models import (
     RidgeEnsemble,
     inflated_residuals,
-    is_nb201,
     loo_residuals,
-    nb201_canonical,
-    nb201_tables,
     robust_sd,
 )
 from hsconas.space import get_space
+from hsconas.space.codec import GeneCodec, OneHotFeatures
+from hsconas.spaces.nb201_features import CellFeatureMap, nb201_canonical, nb201_tables
 
 OPS = {"none": 0, "skip": 1, "c1": 2, "c3": 3, "avg": 4}
 
@@ -55,7 +55,7 @@ def test_canonical_form_merges_equivalent_cells() -> None:
 
 def test_path_encoding_counts_live_paths() -> None:
     codec = GeneCodec(get_space("nb201"))
-    assert is_nb201(codec)
+    assert isinstance(get_space("nb201").surrogate_features(codec, "accuracy"), CellFeatureMap)
     fmap = CellFeatureMap(codec)
     space = get_space("nb201")
     arch = space.from_string(
@@ -75,8 +75,10 @@ def test_path_encoding_counts_live_paths() -> None:
     xd = fmap.transform(codec.encode([dead]))[0]
     assert xd[60:144].sum() == 0
     assert xd[30:60].reshape(6, 5)[:, 0].sum() == 6  # every effective edge is none
-    # one-hot spaces without a cell encoding are not NB201
-    assert not is_nb201(GeneCodec(get_space("fbnet")))
+    # one-hot spaces without a cell encoding get the generic features
+    fbnet = get_space("fbnet")
+    for target in ("accuracy", "latency"):
+        assert type(fbnet.surrogate_features(GeneCodec(fbnet), target)) is OneHotFeatures
 
 
 def test_canonical_classes_coarsen_published_unique_str(data_dir: Path) -> None:
@@ -108,7 +110,7 @@ def test_cell_features_rank_nb201_accuracy_better_than_one_hot(data_dir: Path) -
     codes = codec.encode(list(table.archs))
     taus = {}
     for name, X in (
-        ("onehot", FeatureMap(codec, pairwise=False).transform(codes)),
+        ("onehot", OneHotFeatures(codec, pairwise=False).transform(codes)),
         ("cell", CellFeatureMap(codec).transform(codes)),
     ):
         t = []
@@ -249,7 +251,7 @@ def test_down_weighted_derived_latency_columns_extrapolate_to_dead_edges(data_di
 
 
 def test_within_class_noise_pools_spread_of_equal_cells() -> None:
-    from hsconas.search.surrogate import within_class_noise
+    from hsconas.search.surrogate.models import within_class_noise
 
     rng = np.random.default_rng(0)
     classes = np.repeat(np.arange(40), 5)
@@ -284,7 +286,7 @@ def test_gp_posterior_equals_scikit_learn_predict() -> None:
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
-    from hsconas.search.surrogate import gp_posterior
+    from hsconas.search.surrogate.models import gp_posterior
 
     rng = np.random.default_rng(0)
     X = rng.integers(0, 2, (80, 12)).astype(float)

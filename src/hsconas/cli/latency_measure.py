@@ -167,9 +167,9 @@ def _timing(args: argparse.Namespace) -> Any:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     from hsconas.hardware.backends import get_backend
-    from hsconas.hardware.measure import arch_input_shape, measure_network
+    from hsconas.hardware.measure import measure_network
     from hsconas.hardware.reference import space_reference
-    from hsconas.sources import resolve_source
+    from hsconas.spaces.resolve import arch_input_shape, resolve_source
     from hsconas.store import ResultStore
 
     plain = get_backend(args.backend, threads=args.threads, clock=args.clock)
@@ -235,7 +235,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from hsconas.hardware.backends import BackendUnavailableError, get_backend
     from hsconas.hardware.reference import space_reference
-    from hsconas.latency.hw_model import profile_device
+    from hsconas.latency.hsconas.profile import profile_device
     from hsconas.space import get_space
     from hsconas.store import ResultStore
 
@@ -264,7 +264,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def _check_machine(model: Any) -> None:
     from hsconas.hardware.fingerprint import cpu_model
-    from hsconas.latency.hw_model import IncompatibleModelError
+    from hsconas.latency.base import IncompatibleModelError
 
     fp = model.info.get("fingerprint") or {}
     theirs = fp.get("cpu_model")
@@ -280,7 +280,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from hsconas.hardware.backends import get_backend
     from hsconas.hardware.measure import measure_network
-    from hsconas.latency.hw_model import HSCoNASModel, model_reference, sample_archs
+    from hsconas.latency.hsconas.model import HSCoNASModel
+    from hsconas.latency.hsconas.profile import model_reference, sample_archs
     from hsconas.latency.metrics import evaluate
     from hsconas.store import ResultStore
 

@@ -203,12 +203,11 @@ def cmd_fit_table(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hsconas.latency.model_io import ModelFileError
-    from hsconas.search.evaluators import load_latency_model
-    from hsconas.sources import resolve_source
+    from hsconas.latency.base import ModelFileError, load_latency_model
+    from hsconas.spaces.resolve import resolve_source
 
     # a learned predictor (`latency fit-table`) or an HSCoNAS hardware model (`latency profile`)
-    model = load_latency_model(args.model).model
+    model = load_latency_model(args.model)
     resolved = [r for s in args.sources for r in resolve_source(s)]
     for r in resolved:
         if r.arch.space != model.space:

@@ -12,8 +12,8 @@ from typing import Any
 
 from hsconas.cli.output import HelpFormatter, print_json_line, print_table
 from hsconas.errors import HsconasError
-from hsconas.sources import ResolvedSource, input_shape_of, load_config_file, resolve_source
 from hsconas.space import get_space
+from hsconas.spaces.resolve import ResolvedSource, input_shape_of, load_config_file, resolve_source
 
 _RAW = HelpFormatter
 

@@ -128,7 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_blocks(args: argparse.Namespace) -> int:
     import hsconas.spaces  # noqa: F401  (registers the spaces)
-    from hsconas.profiling import TableAccuracy, enumerate_specs, parse_source, profile_blocks
+    from hsconas.evaluation import TableAccuracy, parse_latency_source
+    from hsconas.profiling import enumerate_specs, profile_blocks
     from hsconas.profiling.insights import device_insights, format_insights
     from hsconas.profiling.reduce import load_reduction
     from hsconas.space import get_space
@@ -143,7 +144,7 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             )
         space = red.apply(space)
     specs = enumerate_specs(space, blocks=args.blocks, positions=args.positions)
-    source = parse_source(
+    source = parse_latency_source(
         args.source, space=space.name, device=args.device, reference=args.reference
     )
     accuracy = None

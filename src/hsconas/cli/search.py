@@ -199,8 +199,9 @@ def _supernet_source(args: argparse.Namespace, space_name: str) -> Any:
     from hsconas.accuracy.evaluate import EvalBatches
     from hsconas.accuracy.train import CHECKPOINT_NAME, load_trained
     from hsconas.data.datasets import load_dataset
+    from hsconas.evaluation import SupernetAccuracy
+    from hsconas.latency.base import file_digest
     from hsconas.nn.supernet import Supernet
-    from hsconas.search.evaluators import SupernetAccuracy, file_digest
 
     model, ckpt = load_trained(args.supernet)
     if not isinstance(model, Supernet):
@@ -238,21 +239,21 @@ def _supernet_source(args: argparse.Namespace, space_name: str) -> Any:
 def _sources(args: argparse.Namespace) -> _Sources:
     import hsconas.spaces  # noqa: F401  (registers the spaces)
     from hsconas.data.tables import data_dir, load_latency_table, load_nb201_accuracy
-    from hsconas.search import TabularEvaluator
-    from hsconas.search.evaluators import (
-        CombinedEvaluator,
+    from hsconas.evaluation import (
+        ModelLatency,
         TableAccuracy,
         TableLatency,
-        load_latency_model,
+        TabularEvaluator,
+        make_evaluator,
     )
-    from hsconas.search.pareto import TrueFront
+    from hsconas.search.indicators import TrueFront
     from hsconas.space import get_space
 
     _check_choice(args)
     full = get_space(args.space)
-    lat_model = None
+    lat_source: Any = None
     if args.latency_model is not None:  # cheap: check it before loading a checkpoint
-        lat_model = load_latency_model(args.latency_model, space=full.name, device=args.device)
+        lat_source = ModelLatency.from_file(args.latency_model, space=full.name, device=args.device)
     space = full
     acc_source: Any = None
     if args.supernet is not None:
@@ -260,24 +261,25 @@ def _sources(args: argparse.Namespace) -> _Sources:
         space = acc_source.space  # a supernet trained on a subspace searches that subspace
     if args.space_restrict is not None:
         space = space.restrict(_load_restrict(args.space_restrict, args.space))
-    acc_table = None
     if acc_source is None:
         acc_table = load_nb201_accuracy(
             args.accuracy_table or data_dir() / "nb201" / "accuracy.csv"
         )
-    lat_table = None
-    if lat_model is None:
+        acc_source = TableAccuracy(acc_table, args.accuracy_column)
+    min_ms = None
+    if lat_source is None:
         lat_table = load_latency_table(
             args.latency_table or data_dir() / "nb201" / "latency_help.csv.gz",
             space=args.space,
             devices=[args.device],
         )
-    if acc_table is not None and lat_table is not None:  # both tables: the known true front
-        evaluator = TabularEvaluator.from_tables(
-            full, acc_table, args.accuracy_column, lat_table, args.device
-        )
+        lat_source = TableLatency(lat_table, args.device)
+        column = lat_table.column(args.device)
         if space.is_restricted:
-            evaluator = evaluator.restricted_to(space)
+            column = column[[i for i, a in enumerate(lat_table.archs) if space.contains(a)]]
+        min_ms = float(column.min())
+    evaluator = make_evaluator(space, acc_source, lat_source)
+    if isinstance(evaluator, TabularEvaluator):  # both tables: the known true front
         return _Sources(
             evaluator,
             TrueFront.from_table(evaluator.accuracy, evaluator.latency_ms),
@@ -286,22 +288,9 @@ def _sources(args: argparse.Namespace) -> _Sources:
             space,
             float(evaluator.latency_ms.min()),
         )
-    if acc_table is not None:
-        acc_source = TableAccuracy(acc_table, args.accuracy_column, space)
-    lat_source: Any
-    min_ms = None
-    if lat_table is not None:
-        lat_source = TableLatency(lat_table, args.device, space)
-        column = lat_table.column(args.device)
-        if space.is_restricted:
-            column = column[[i for i, a in enumerate(lat_table.archs) if space.contains(a)]]
-        min_ms = float(column.min())
-    else:
-        lat_source = lat_model
-    assert acc_source is not None and lat_source is not None
     device = args.device or lat_source.device
     label = "supernet" if args.supernet is not None else args.accuracy_column
-    return _Sources(CombinedEvaluator(acc_source, lat_source), None, device, label, space, min_ms)
+    return _Sources(evaluator, None, device, label, space, min_ms)
 
 
 @contextmanager
@@ -325,7 +314,7 @@ def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from hsconas.search import Problem, make_algorithm, run_search
-    from hsconas.search.problem import BudgetInfeasibleError, SearchConfigError
+    from hsconas.search.core.problem import BudgetInfeasibleError, SearchConfigError
     from hsconas.search.runner import stage_ranges
     from hsconas.store import ResultStore
 

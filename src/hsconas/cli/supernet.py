@@ -233,7 +233,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _setup_torch(args.threads)
     from hsconas.accuracy.train import seeded
     from hsconas.nn import build_model
-    from hsconas.sources import resolve_source
+    from hsconas.spaces.resolve import resolve_source
 
     resolved = resolve_source(args.source)
     if len(resolved) != 1:
@@ -265,7 +265,7 @@ def cmd_supernet_eval(args: argparse.Namespace) -> int:
     from hsconas.accuracy.evaluate import EvalBatches, evaluate_subnets
     from hsconas.accuracy.train import load_trained
     from hsconas.nn.supernet import Supernet
-    from hsconas.sources import resolve_source
+    from hsconas.spaces.resolve import resolve_source
 
     model, ckpt = load_trained(args.checkpoint)
     if not isinstance(model, Supernet):
@@ -300,8 +300,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hsconas.accuracy.train import load_trained
     from hsconas.nn.export import check_onnx_outputs, export_onnx
     from hsconas.nn.supernet import Supernet
-    from hsconas.sources import resolve_source
     from hsconas.space import get_space
+    from hsconas.spaces.resolve import resolve_source
 
     model, ckpt = load_trained(args.checkpoint)
     if isinstance(model, Supernet):

@@ -21,11 +21,11 @@ from hsconas.hardware.fingerprint import fingerprint
 from hsconas.hardware.reference import calibration_timing
 from hsconas.hardware.timing import TimingConfig, TimingResult
 from hsconas.space import Architecture, get_space
+from hsconas.spaces.resolve import arch_input_shape
 from hsconas.store import Measurement, ResultStore
 
 __all__ = [
     "DEFAULT_DEVICE",
-    "arch_input_shape",
     "calibrate_reference",
     "measure_module",
     "measure_network",
@@ -43,14 +43,6 @@ def measurement_settings(
 ) -> dict[str, Any]:
     """The settings a measurement is keyed by: backend settings, batch size and input shape."""
     return {**backend.settings(), "batch": int(batch), "input_shape": [int(s) for s in input_shape]}
-
-
-def arch_input_shape(arch: Architecture, image_size: int | None = None) -> tuple[int, int, int]:
-    """(channels, height, width) of ``arch``'s input: the space's, with ``image_size`` if given."""
-    c, h, w = get_space(arch.space).input_shape(arch)
-    if image_size is None:
-        return (c, h, w)
-    return (c, int(image_size), int(image_size))
 
 
 def _record(

@@ -69,9 +69,7 @@ def middle_architecture(space: str | SearchSpace, resolution: int | None = None)
     ``space`` may be restricted (e.g. to one resolution): the middle is taken among its choices.
     Falls back to a seeded sample where the middle choices do not form a valid architecture.
     """
-    from hsconas.hardware.lut import fixed_resolution_space
-
-    sp = fixed_resolution_space(get_space(space) if isinstance(space, str) else space, resolution)
+    sp = (get_space(space) if isinstance(space, str) else space).at_resolution(resolution)
     values = [g.choices[len(g.choices) // 2] for g in sp.genes]
     try:
         return sp.make(values)
@@ -81,8 +79,8 @@ def middle_architecture(space: str | SearchSpace, resolution: int | None = None)
 
 def space_reference(space: str | SearchSpace, resolution: int | None = None) -> Reference:
     """The reference of ``space``: its middle architecture (see :func:`middle_architecture`)."""
-    from hsconas.hardware.measure import arch_input_shape
     from hsconas.nn.registry import build_model
+    from hsconas.spaces.resolve import arch_input_shape
 
     arch = middle_architecture(space, resolution)
     shape = arch_input_shape(arch, resolution)

@@ -1,8 +1,17 @@
-"""Latency models: metrics, predictors learned from end-to-end measurements, few-shot transfer
-across devices, and versioned JSON model files. No torch."""
+"""Latency models: the :class:`LatencyModel` contract and the one reader of model files
+(:mod:`.base`), the HSCoNAS LUT + correction model (:mod:`.hsconas`, which imports torch when
+used), predictors learned from end-to-end measurements, few-shot transfer across devices, and
+metrics. Importing this package loads no torch."""
 
+from hsconas.latency.base import (
+    IncompatibleModelError,
+    LatencyModel,
+    ModelFileError,
+    file_digest,
+    load_latency_model,
+)
 from hsconas.latency.metrics import LatencyMetrics, evaluate
-from hsconas.latency.model_io import LatencyModel, ModelFileError, load_model, save_model
+from hsconas.latency.model_io import PredictorModel, load_model, save_model
 from hsconas.latency.predictors import (
     PREDICTORS,
     GBDTPredictor,
@@ -19,14 +28,18 @@ __all__ = [
     "FewShotTransfer",
     "GBDTPredictor",
     "GPPredictor",
+    "IncompatibleModelError",
     "LatencyMetrics",
     "LatencyModel",
     "LatencyPredictor",
     "LinearPredictor",
     "ModelFileError",
+    "PredictorModel",
     "TransferResult",
     "evaluate",
     "few_shot_transfer",
+    "file_digest",
+    "load_latency_model",
     "load_model",
     "make_predictor",
     "predictor_from_dict",

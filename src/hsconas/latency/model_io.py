@@ -17,22 +17,18 @@ from typing import Any
 import numpy as np
 
 from hsconas import __version__
-from hsconas.errors import DataNotFoundError, HsconasError
+from hsconas.latency.base import PREDICTOR_FORMAT, ModelFileError, read_model_json
 from hsconas.latency.predictors import LatencyPredictor, predictor_from_dict
 from hsconas.space import Architecture, get_space
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "LatencyModel", "ModelFileError", "load_model", "save_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "PredictorModel", "load_model", "save_model"]
 
-FORMAT = "hsconas-latency-model"
+FORMAT = PREDICTOR_FORMAT
 FORMAT_VERSION = 1
 
 
-class ModelFileError(HsconasError, ValueError):
-    """A latency model file that cannot be read, or that does not fit the space/device it is used with."""
-
-
 @dataclass(frozen=True)
-class LatencyModel:
+class PredictorModel:
     """A fitted predictor bound to its space and device.
 
     Attributes:
@@ -64,7 +60,7 @@ class LatencyModel:
 
     def predict_ms(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Predicted latency (ms) of each architecture; the same call as
-        :meth:`HSCoNASModel.predict_ms <hsconas.latency.hw_model.HSCoNASModel.predict_ms>`."""
+        :meth:`HSCoNASModel.predict_ms <hsconas.latency.hsconas.model.HSCoNASModel.predict_ms>`."""
         return self.predict(archs)
 
     def predict_with_uncertainty(
@@ -108,28 +104,9 @@ def save_model(
     return p
 
 
-def read_model_json(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """The path and parsed JSON object of a latency model file of any kind.
-
-    Raises:
-        DataNotFoundError: the file does not exist.
-        ModelFileError: the file is not a JSON object.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataNotFoundError(f"latency model file not found: {p}")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{p}: not a JSON latency model file ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ModelFileError(f"{p}: not an hsconas latency model file (not a JSON object)")
-    return p, doc
-
-
 def load_model(
     path: str | os.PathLike[str], *, space: str | None = None, device: str | None = None
-) -> LatencyModel:
+) -> PredictorModel:
     """Read a model file; checks the format version and the space's current feature names.
 
     Args:
@@ -174,4 +151,4 @@ def load_model(
         predictor = predictor_from_dict(doc["predictor"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{p}: malformed predictor parameters ({exc})") from None
-    return LatencyModel(m_space, m_device, names, predictor, dict(doc.get("meta", {})))
+    return PredictorModel(m_space, m_device, names, predictor, dict(doc.get("meta", {})))

@@ -22,15 +22,15 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hsconas.evaluation import SupernetEvaluator
 from hsconas.pipeline.config import PipelineConfig, TimingSection, config_to_dict
 from hsconas.pipeline.runner import Stage, StageContext, atomic_path, write_json_atomic
-from hsconas.search.evaluators import SupernetEvaluator
 from hsconas.space import Architecture, SearchSpace, get_space
 
 __all__ = [
@@ -95,8 +95,8 @@ def _hw_model(ctx: StageContext) -> Any:
     cache = _cache(ctx)
     path = str(ctx.inputs["profile"]["model_path"])
     if cache.get("hw_model_path") != path:
-        from hsconas.latency.hw_model import HSCoNASModel
-        from hsconas.pipeline.fastlat import FastHSCoNASModel
+        from hsconas.latency.hsconas.fast import FastHSCoNASModel
+        from hsconas.latency.hsconas.model import HSCoNASModel
 
         fast = bool(ctx.inputs["profile"].get("fast_features", False))
         cls = FastHSCoNASModel if fast else HSCoNASModel
@@ -168,17 +168,17 @@ def _distinct_sample(
 def stage_profile(ctx: StageContext) -> dict[str, Any]:
     """Build the LUT, measure end-to-end samples, fit and validate the hardware model."""
     from hsconas.hardware.fingerprint import fingerprint
-    from hsconas.hardware.lut import collect_blocks, measure_blocks
     from hsconas.hardware.measure import measure_network
-    from hsconas.latency.hw_model import HSCoNASModel
-    from hsconas.latency.metrics import evaluate
-    from hsconas.pipeline.fastlat import (
+    from hsconas.latency.hsconas.fast import (
         FastHSCoNASModel,
         all_layer_blocks,
         fast_collect_blocks,
         fast_features_agree,
         supports_fast_path,
     )
+    from hsconas.latency.hsconas.lut import collect_blocks, measure_blocks
+    from hsconas.latency.hsconas.model import HSCoNASModel
+    from hsconas.latency.metrics import evaluate
 
     cfg = _cfg(ctx)
     pr = cfg.profile
@@ -280,33 +280,6 @@ def stage_profile(ctx: StageContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- 2 blocks
-class HwModelSource:
-    """A :mod:`hsconas.profiling` latency source backed by the in-memory stage-1 hardware model.
-
-    (``hsconas.profiling.ModelSource`` reads the same file but decomposes every network with the
-    generic, slower path; this adapter reuses the pipeline's fast model.)
-    """
-
-    kind = "model"
-
-    def __init__(self, model: Any, device: str, digest: str) -> None:
-        self.model = model
-        self.device = device
-        self._digest = digest
-
-    @property
-    def settings(self) -> Mapping[str, Any]:
-        return {"model": "hw_model.json", "sha256": self._digest}
-
-    def pool(self, space: SearchSpace) -> None:
-        return None
-
-    def measure(
-        self, space: SearchSpace, archs: Sequence[Architecture], *, store: Any
-    ) -> tuple[np.ndarray, int]:
-        return np.asarray(self.model.predict_ms(list(archs)), dtype=float), len(archs)
-
-
 def _placement_insights(effects: Any) -> list[str]:
     """Two more sentences from the effects table: which layers' op choice matters most, and
     whether kernel size or expansion ratio is the bigger latency lever."""
@@ -349,7 +322,8 @@ def stage_blocks(ctx: StageContext) -> dict[str, Any]:
     with :mod:`hsconas.profiling` and write the device's insights."""
     import hashlib
 
-    from hsconas.profiling import BackendSource, enumerate_specs, profile_blocks
+    from hsconas.evaluation import BackendLatency, ModelLatency
+    from hsconas.profiling import enumerate_specs, profile_blocks
     from hsconas.profiling.insights import device_insights, format_insights
 
     cfg = _cfg(ctx)
@@ -361,9 +335,10 @@ def stage_blocks(ctx: StageContext) -> dict[str, Any]:
     if bc.source == "model":
         model_file = ctx.run_dir / str(ctx.inputs["profile"]["model_path"])
         digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
-        source = HwModelSource(_hw_model(ctx), cfg.device.name, digest)
+        settings = {"model": "hw_model.json", "sha256": digest}
+        source = ModelLatency(_hw_model(ctx), device=cfg.device.name, settings=settings)
     else:
-        source = BackendSource(
+        source = BackendLatency(
             backend=cfg.device.backend, device=cfg.device.name, batch=cfg.device.batch,
             threads=cfg.device.threads,
         )  # fmt: skip
@@ -461,7 +436,7 @@ def _evaluator(ctx: StageContext) -> SupernetEvaluator:
 
 def _norm_hv(acc: np.ndarray, lat: np.ndarray, bounds: tuple[float, float, float, float]) -> float:
     """Hypervolume of (accuracy, latency) points normalised to the unit box (ref 1.01, 1.01)."""
-    from hsconas.search.pareto import hypervolume_2d, objectives
+    from hsconas.search.indicators import hypervolume_2d, objectives
 
     a_lo, a_hi, l_lo, l_hi = bounds
     if acc.size == 0:
@@ -496,7 +471,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     """HSCoNAS EA with progressive shrinking, then channel scaling of the best candidates."""
     from hsconas.search import HSCoNASEvolution, Problem, run_search
     from hsconas.search.channel_scaling import scale_channels
-    from hsconas.search.problem import BudgetInfeasibleError
+    from hsconas.search.core.problem import BudgetInfeasibleError
     from hsconas.search.runner import front_of, stage_ranges
 
     cfg = _cfg(ctx)
@@ -631,7 +606,7 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
         save_state_dict,
     )
     from hsconas.search.channel_scaling import scale_channels
-    from hsconas.search.problem import BudgetInfeasibleError
+    from hsconas.search.core.problem import BudgetInfeasibleError
 
     cfg = _cfg(ctx)
     fc = cfg.final

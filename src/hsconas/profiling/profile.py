@@ -27,13 +27,8 @@ import numpy as np
 import pandas as pd
 
 from hsconas.errors import DataFormatError, HsconasError
-from hsconas.profiling.sources import (
-    AccuracySource,
-    ArchPool,
-    LatencySource,
-    draw_forced,
-    draw_random,
-)
+from hsconas.evaluation import AccuracySource, ArchPool, LatencySource
+from hsconas.profiling.draws import draw_forced, draw_random
 from hsconas.profiling.specs import BlockSpec, block_label
 from hsconas.space import Architecture, SearchSpace, get_space
 from hsconas.space.core import Value, _same_value

@@ -41,7 +41,7 @@ import numpy as np
 from hsconas.errors import DataFormatError, DataNotFoundError
 from hsconas.profiling.friendliness import friendliness
 from hsconas.profiling.profile import BlockProfile, ProfileError
-from hsconas.search.pareto import non_dominated_sort, objectives
+from hsconas.search.indicators import non_dominated_sort, objectives
 from hsconas.space import SearchSpace, get_space
 from hsconas.space.core import Value
 

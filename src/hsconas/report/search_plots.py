@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hsconas.search.pareto import TrueFront, objectives, pareto_mask
+from hsconas.search.indicators import TrueFront, objectives, pareto_mask
 
 
 @dataclass(frozen=True)

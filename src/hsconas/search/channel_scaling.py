@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hsconas.search.problem import BudgetInfeasibleError
+from hsconas.search.core.problem import BudgetInfeasibleError
 from hsconas.space import Architecture, SearchSpace
 
 Predictor = Callable[[Architecture], float]

@@ -18,11 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from hsconas.search.algorithm import SearchAlgorithm
-from hsconas.search.baselines import ALGORITHMS
-from hsconas.search.ea import HSCoNASEvolution
-from hsconas.search.pareto import objectives, pareto_mask
-from hsconas.search.problem import (
+from hsconas.search.algorithms import ALGORITHMS
+from hsconas.search.core.algorithm import SearchAlgorithm
+from hsconas.search.core.problem import (
     EvalRecord,
     Evaluator,
     Problem,
@@ -30,9 +28,10 @@ from hsconas.search.problem import (
     SearchConfigError,
     make_record,
 )
+from hsconas.search.indicators import objectives, pareto_mask
 from hsconas.store import ResultStore, StoreError
 
-ALGORITHM_NAMES: tuple[str, ...] = ("hsconas", "random", "re", "nsga2")
+ALGORITHM_NAMES: tuple[str, ...] = tuple(ALGORITHMS)
 
 
 def make_algorithm(
@@ -40,7 +39,7 @@ def make_algorithm(
 ) -> SearchAlgorithm:
     """Build a search algorithm by name (``hsconas``, ``random``, ``re``, ``nsga2``)."""
     if name == "hsconas":
-        return HSCoNASEvolution(problem, seed=seed, shrinking=shrinking, **options)
+        options["shrinking"] = shrinking
     if name in ALGORITHMS:
         return ALGORITHMS[name](problem, seed=seed, **options)
     raise SearchConfigError(

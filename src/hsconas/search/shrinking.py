@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hsconas.search.surrogate import FeatureMap, GeneCodec, RidgeEnsemble
+from hsconas.search.surrogate.models import RidgeEnsemble
 from hsconas.space import SearchSpace, Value
+from hsconas.space.codec import GeneCodec, OneHotFeatures
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def estimate_effects(
         alpha: ridge penalty.
     """
     codec = GeneCodec(space)
-    fmap = FeatureMap(codec, pairwise=False)
+    fmap = OneHotFeatures(codec, pairwise=False)
     X = fmap.transform(codes)
     out: list[ChoiceEffect] = []
     fits = []

@@ -15,11 +15,14 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hsconas.errors import ArchitectureFormatError, InvalidArchitectureError
+
+if TYPE_CHECKING:
+    from hsconas.space.codec import CodeFeatures, FeatureTarget, GeneCodec
 
 Value = int | float | str
 """A gene value: a kernel size, an expand ratio, a channel factor, an op name, ..."""
@@ -417,6 +420,17 @@ class SearchSpace(abc.ABC):
             return np.zeros((0, len(self.feature_names)))
         return np.stack([self.features(a) for a in archs])
 
+    def surrogate_features(self, codec: GeneCodec, target: FeatureTarget) -> CodeFeatures:
+        """Features of gene codes for a surrogate predicting ``target`` (the search's hook).
+
+        The default is generic: one-hot plus pairwise one-hot columns for accuracy (layers
+        interact), one-hot columns alone for latency (nearly additive in the blocks). A space
+        that knows more about its members overrides this.
+        """
+        from hsconas.space.codec import OneHotFeatures
+
+        return OneHotFeatures(codec, pairwise=target == "accuracy")
+
     # ------------------------------------------------------------------ restriction
     def restrict(self, allowed: Mapping[str, Sequence[Value]]) -> SearchSpace:
         """A copy of the space whose genes may take only the listed choices.
@@ -451,6 +465,13 @@ class SearchSpace(abc.ABC):
         new = copy.copy(self)
         new.genes = tuple(genes)
         return new
+
+    def at_resolution(self, resolution: int | None) -> SearchSpace:
+        """The space with its ``resolution`` gene (if any) restricted to ``resolution`` pixels
+        (unchanged for ``None`` or a space without such a gene)."""
+        if resolution is None or "resolution" not in self.gene_names:
+            return self
+        return self.restrict({"resolution": [resolution]})
 
     @property
     def is_restricted(self) -> bool:

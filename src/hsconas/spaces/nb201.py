@@ -8,10 +8,14 @@ the edge from each earlier node.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from hsconas.errors import ArchitectureFormatError
 from hsconas.space.core import Architecture, Gene, SearchSpace, Value
 from hsconas.space.registry import register_space
+
+if TYPE_CHECKING:
+    from hsconas.space.codec import CodeFeatures, FeatureTarget, GeneCodec
 
 NB201_OPS: tuple[str, ...] = (
     "none",
@@ -39,6 +43,21 @@ class NB201Space(SearchSpace):
     def input_shape(self, arch: Architecture) -> tuple[int, int, int]:
         """NAS-Bench-201 networks take 32x32 RGB images (CIFAR; ImageNet16-120 is 16x16)."""
         return (3, 32, 32)
+
+    def surrogate_features(self, codec: GeneCodec, target: FeatureTarget) -> CodeFeatures:
+        """Cell features (:class:`~hsconas.spaces.nb201_features.CellFeatureMap`).
+
+        Accuracy: only what is trained, so that cells computing the same function share
+        features (and a class whose spread is training noise). Latency: op counts in front of
+        the per-edge one-hot scaled by 0.1, so a ridge learns one cost per op before per-edge
+        deviations, plus the effective and dead-code-surviving one-hot at 0.1, penalised more
+        than the ops placed (see ``docs/experiments.md`` for the measured effect of each).
+        """
+        from hsconas.spaces.nb201_features import CellFeatureMap
+
+        if target == "accuracy":
+            return CellFeatureMap(codec, effective_only=True)
+        return CellFeatureMap(codec, one_hot_only=True, derived_weight=0.1, edge_weight=0.1)
 
     def _format(self, values: tuple[Value, ...]) -> str:
         nodes: list[str] = []

@@ -26,6 +26,7 @@ from hsconas.space import Architecture, get_space, list_spaces
 
 __all__ = [
     "ResolvedSource",
+    "arch_input_shape",
     "input_shape_of",
     "load_arch_file",
     "load_config_file",
@@ -215,9 +216,15 @@ def _exists(path: Path) -> bool:
         return False
 
 
+def arch_input_shape(arch: Architecture, image_size: int | None = None) -> tuple[int, int, int]:
+    """(channels, height, width) of ``arch``'s input: the space's, with ``image_size`` pixels if
+    given."""
+    c, h, w = get_space(arch.space).input_shape(arch)
+    if image_size is None:
+        return (c, h, w)
+    return (c, int(image_size), int(image_size))
+
+
 def input_shape_of(src: ResolvedSource) -> tuple[int, int, int]:
     """(channels, height, width) of one input of ``src``: its image size, else the space default."""
-    shape = get_space(src.arch.space).input_shape(src.arch)
-    if src.image_size is None:
-        return shape
-    return (shape[0], src.image_size, src.image_size)
+    return arch_input_shape(src.arch, src.image_size)

@@ -42,7 +42,6 @@ __all__ = [
     "build_lut",
     "collect_blocks",
     "decompose",
-    "fixed_resolution_space",
     "materialize",
     "measure_blocks",
     "meta_build",
@@ -178,13 +177,6 @@ def materialize(module: nn.Module) -> nn.Module:
     return module
 
 
-def fixed_resolution_space(space: SearchSpace, resolution: int | None) -> SearchSpace:
-    """``space`` with its ``resolution`` gene (if any) restricted to ``resolution``."""
-    if resolution is None or "resolution" not in space.gene_names:
-        return space
-    return space.restrict({"resolution": [resolution]})
-
-
 def _input_shape(space: SearchSpace, arch: Architecture, resolution: int | None) -> tuple[int, ...]:
     c, h, w = space.input_shape(arch)
     if resolution is None or "resolution" in space.gene_names:
@@ -225,7 +217,7 @@ def collect_blocks(
         key -> a representative block call, in order of discovery.
     """
     sp = get_space(space) if isinstance(space, str) else space
-    sp = fixed_resolution_space(sp, resolution)
+    sp = sp.at_resolution(resolution)
     if build is None:
         build = meta_build
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from hsconas.search.surrogate import robust_sd
+from hsconas.search.surrogate.models import robust_sd
 
 
 def hv_improvement(C: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:

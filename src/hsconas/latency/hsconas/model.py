@@ -45,9 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hsconas.errors import HsconasError
-from hsconas.hardware.lut import LookupTable, decompose, fixed_resolution_space, meta_build
-from hsconas.hardware.reference import Reference, space_reference
+from hsconas.latency.base import IncompatibleModelError
+from hsconas.latency.hsconas.lut import LookupTable, decompose, meta_build
 from hsconas.space import Architecture, get_space
 
 __all__ = [
@@ -57,11 +56,7 @@ __all__ = [
     "IncompatibleModelError",
     "NetworkFeatures",
     "Prediction",
-    "ProfileResult",
-    "model_reference",
     "network_features",
-    "profile_device",
-    "sample_archs",
 ]
 
 FORMAT_VERSION = 2
@@ -70,10 +65,6 @@ _SHARE_ALPHAS = tuple(float(a) for a in np.logspace(-5, 3, 33))
 CORRECTIONS = ("none", "ridge", "share")
 MIN_SHARE_TRAIN = 20
 """Fewest end-to-end measurements with which the ``share`` correction competes."""
-
-
-class IncompatibleModelError(HsconasError):
-    """A latency model file used with another space, device, backend or format."""
 
 
 @dataclass(frozen=True)
@@ -491,140 +482,3 @@ class HSCoNASModel:
         if not isinstance(doc, dict):
             raise IncompatibleModelError(f"{path}: not an HSCoNAS latency model file")
         return cls.from_json(doc)
-
-
-def model_reference(model: HSCoNASModel) -> Reference | None:
-    """The reference network ``model`` was measured against, calibrated as then (or ``None``).
-
-    Measurements that are compared with the model's predictions must be normalised by the same
-    reference with the same base latency, so the base is taken from the model file.
-
-    Raises:
-        IncompatibleModelError: if the model names a reference this version cannot rebuild.
-    """
-    key = model.lut.settings.get("reference")
-    if key is None:
-        return None
-    ref = space_reference(model.space, model.lut.resolution)
-    saved = model.info.get("reference") or {}
-    if ref.key != key or saved.get("base_ms") is None:
-        raise IncompatibleModelError(
-            f"this latency model was measured against the reference network {key!r}, which "
-            "this hsconas cannot rebuild; profile the device again with `hsconas latency profile`"
-        )
-    ref.base_ms = float(saved["base_ms"])
-    return ref
-
-
-def sample_archs(
-    space: str, n: int, *, resolution: int | None, seed: int, exclude: Sequence[Architecture] = ()
-) -> list[Architecture]:
-    """``n`` distinct architectures of ``space`` at ``resolution`` not in ``exclude`` (seeded)."""
-    sp = fixed_resolution_space(get_space(space), resolution)
-    rng = np.random.default_rng(seed)
-    seen = set(exclude)
-    out: list[Architecture] = []
-    tries = 0
-    while len(out) < n and tries < 100 * max(n, 1):
-        a = sp.sample(rng)
-        tries += 1
-        if a not in seen:
-            seen.add(a)
-            out.append(a)
-    return out
-
-
-@dataclass(frozen=True)
-class ProfileResult:
-    """What :func:`profile_device` did.
-
-    Attributes:
-        model: the fitted model.
-        train_archs: the architectures measured end to end.
-        train_ms: their measured latencies, milliseconds.
-        n_blocks: LUT entries.
-        collect_s: seconds spent enumerating distinct blocks.
-        lut_s: seconds spent measuring blocks (zero for entries found in the store).
-        e2e_s: seconds spent on end-to-end measurements.
-    """
-
-    model: HSCoNASModel
-    train_archs: tuple[Architecture, ...]
-    train_ms: tuple[float, ...]
-    n_blocks: int
-    collect_s: float
-    lut_s: float
-    e2e_s: float
-
-
-def profile_device(
-    space: str,
-    backend: Any,
-    *,
-    resolution: int | None = None,
-    n_e2e: int = 30,
-    seed: int = 0,
-    store: Any = None,
-    device: str | None = None,
-    timing: Any = None,
-    block_timing: Any = None,
-    blocks: Mapping[str, Any] | None = None,
-    progress: Any = None,
-) -> ProfileResult:
-    """Build the LUT of ``space`` on ``backend``, measure ``n_e2e`` networks, fit the model.
-
-    Args:
-        space: space name.
-        backend: a :class:`~hsconas.hardware.backends.Backend` or its name.
-        resolution: input resolution, pixels (``None``: the space's default).
-        n_e2e: end-to-end measurements for the correction.
-        seed: seed of block collection and of the end-to-end sample.
-        store: :class:`~hsconas.store.ResultStore`; stored results are reused (resume).
-        device: device name results are filed under (default ``local-cpu``).
-        timing: timing protocol of end-to-end measurements.
-        block_timing: timing protocol of block measurements (default: ``timing``).
-        blocks: precollected distinct blocks (from ``collect_blocks``), to share between backends.
-        progress: called with (phase, done, total); phases 'collect', 'measure', 'e2e'.
-    """
-    import time
-
-    from hsconas.hardware.backends import get_backend
-    from hsconas.hardware.fingerprint import fingerprint
-    from hsconas.hardware.lut import collect_blocks, measure_blocks
-    from hsconas.hardware.measure import DEFAULT_DEVICE, measure_network
-
-    be = get_backend(backend)
-    dev = device or DEFAULT_DEVICE
-
-    def report(phase: str, done: int, total: int) -> None:
-        if progress is not None:
-            progress(phase, done, total)
-
-    t0 = time.perf_counter()
-    if blocks is None:
-        blocks = collect_blocks(
-            space, resolution=resolution, seed=seed,
-            progress=lambda n, k: report("collect", n, k),
-        )  # fmt: skip
-    t1 = time.perf_counter()
-    lut = measure_blocks(
-        blocks, be, space=space, resolution=resolution, store=store, device=dev,
-        timing=block_timing or timing, progress=lambda n, k: report("measure", n, k),
-    )  # fmt: skip
-    t2 = time.perf_counter()
-    archs = sample_archs(space, n_e2e, resolution=resolution, seed=seed + 1)
-    lat = []
-    for i, a in enumerate(archs):
-        m = measure_network(a, be, store=store, device=dev, timing=timing)
-        lat.append(m.median_ms)
-        report("e2e", i + 1, len(archs))
-    t3 = time.perf_counter()
-    info: dict[str, Any] = {
-        "fingerprint": fingerprint(be.name, be.settings()),
-        "timing": None if timing is None else timing.as_dict(),
-        "seed": seed,
-    }
-    if be.reference is not None:
-        info["reference"] = {"key": be.reference.key, "base_ms": be.reference.base_ms}
-    model = HSCoNASModel.fit(lut, archs, lat, info=info)
-    return ProfileResult(model, tuple(archs), tuple(lat), len(lut), t1 - t0, t2 - t1, t3 - t2)

@@ -12,30 +12,16 @@ One generation:
    Many more offspring are bred than are evaluated (``offspring_per_generation``).
 3. **Surrogate-assisted selection** (the documented HSCoNAS step): predictors fitted on every
    architecture queried so far score the candidates (the offspring, plus the whole space when it is
-   small enough to enumerate). Latency: ridge on one-hot gene features (NB201: op counts, then
-   the per-edge one-hot scaled down so that one cost per op is learned before per-edge
-   deviations, plus the one-hot of the effective cell and of the ops that survive dead-code
-   elimination, penalised more than the raw ops'), with the robust spread of its leave-one-out
-   residuals as its uncertainty (measured latencies are noisy). Accuracy (``model``): by
-   default extra-trees averaged with a Gaussian process, both fitted on the log error rate
-   (:class:`~hsconas.search.surrogate.ErrorLogScale`), the trees' spread and the GP's posterior
-   giving the uncertainty; or extra-trees alone, or a bootstrap ridge ensemble. Features:
-   one-hot plus pairwise, or for NB201 cell features (effective cell, path encoding, live op
-   counts; see :class:`~hsconas.search.surrogate.CellFeatureMap`). On
-   NB201 the accuracy model sees only what is trained (cells computing the same function share
-   features) and adds the pooled within-class spread of the queried accuracies to its uncertainty
-   (``noise_model``): that spread is training noise, so an unqueried member of a well-known class
-   still has a chance to beat its class mean. Pareto mode picks the batch greedily by the
-   probability of not being dominated by the evaluated points under both uncertainties (each
-   pick added as a fantasy point before the next); constraint mode by P(feasible) x
-   P(improvement), P(feasible) from the latency model's residual distribution (some devices run
-   a few cells far faster than an additive model says); weighted mode by optimistic predicted
-   fitness. Both probabilities are Gaussian on the accuracy model's own log-error scale, so a
-   cell predicted far below the front keeps the narrow distribution its model gave it. Devices
-   that report latency in steps (whole milliseconds on some phones) are detected from the
-   measured values, and both probabilities then count a candidate whose latency rounds to a
-   known point's (or to the budget) as tied with it. Each batch may also evaluate
-   ``explore_per_batch`` candidates picked at random (default none).
+   small enough to enumerate); see :mod:`hsconas.search.surrogate.search_models`. Pareto mode picks
+   the batch greedily by the probability of not being dominated by the evaluated points under both
+   uncertainties (each pick added as a fantasy point before the next); constraint mode by
+   P(feasible) x P(improvement), P(feasible) from the latency model's leave-one-out residual
+   distribution (some devices run a few cells far faster than an additive model says); weighted
+   mode by optimistic predicted fitness. Both probabilities are Gaussian on the accuracy model's
+   log-error scale, so a cell predicted far below the front keeps the narrow distribution its model
+   gave it. Devices that report latency in steps (whole milliseconds on some phones) are detected
+   from the measured values, and both probabilities then count a candidate whose latency rounds to
+   a known point's (or to the budget) as tied with it.
 4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
    ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
    architectures and clearly dominated choices are removed (:mod:`hsconas.search.shrinking`).
@@ -45,14 +31,16 @@ Only table reads (or whatever the evaluator does) count as queries; surrogate pr
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from hsconas.search.acquisition import (
+from hsconas.search.core.algorithm import SearchAlgorithm, select_best
+from hsconas.search.core.problem import EvalRecord, Problem, SearchConfigError
+from hsconas.search.indicators import non_dominated_sort
+from hsconas.search.shrinking import dominated_choices, estimate_effects, shrink_space
+from hsconas.search.surrogate.acquisition import (
     epsilon_gap,
     feasible_improvement_batch,
     feasible_probability,
@@ -60,24 +48,10 @@ from hsconas.search.acquisition import (
     latency_quantum,
     non_dominated_batch,
 )
-from hsconas.search.algorithm import SearchAlgorithm, select_best
-from hsconas.search.pareto import non_dominated_sort
-from hsconas.search.problem import EvalRecord, Problem, SearchConfigError
-from hsconas.search.shrinking import dominated_choices, estimate_effects, shrink_space
-from hsconas.search.surrogate import (
-    CellFeatureMap,
-    ErrorLogScale,
-    FeatureMap,
-    GeneCodec,
-    RidgeEnsemble,
-    gp_posterior,
-    inflated_residuals,
-    is_nb201,
-    loo_residuals,
-    robust_sd,
-    within_class_noise,
-)
+from hsconas.search.surrogate.models import ErrorLogScale
+from hsconas.search.surrogate.search_models import ACCURACY_MODELS, SearchSurrogates
 from hsconas.space import Architecture
+from hsconas.space.codec import GeneCodec
 
 
 class HSCoNASEvolution(SearchAlgorithm):
@@ -93,42 +67,22 @@ class HSCoNASEvolution(SearchAlgorithm):
         crossover_prob: chance that an offspring comes from crossover (then mutated with 50%).
         immigrant_frac: share of random architectures added to the offspring.
         surrogate: use surrogate-assisted selection; without it the first offspring are evaluated.
-        kappa: optimism of the accuracy prediction (std multiples).
-        explore_per_batch: offspring per batch picked at random.
-        alpha: ridge penalty of the accuracy surrogate.
-        n_members: bootstrap ensemble size of the accuracy surrogate.
+        kappa: optimism of the accuracy prediction (std multiples) in weighted mode and for
+            ``acquisition="hvi"``.
+        alpha: ridge penalty of the ``ridge`` accuracy surrogate.
+        n_members: bootstrap ensemble size of the ``ridge`` accuracy surrogate.
         pool: ``"offspring"`` (bred offspring only), or ``"space"``/``"auto"`` (the bred
             offspring plus every architecture of the current space when it has at most 20000
             members, e.g. NB201; then at most 500 offspring are bred).
         acquisition: ``"poi"`` (probability of non-domination) or ``"hvi"`` (hypervolume
             improvement of the optimistic prediction) in Pareto mode.
-        model: accuracy surrogate: ``"trees"`` (extra-trees), ``"ridge"`` (bootstrap ridge), or
-            ``"trees+gp"`` (extra-trees averaged with a Gaussian process, both on the log error
-            scale, see :class:`~hsconas.search.surrogate.ErrorLogScale`).
+        model: accuracy surrogate: ``"trees+gp"``, ``"trees"`` or ``"ridge"``
+            (:class:`~hsconas.search.surrogate.search_models.SearchSurrogates`).
         n_trees: trees of the extra-trees surrogate.
-        noise_model: on NB201, fit accuracy on trained-function features only and add the
-            within-class noise to the accuracy uncertainty.
         shrinking: enable progressive space shrinking.
         shrink_at: query counts after which a shrinking stage ends.
         shrink_z: significance (standard errors) needed to call a choice dominated.
         min_choices: choices every gene keeps.
-        latency_derived_weight: on NB201, the scale of the latency model's effective and
-            dead-code-surviving one-hot columns relative to the raw ops' (see
-            :class:`~hsconas.search.surrogate.CellFeatureMap`).
-        latency_edge_weight: on NB201, give the latency model op-count columns and scale its
-            per-edge columns by this (see :class:`~hsconas.search.surrogate.CellFeatureMap`);
-            ``None``: per-edge columns only.
-        latency_error: the latency model's error on the history, from which its uncertainty
-            is taken: ``"loo"`` (leave-one-out residuals,
-            :func:`~hsconas.search.surrogate.loo_residuals`) or ``"inflated"`` (in-sample
-            residuals inflated by the column count,
-            :func:`~hsconas.search.surrogate.inflated_residuals`).
-        probability_scale: the scale of accuracy on which Pareto and constraint mode take their
-            Gaussian probabilities: ``"log-error"`` (the accuracy surrogate's own scale,
-            :meth:`_probability_scale`) or ``"accuracy"`` (percent points, with the sd
-            linearised at the predicted mean).
-        feasibility: constraint mode's P(latency <= budget): ``"gaussian"`` (robust residual
-            sd) or ``"empirical"`` (the latency model's residual distribution).
     """
 
     name = "hsconas"
@@ -146,23 +100,16 @@ class HSCoNASEvolution(SearchAlgorithm):
         immigrant_frac: float = 0.1,
         surrogate: bool = True,
         kappa: float = 1.0,
-        explore_per_batch: int = 0,
         alpha: float = 3.0,
         n_members: int = 5,
         pool: str = "auto",
         acquisition: str = "poi",
         model: str = "trees+gp",
         n_trees: int = 50,
-        noise_model: bool = True,
         shrinking: bool = True,
         shrink_at: Sequence[int] = (100, 200, 400),
         shrink_z: float = 3.0,
         min_choices: int = 2,
-        latency_derived_weight: float = 0.1,
-        latency_edge_weight: float | None = 0.1,
-        feasibility: str = "empirical",
-        latency_error: str = "loo",
-        probability_scale: str = "log-error",
     ) -> None:
         super().__init__(problem, seed=seed)
         if population_size < 2 or initial_queries < 2 or batch_size < 1:
@@ -171,28 +118,12 @@ class HSCoNASEvolution(SearchAlgorithm):
             )
         if acquisition not in ("poi", "hvi"):
             raise SearchConfigError(f"acquisition must be 'poi' or 'hvi', got {acquisition!r}")
-        if model not in ("ridge", "trees", "trees+gp"):
-            raise SearchConfigError(f"model must be 'ridge', 'trees' or 'trees+gp', got {model!r}")
+        if model not in ACCURACY_MODELS:
+            raise SearchConfigError(
+                f"model must be one of {', '.join(ACCURACY_MODELS)}, got {model!r}"
+            )
         if pool not in ("offspring", "space", "auto"):
             raise SearchConfigError(f"pool must be 'offspring', 'space' or 'auto', got {pool!r}")
-        if feasibility not in ("gaussian", "empirical"):
-            raise SearchConfigError(
-                f"feasibility must be 'gaussian' or 'empirical', got {feasibility!r}"
-            )
-        if latency_error not in ("inflated", "loo"):
-            raise SearchConfigError(
-                f"latency_error must be 'inflated' or 'loo', got {latency_error!r}"
-            )
-        if probability_scale not in ("accuracy", "log-error"):
-            raise SearchConfigError(
-                f"probability_scale must be 'accuracy' or 'log-error', got {probability_scale!r}"
-            )
-        if latency_derived_weight <= 0:
-            raise SearchConfigError("latency_derived_weight must be > 0")
-        if latency_edge_weight is not None and latency_edge_weight <= 0:
-            raise SearchConfigError("latency_edge_weight must be > 0 or None")
-        if not 0 <= explore_per_batch <= batch_size:
-            raise SearchConfigError("explore_per_batch must be between 0 and batch_size")
         self.population_size = population_size
         self.initial_queries = initial_queries
         self.batch_size = batch_size
@@ -201,39 +132,20 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.immigrant_frac = immigrant_frac
         self.surrogate = surrogate
         self.kappa = kappa
-        self.explore_per_batch = explore_per_batch
         self.alpha = alpha
         self.n_members = n_members
         self.pool = pool
         self.acquisition = acquisition
         self.model = model
         self.n_trees = n_trees
-        self.noise_model = noise_model
         self.shrinking = shrinking
         self.shrink_at = tuple(sorted(int(s) for s in shrink_at))
         self.shrink_z = shrink_z
         self.min_choices = min_choices
-        self.latency_derived_weight = latency_derived_weight
-        self.latency_edge_weight = latency_edge_weight
-        self.feasibility = feasibility
-        self.latency_error = latency_error
-        self.probability_scale = probability_scale
 
         self.codec = GeneCodec(self.space)
-        self.acc_features: FeatureMap | CellFeatureMap = (
-            CellFeatureMap(self.codec, effective_only=noise_model)
-            if is_nb201(self.codec)
-            else FeatureMap(self.codec)
-        )
-        self.lat_features: FeatureMap | CellFeatureMap = (
-            CellFeatureMap(
-                self.codec,
-                one_hot_only=True,
-                derived_weight=latency_derived_weight,
-                edge_weight=latency_edge_weight,
-            )
-            if is_nb201(self.codec)
-            else FeatureMap(self.codec, pairwise=False)
+        self.surrogates = SearchSurrogates(
+            self.space, self.codec, model=model, n_trees=n_trees, alpha=alpha, n_members=n_members
         )
         self.current_space = self.space
         self._allowed = self.codec.allowed_mask(self.space)
@@ -241,9 +153,6 @@ class HSCoNASEvolution(SearchAlgorithm):
         self._keys: set[int] = set()
         self._stage = 0
         self._space_codes: np.ndarray | None = None
-        self._lat_resid = np.zeros(0)  # latency model's inflated residuals on the history, ms
-        self._gp_kernel: Any = None
-        self._n_fits = 0
         self.stages: list[dict[str, Any]] = [
             {"stage": 0, "n_queries": 0, "space_size": int(self.space.size()), "dropped": {}}
         ]
@@ -259,23 +168,16 @@ class HSCoNASEvolution(SearchAlgorithm):
             "immigrant_frac",
             "surrogate",
             "kappa",
-            "explore_per_batch",
             "alpha",
             "n_members",
             "pool",
             "acquisition",
             "model",
             "n_trees",
-            "noise_model",
             "shrinking",
             "shrink_at",
             "shrink_z",
             "min_choices",
-            "latency_derived_weight",
-            "latency_edge_weight",
-            "feasibility",
-            "latency_error",
-            "probability_scale",
         ]
         cfg = {k: getattr(self, k) for k in keys}
         cfg["shrink_at"] = list(self.shrink_at)
@@ -404,112 +306,12 @@ class HSCoNASEvolution(SearchAlgorithm):
 
     # ------------------------------------------------------------------ surrogate selection
     def _predict(self, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(accuracy mean, accuracy sd, latency mean) of the candidate codes ``pool``."""
         hist = np.stack(self._codes)
         acc = np.array([r.accuracy for r in self.history])
         lat = np.array([r.latency_ms for r in self.history])
         seed = int(self.rng.integers(2**31))
-        if self.model in ("trees", "trees+gp"):
-            return self._predict_trees(pool, hist, acc, lat, seed)
-        with threadpool_limits(1):  # small solves: threads only add contention
-            acc_model = RidgeEnsemble(alpha=self.alpha, n_members=self.n_members, seed=seed)
-            Xh = self.acc_features.transform(hist)
-            acc_model.fit(Xh, acc)
-            Lh = self.lat_features.transform(hist)
-            lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Lh, lat)
-            pa = acc_model.predict(self.acc_features.transform(pool))
-            pl = lat_model.predict(self.lat_features.transform(pool))
-            self._lat_resid = self._latency_residuals(lat_model, Lh, lat)
-            resid = acc - acc_model.predict(Xh).mean
-        noise = float(np.sqrt(np.mean(resid**2)))
-        return pa.mean, np.sqrt(pa.std**2 + noise**2), pl.mean
-
-    def _predict_trees(
-        self, pool: np.ndarray, hist: np.ndarray, acc: np.ndarray, lat: np.ndarray, seed: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from sklearn.ensemble import ExtraTreesRegressor
-
-        Xh = self.lat_features.transform(hist)
-        Xp = self.lat_features.transform(pool)
-        Ah = self.acc_features.transform(hist)
-        # many cells share their accuracy features (dead edges): predict each vector once
-        if isinstance(self.acc_features, CellFeatureMap):
-            _, first, inverse = np.unique(
-                self.acc_features.row_ids(pool), return_index=True, return_inverse=True
-            )
-            Ap = self.acc_features.transform(pool[first])
-        else:
-            Ap, inverse = self.acc_features.transform(pool), np.arange(len(pool))
-        with threadpool_limits(1):
-            lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Xh, lat)
-            scale = ErrorLogScale(acc) if self.model == "trees+gp" else None
-            target = acc if scale is None else scale.forward(acc)
-            trees = ExtraTreesRegressor(
-                n_estimators=self.n_trees, max_features=0.5, random_state=seed, n_jobs=1
-            ).fit(Ah, target)
-            # the trees' low-level predict on one float32 copy (sklearn's per-call validation
-            # converts the whole pool again for every tree)
-            Ap32 = np.ascontiguousarray(Ap, dtype=np.float32)
-            per_tree = np.stack([t.tree_.predict(Ap32)[:, 0] for t in trees.estimators_])
-            pl = lat_model.predict(Xp).mean
-            self._lat_resid = self._latency_residuals(lat_model, Xh, lat)
-        mean, sd = per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6
-        if scale is not None:  # average with a GP on the log error scale, then map back
-            gp_mean, gp_sd = self._gp_predict(Ah, target, Ap, seed)
-            mix_sd = np.sqrt((sd**2 + gp_sd**2) / 2 + (mean - gp_mean) ** 2 / 4)
-            mean = (mean + gp_mean) / 2
-            sd = mix_sd * scale.slope(mean) + 1e-6
-            mean = scale.inverse(mean)
-        mean, sd = mean[inverse], sd[inverse]
-        if self.noise_model and isinstance(self.acc_features, CellFeatureMap):
-            # cells of one class differ only by training noise: an unqueried member's accuracy
-            # is its class's predicted mean plus that noise
-            noise = within_class_noise(
-                self.acc_features.classes(hist), acc, prior_sd=0.005 * float(np.ptp(acc))
-            )
-            sd = np.sqrt(sd**2 + noise**2)
-        return mean, sd, pl
-
-    def _gp_predict(
-        self, X: np.ndarray, y: np.ndarray, Xp: np.ndarray, seed: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Gaussian-process mean and standard deviation (RBF + white noise); the kernel's
-        hyper-parameters are re-fitted every fifth call and reused in between."""
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-
-        refit = self._gp_kernel is None or self._n_fits % 5 == 0
-        self._n_fits += 1
-        # bounded hyper-parameters (targets are normalised): an unbounded fit on a few hundred
-        # points sometimes collapses to pure noise or to a length scale that memorises them
-        kernel = (
-            ConstantKernel(1.0, (0.05, 20.0)) * RBF(3.0, (0.5, 50.0))
-            + WhiteKernel(0.05, (1e-3, 1.0))
-            if self._gp_kernel is None
-            else self._gp_kernel
-        )
-        gp = GaussianProcessRegressor(
-            kernel, optimizer="fmin_l_bfgs_b" if refit else None, random_state=seed
-        )
-        y_mean, y_sd = float(np.mean(y)), float(np.std(y)) or 1.0  # targets normalised here
-        with threadpool_limits(1), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # a bound reached is fine here
-            gp.fit(X, (y - y_mean) / y_sd)
-            mean, sd = gp_posterior(gp, Xp)
-        self._gp_kernel = gp.kernel_
-        return y_mean + y_sd * mean, y_sd * sd
-
-    def _latency_residuals(self, model: RidgeEnsemble, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The latency model's errors on the history (ms), by ``latency_error``."""
-        if self.latency_error == "loo":
-            return loo_residuals(model, X, y)
-        return inflated_residuals(model, X, y)
-
-    @property
-    def _lat_sd(self) -> float:
-        """Robust standard deviation of the latency model's error (ms; 0 before any fit):
-        measured latencies are noisy, so even a perfect additive model misses."""
-        return robust_sd(self._lat_resid)
+        return self.surrogates.predict(pool, hist, acc, lat, seed)
 
     @property
     def _lat_quantum(self) -> float:
@@ -518,19 +320,13 @@ class HSCoNASEvolution(SearchAlgorithm):
 
     def _p_feasible(self, lat_pred: np.ndarray, budget: float, quantum: float = 0.0) -> np.ndarray:
         """Probability that each candidate's latency is within ``budget`` (ms), from the latency
-        model's residuals (:func:`~hsconas.search.acquisition.feasible_probability`)."""
-        return feasible_probability(
-            lat_pred,
-            budget,
-            self._lat_resid,
-            quantum=quantum,
-            empirical=self.feasibility == "empirical",
-        )
+        model's residual distribution
+        (:func:`~hsconas.search.surrogate.acquisition.feasible_probability`)."""
+        return feasible_probability(lat_pred, budget, self.surrogates.lat_resid, quantum=quantum)
 
     def _select(self, pool: np.ndarray) -> np.ndarray:
         mu, sd, lat = self._predict(pool)
-        n_explore = self.explore_per_batch
-        n_exploit = self.batch_size - n_explore
+        n_exploit = self.batch_size
         ucb = mu + self.kappa * sd
         if self.problem.mode == "pareto" and self.acquisition == "hvi":
             chosen = self._select_hvi(ucb, lat, n_exploit)
@@ -544,27 +340,22 @@ class HSCoNASEvolution(SearchAlgorithm):
         else:
             score = self.problem.scalar_fitness(ucb, lat)
             chosen = [int(i) for i in np.argsort(-score, kind="stable")[:n_exploit]]
-        rest = np.setdiff1d(np.arange(len(pool)), chosen)
-        if n_explore and len(rest):
-            extra = self.rng.choice(rest, size=min(n_explore, len(rest)), replace=False)
-            chosen = list(chosen) + [int(i) for i in extra]
         return np.asarray(chosen, dtype=np.int64)
 
+    @staticmethod
     def _probability_scale(
-        self, mu: np.ndarray, sd: np.ndarray, known: np.ndarray
+        mu: np.ndarray, sd: np.ndarray, known: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The candidates' accuracy mean and sd and the known accuracies on the scale on which
-        the acquisition's Gaussian probabilities are taken (``probability_scale``).
+        """The candidates' accuracy mean and sd and the known accuracies on the log error scale
+        (:class:`~hsconas.search.surrogate.models.ErrorLogScale`, where the accuracy surrogate
+        fits), on which the acquisition's Gaussian probabilities are taken.
 
         Only comparisons of accuracies enter those probabilities, so a monotone rescaling of
-        every accuracy changes nothing but the shape of each candidate's distribution. On
-        ``"log-error"`` (:class:`~hsconas.search.surrogate.ErrorLogScale`, where the accuracy
-        surrogate fits) the sd is divided by the slope at the mean: a cell far below the front
-        then keeps the narrow distribution its model gave it, instead of a Gaussian on the
-        accuracy scale whose upper tail, linearised at that low mean, reaches the front.
+        every accuracy changes nothing but the shape of each candidate's distribution: the sd is
+        divided by the slope at the mean, so a cell far below the front keeps the narrow
+        distribution its model gave it, instead of a Gaussian on the accuracy scale whose upper
+        tail, linearised at that low mean, reaches the front.
         """
-        if self.probability_scale == "accuracy":
-            return mu, sd, known
         scale = ErrorLogScale(known)
         z = scale.forward(mu)
         return z, sd / scale.slope(z), scale.forward(known)
@@ -587,14 +378,14 @@ class HSCoNASEvolution(SearchAlgorithm):
         self, mu: np.ndarray, sd: np.ndarray, known: np.ndarray, lat_pred: np.ndarray, k: int
     ) -> list[int]:
         """Greedy batch by probability of being non-dominated by the evaluated points
-        (:func:`~hsconas.search.acquisition.non_dominated_batch`), the latency uncertainty being
+        (:func:`~hsconas.search.surrogate.acquisition.non_dominated_batch`), the latency uncertainty being
         the latency model's residual noise (``known``: the evaluated accuracies, on the scale of
         ``mu``)."""
         return non_dominated_batch(
             mu,
             sd,
             lat_pred,
-            self._lat_sd,
+            self.surrogates.lat_sd,
             known,
             np.array([r.latency_ms for r in self.history]),
             k,

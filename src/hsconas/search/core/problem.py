@@ -8,13 +8,13 @@ plug in through the :class:`Evaluator` protocol. No torch here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from hsconas.errors import DataFormatError, HsconasError
+from hsconas.errors import HsconasError
 from hsconas.space import Architecture, SearchSpace
 
 Mode = Literal["pareto", "constraint", "weighted"]
@@ -68,116 +68,6 @@ class EvalRecord:
     def values(self) -> dict[str, float]:
         """All values as a JSON-ready dict (what the store keeps)."""
         return {"accuracy": self.accuracy, "latency_ms": self.latency_ms, **self.extra}
-
-
-class TabularEvaluator:
-    """Accuracy and latency read from benchmark tables (e.g. NAS-Bench-201 and HELP latencies).
-
-    Args:
-        space: the space the tables describe.
-        archs: architectures of the rows (the same order for both arrays).
-        accuracy: accuracy per row, percent.
-        latency_ms: latency per row on the target device, ms.
-        settings: JSON-ready description (table paths, columns) stored with runs.
-    """
-
-    def __init__(
-        self,
-        space: SearchSpace,
-        archs: Sequence[Architecture],
-        accuracy: np.ndarray,
-        latency_ms: np.ndarray,
-        *,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        acc = np.asarray(accuracy, dtype=np.float64)
-        lat = np.asarray(latency_ms, dtype=np.float64)
-        if not (len(archs) == len(acc) == len(lat)):
-            raise DataFormatError(
-                "accuracy and latency tables must have one value per architecture"
-            )
-        if not np.all(np.isfinite(acc)) or not np.all(np.isfinite(lat)):
-            raise DataFormatError("accuracy and latency tables must not contain missing values")
-        self.space = space
-        self.archs = tuple(archs)
-        self.accuracy = acc
-        self.latency_ms = lat
-        self._settings = dict(settings or {})
-        self._row = {a: i for i, a in enumerate(self.archs)}
-
-    @classmethod
-    def from_tables(
-        cls,
-        space: SearchSpace,
-        accuracy_table: Any,
-        accuracy_column: str,
-        latency_table: Any,
-        device: str,
-    ) -> TabularEvaluator:
-        """Join an :class:`~hsconas.data.tables.AccuracyTable` and a ``LatencyTable`` on architecture.
-
-        Only architectures present in both tables (and in ``space``) are kept.
-
-        Raises:
-            DataFormatError: unknown column/device, a table of another space, or no common rows.
-        """
-        for name, table in (("accuracy", accuracy_table), ("latency", latency_table)):
-            if table.space != space.name:
-                raise DataFormatError(
-                    f"the {name} table is for space {table.space!r}, not {space.name!r}"
-                )
-        acc_col = accuracy_table.column(accuracy_column)
-        lat_col = latency_table.column(device)
-        archs, acc, lat = [], [], []
-        for i, arch in enumerate(latency_table.archs):
-            if arch in accuracy_table and space.contains(arch):
-                archs.append(arch)
-                acc.append(acc_col[accuracy_table.index_of(arch)])
-                lat.append(lat_col[i])
-        if not archs:
-            raise DataFormatError(
-                "the accuracy and latency tables have no architecture in common within the space"
-            )
-        settings = {
-            "kind": "tabular",
-            "accuracy_table": str(getattr(accuracy_table, "path", "")),
-            "accuracy_column": accuracy_column,
-            "latency_table": str(getattr(latency_table, "path", "")),
-            "device": device,
-        }
-        return cls(space, archs, np.asarray(acc), np.asarray(lat), settings=settings)
-
-    @property
-    def settings(self) -> Mapping[str, Any]:
-        return dict(self._settings)
-
-    def row_of(self, arch: Architecture) -> int:
-        """Row of ``arch``; raises :class:`DataFormatError` if the tables do not hold it."""
-        try:
-            return self._row[arch]
-        except KeyError:
-            raise DataFormatError(
-                f"architecture {self.space.to_string(arch)} is not in the tables"
-            ) from None
-
-    def evaluate(self, arch: Architecture) -> dict[str, float]:
-        i = self.row_of(arch)
-        return {"accuracy": float(self.accuracy[i]), "latency_ms": float(self.latency_ms[i])}
-
-    def restricted_to(self, space: SearchSpace) -> TabularEvaluator:
-        """The same tables limited to the members of ``space`` (a restriction of this space)."""
-        keep = [i for i, a in enumerate(self.archs) if space.contains(a)]
-        if not keep:
-            raise DataFormatError("the restricted space holds no architecture of the tables")
-        idx = np.asarray(keep)
-        settings = {**self._settings, "restrict": space.restriction()}
-        return TabularEvaluator(
-            space,
-            [self.archs[i] for i in keep],
-            self.accuracy[idx],
-            self.latency_ms[idx],
-            settings=settings,
-        )
 
 
 class QueryCounter:

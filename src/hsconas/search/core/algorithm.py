@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from hsconas.search.pareto import crowding_distance, non_dominated_sort, objectives
-from hsconas.search.problem import EvalRecord, Problem
+from hsconas.search.core.problem import EvalRecord, Problem
+from hsconas.search.indicators import crowding_distance, non_dominated_sort, objectives
 from hsconas.space import Architecture
 
 

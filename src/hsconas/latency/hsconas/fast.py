@@ -1,10 +1,10 @@
 """Fast block decomposition of HSCoNAS-family networks for the hardware model (an adapter).
 
-:func:`hsconas.latency.hw_model.network_features` decomposes a network by a forward pass on the
+:func:`hsconas.latency.hsconas.model.network_features` decomposes a network by a forward pass on the
 meta device (about 0.2 s per network on a loaded 2-core machine), which dominates a search that
 predicts thousands of latencies. For the ``hsconas`` space family the input shape of every block
 follows from :meth:`HSCoNASSpace.channel_plan`, so the same block keys (class, input shape, repr
-hash: :func:`hsconas.hardware.lut.block_key`) can be computed without a forward pass. MACs are
+hash: :func:`hsconas.latency.hsconas.lut.block_key`) can be computed without a forward pass. MACs are
 counted once per distinct block and summed.
 
 :func:`fast_features_agree` checks the shortcut against the generic decomposition; the pipeline
@@ -22,8 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from hsconas.hardware.lut import BlockCall, block_key, block_modules, collect_blocks, meta_build
-from hsconas.latency.hw_model import HSCoNASModel, NetworkFeatures, network_features
+from hsconas.latency.hsconas.lut import (
+    BlockCall,
+    block_key,
+    block_modules,
+    collect_blocks,
+    meta_build,
+)
+from hsconas.latency.hsconas.model import HSCoNASModel, NetworkFeatures, network_features
 from hsconas.space import Architecture, SearchSpace, get_space
 from hsconas.spaces.hsconas_space import HSCoNASSpace
 
@@ -144,7 +150,7 @@ def _macs_of(call: BlockCall) -> int:
 
 
 def fast_network_features(arch: Architecture) -> NetworkFeatures:
-    """Same as :func:`hsconas.latency.hw_model.network_features` for the hsconas family."""
+    """Same as :func:`hsconas.latency.hsconas.model.network_features` for the hsconas family."""
     calls = fast_block_calls(arch)
     macs = sum(_macs_of(c) for c in calls)
     heights = tuple(int(c.input_shape[1]) if len(c.input_shape) >= 2 else 1 for c in calls)
@@ -172,7 +178,7 @@ def fast_collect_blocks(
     patience: int = 150,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, BlockCall]:
-    """Distinct blocks of ``space`` by sampling (:func:`hsconas.hardware.lut.collect_blocks`),
+    """Distinct blocks of ``space`` by sampling (:func:`hsconas.latency.hsconas.lut.collect_blocks`),
     with the fast decomposition."""
     return collect_blocks(
         space,
