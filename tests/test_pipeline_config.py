@@ -130,7 +130,7 @@ def test_print_config_is_a_loadable_config(
 
 
 def test_device_reference_gives_a_backend_timed_against_the_spaces_middle_network() -> None:
-    from hsconas.pipeline.stages import _backend
+    from hsconas.pipeline.stages.common import backend_of as _backend
 
     plain = _backend(config_from_dict({}))
     assert plain.reference is None

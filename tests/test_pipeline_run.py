@@ -68,7 +68,7 @@ def test_tiny_pipeline_end_to_end_resumes_and_reruns_from_a_deleted_stage(tmp_pa
     cfg.write_text(TINY.format(run=run), encoding="utf-8")
     assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
 
-    stages = ["profile", "blocks", "supernet", "search", "final", "report"]
+    stages = ["hw_model", "blocks", "supernet", "search", "final", "report"]
     for s in stages:
         assert (run / s / "stage.done.json").is_file(), s
     final = json.loads((run / "final" / "result.json").read_text())
@@ -107,7 +107,7 @@ def test_tiny_pipeline_end_to_end_resumes_and_reruns_from_a_deleted_stage(tmp_pa
     # deleting the search's results reruns search, final and report only
     shutil.rmtree(run / "search")
     assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
-    for s in ("profile", "blocks", "supernet"):
+    for s in ("hw_model", "blocks", "supernet"):
         assert (run / s / "stage.done.json").read_text() == markers[s], s
     for s in ("search", "final", "report"):
         assert (run / s / "stage.done.json").read_text() != markers[s], s

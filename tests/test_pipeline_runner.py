@@ -180,3 +180,16 @@ def test_unknown_forced_stage_and_duplicate_names_are_rejected(tmp_path: Path) -
         run_stages(c.stages(), tmp_path, force=["zzz"])
     with pytest.raises(ValueError, match="unique"):
         run_stages([*c.stages(), c.stages()[0]], tmp_path)
+
+
+def test_a_run_dir_of_the_former_stage_names_asks_for_a_rerun(tmp_path: Path) -> None:
+    """A run folder whose first stage was called ``profile`` is refused with a message that says
+    what to do, before anything is written."""
+    from hsconas.pipeline import ConfigError, config_from_dict, run_pipeline
+
+    run = tmp_path / "old"
+    (run / "profile").mkdir(parents=True)
+    (run / "profile" / "stage.done.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"now 'hw_model'.*new run_dir"):
+        run_pipeline(config_from_dict({"run_dir": str(run)}))
+    assert sorted(p.name for p in run.iterdir()) == ["profile"]

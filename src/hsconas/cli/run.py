@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hsconas.pipeline.stages import STAGE_NAMES
+
 _RAW = argparse.RawDescriptionHelpFormatter
-_STAGES = ("profile", "blocks", "supernet", "search", "final", "report")
+_STAGES = STAGE_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

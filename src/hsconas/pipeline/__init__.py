@@ -43,6 +43,11 @@ def run_pipeline(
     from hsconas.store import ResultStore
 
     run = cfg.run_path
+    if (run / "profile" / "stage.done.json").is_file() and not (run / "hw_model").exists():
+        raise ConfigError(
+            f"{run} was made by an earlier hsconas whose first stage was called 'profile' (now "
+            "'hw_model'); rerun in a new run_dir, or delete that folder to start it afresh"
+        )
     run.mkdir(parents=True, exist_ok=True)
     with atomic_path(run / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")

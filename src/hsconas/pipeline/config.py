@@ -213,6 +213,7 @@ class SearchConfig:
         population_size: parents kept per generation.
         initial_queries: random architectures evaluated before evolution.
         batch_size: architectures evaluated per generation.
+        offspring_per_generation: offspring bred and scored by the surrogates per generation.
         shrinking: progressive space shrinking on/off.
         shrink_at: query counts after which a shrinking stage ends.
         shrink_z: standard errors needed to drop a dominated choice.
@@ -227,6 +228,7 @@ class SearchConfig:
     population_size: int = 24
     initial_queries: int = 40
     batch_size: int = 10
+    offspring_per_generation: int = 500
     shrinking: bool = True
     shrink_at: list[int] = field(default_factory=lambda: [100, 170])
     shrink_z: float = 2.0
@@ -566,6 +568,11 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
     )
     _check(se.shrink_z > 0, "search.shrink_z", "must be > 0")
     _check(se.n_scaled >= 1, "search.n_scaled", "must be >= 1")
+    _check(
+        se.offspring_per_generation >= se.batch_size,
+        "search.offspring_per_generation",
+        f"must be >= search.batch_size ({se.batch_size}), got {se.offspring_per_generation}",
+    )
 
     f = cfg.final
     _check(f.max_candidates >= 1, "final.max_candidates", "must be >= 1")

@@ -198,7 +198,7 @@ def render_html(
         if progress is not None:
             progress(i, 7)
 
-    prof, blocks, sup = results["profile"], results["blocks"], results["supernet"]
+    prof, blocks, sup = results["hw_model"], results["blocks"], results["supernet"]
     search, final = results["search"], results["final"]
     budget = float(prof["budget_ms"])
     parts: list[str] = [
@@ -242,7 +242,7 @@ def render_html(
     parts.append(_table(["field", "value"], [[k, json.dumps(v)] for k, v in sorted(fp.items())]))
     # latency model
     tick(1)
-    samples = json.loads((run_dir / "profile" / "samples.json").read_text(encoding="utf-8"))
+    samples = json.loads((run_dir / "hw_model" / "samples.json").read_text(encoding="utf-8"))
     parts.append("<h2>Hardware performance model</h2>")
     parts.append(
         f"<p>LUT of {prof['n_blocks']} distinct blocks plus a learned correction fitted on "

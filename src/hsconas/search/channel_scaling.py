@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from hsconas.search.core.problem import BudgetInfeasibleError
+import numpy as np
+
+from hsconas.search.core.problem import BudgetInfeasibleError, EvalRecord
 from hsconas.space import Architecture, SearchSpace
 
 Predictor = Callable[[Architecture], float]
@@ -134,3 +137,41 @@ def scale_channels(
         steps.append(ScalingStep(g, float(cur.values[pos[g]]), float(nxt.values[pos[g]]), lat, acc))
         cur = nxt
     return cur, steps
+
+
+def accuracy_predictor(
+    space: SearchSpace, archs: Sequence[Architecture], accuracy: Sequence[float] | np.ndarray
+) -> Callable[[Architecture], float]:
+    """A ridge regression of accuracy on the space's feature vectors, fitted on evaluated
+    architectures: the cheap accuracy estimate channel scaling compares many neighbours with."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = space.feature_matrix(list(archs))
+    reg = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12)))
+    reg.fit(x, np.asarray(accuracy, dtype=float))
+
+    def predict(arch: Architecture) -> float:
+        return float(reg.predict(space.features(arch)[None, :])[0])
+
+    return predict
+
+
+def distinct_operator_configs(
+    space: SearchSpace, records: Sequence[EvalRecord], n: int
+) -> list[EvalRecord]:
+    """The ``n`` most accurate evaluated networks with distinct operator configurations (the
+    ``.op`` genes), over budget or not: channel scaling brings each to the budget from below
+    (down if over, up while it pays)."""
+    op_idx = [i for i, g in enumerate(space.gene_names) if g.endswith(".op")]
+    picked: list[EvalRecord] = []
+    seen_ops: set[tuple[Any, ...]] = set()
+    for r in sorted(records, key=lambda r: (-r.accuracy, r.latency_ms, r.key)):
+        ops = tuple(r.arch.values[i] for i in op_idx)
+        if ops not in seen_ops:
+            seen_ops.add(ops)
+            picked.append(r)
+        if len(picked) >= n:
+            break
+    return picked

@@ -251,3 +251,17 @@ def igd(F: np.ndarray, reference: np.ndarray) -> float:
     F = F[pareto_mask(F)]
     d = np.sqrt(((reference[:, None, :] - F[None, :, :]) ** 2).sum(axis=2))
     return float(d.min(axis=1).mean())
+
+
+def normalised_hypervolume(
+    acc: np.ndarray, lat: np.ndarray, bounds: tuple[float, float, float, float]
+) -> float:
+    """Hypervolume of (accuracy, latency) points normalised to the unit box (ref 1.01, 1.01)."""
+    a_lo, a_hi, l_lo, l_hi = bounds
+    if acc.size == 0:
+        return 0.0
+    F = objectives(acc, lat)  # (-accuracy, latency), minimised
+    lo = np.array([-a_hi, l_lo])
+    hi = np.array([-a_lo, l_hi])
+    Fn = (F - lo) / np.maximum(hi - lo, 1e-12)
+    return float(hypervolume_2d(Fn, np.array([1.01, 1.01])))

@@ -1,0 +1,142 @@
+"""What the stages share: the config, the run's cache and store, and the objects built once
+per run (the space, the backend, the hardware model, the dataset, the supernet, the evaluator)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from hsconas.evaluation import SupernetEvaluator
+from hsconas.pipeline.config import PipelineConfig, TimingSection
+from hsconas.pipeline.runner import StageContext
+from hsconas.space import SearchSpace, get_space
+
+log = logging.getLogger(__name__)
+
+
+def config_of(ctx: StageContext) -> PipelineConfig:
+    cfg = ctx.shared["config"]
+    assert isinstance(cfg, PipelineConfig)
+    return cfg
+
+
+def cache_of(ctx: StageContext) -> dict[str, Any]:
+    cache = ctx.shared.get("cache")
+    if not isinstance(cache, dict):
+        raise RuntimeError("the pipeline needs a shared 'cache' dict")
+    return cache
+
+
+def space_of(cfg: PipelineConfig) -> SearchSpace:
+    import hsconas.spaces  # noqa: F401
+
+    sp = get_space(cfg.space.name)
+    return sp.restrict(cfg.space.restrict) if cfg.space.restrict else sp
+
+
+def timing_config(t: TimingSection) -> Any:
+    from hsconas.hardware.timing import TimingConfig
+
+    return TimingConfig(**dataclasses.asdict(t))
+
+
+def backend_of(cfg: PipelineConfig) -> Any:
+    from hsconas.hardware.backends import get_backend
+    from hsconas.hardware.reference import space_reference
+
+    ref = space_reference(cfg.space.name) if cfg.device.reference else None
+    return get_backend(cfg.device.backend, threads=cfg.device.threads, reference=ref)
+
+
+def store_of(ctx: StageContext) -> Any:
+    return ctx.shared["store"]
+
+
+def run_name(ctx: StageContext) -> str:
+    return Path(ctx.run_dir).resolve().name
+
+
+def hw_model_of(ctx: StageContext) -> Any:
+    """The stage-1 hardware model (fast decomposition when it agrees with the generic one)."""
+    cache = cache_of(ctx)
+    path = str(ctx.inputs["hw_model"]["model_path"])
+    if cache.get("hw_model_path") != path:
+        from hsconas.latency.base import load_latency_model
+
+        fast = bool(ctx.inputs["hw_model"].get("fast_features", False))
+        cache["hw_model"] = load_latency_model(ctx.run_dir / path, fast=fast)
+        cache["hw_model_path"] = path
+    return cache["hw_model"]
+
+
+def dataset_of(ctx: StageContext) -> Any:
+    """The dataset, with a held-out test split made from half of the validation pool when the
+    source has none (``digits``): search accuracy uses ``val``, the final network ``test``."""
+    cache = cache_of(ctx)
+    if "dataset" not in cache:
+        from hsconas.data import load_dataset
+
+        cfg = config_of(ctx)
+        ds = load_dataset(
+            cfg.dataset.spec(),
+            subset=cfg.dataset.subset,
+            val_fraction=cfg.dataset.val_fraction,
+            seed=cfg.seed,
+            progress=False,
+        )
+        if ds.test_images is None:
+            n = len(ds.val_labels)
+            half = n // 2
+            ds = dataclasses.replace(
+                ds,
+                val_images=ds.val_images[:half],
+                val_labels=ds.val_labels[:half],
+                test_images=ds.val_images[half:],
+                test_labels=ds.val_labels[half:],
+            )
+        cache["dataset"] = ds
+    return cache["dataset"]
+
+
+def supernet_of(ctx: StageContext) -> Any:
+    cache = cache_of(ctx)
+    path = str(ctx.inputs["supernet"]["checkpoint"])
+    if cache.get("supernet_path") != path:
+        from hsconas.accuracy import load_trained
+
+        model, _ = load_trained(ctx.run_dir / path)
+        cache["supernet"] = model
+        cache["supernet_path"] = path
+    return cache["supernet"]
+
+
+def relative_path(ctx: StageContext, path: Path) -> str:
+    return str(Path(path).resolve().relative_to(Path(ctx.run_dir).resolve()))
+
+
+def evaluator_of(ctx: StageContext) -> SupernetEvaluator:
+    from hsconas.accuracy.evaluate import EvalBatches
+
+    cfg = config_of(ctx)
+    cache = cache_of(ctx)
+    ident = (ctx.inputs["supernet"]["checkpoint"], ctx.inputs["hw_model"]["model_path"])
+    if cache.get("evaluator_id") != ident:
+        ds = dataset_of(ctx)
+        batches = EvalBatches.from_dataset(
+            ds, split="val", calib_images=cfg.supernet.calib_images, seed=cfg.seed
+        )
+        settings = {
+            "kind": "supernet+hw-model",
+            "supernet": ctx.inputs["supernet"]["checkpoint"],
+            "hw_model": ctx.inputs["hw_model"]["model_path"],
+            "calib_images": cfg.supernet.calib_images,
+        }
+        cache["evaluator"] = SupernetEvaluator(
+            supernet_of(ctx), hw_model_of(ctx), batches, settings
+        )
+        cache["evaluator_id"] = ident
+    ev = cache["evaluator"]
+    assert isinstance(ev, SupernetEvaluator)
+    return ev

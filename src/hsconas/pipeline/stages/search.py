@@ -1,0 +1,138 @@
+"""Stage 4, ``search``: the HSCoNAS EA with progressive space shrinking (hardware-model latency,
+supernet accuracy), then dynamic channel scaling of the best candidates to the budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hsconas.pipeline.runner import StageContext, write_json_atomic
+from hsconas.pipeline.stages.common import (
+    config_of,
+    evaluator_of,
+    run_name,
+    space_of,
+    store_of,
+)
+
+
+def stage_search(ctx: StageContext) -> dict[str, Any]:
+    """HSCoNAS EA with progressive shrinking, then channel scaling of the best candidates."""
+    from hsconas.search import HSCoNASEvolution, Problem, run_search
+    from hsconas.search.channel_scaling import (
+        accuracy_predictor,
+        distinct_operator_configs,
+        scale_channels,
+    )
+    from hsconas.search.core.problem import BudgetInfeasibleError
+    from hsconas.search.indicators import normalised_hypervolume
+    from hsconas.search.runner import front_of, stage_ranges
+
+    cfg = config_of(ctx)
+    se = cfg.search
+    space = space_of(cfg)
+    budget = float(ctx.inputs["hw_model"]["budget_ms"])
+    ev = evaluator_of(ctx)
+    problem = Problem(space, mode=se.mode, budget_ms=budget)
+    algo = HSCoNASEvolution(
+        problem, seed=cfg.seed, population_size=se.population_size,
+        initial_queries=se.initial_queries, batch_size=se.batch_size, shrinking=se.shrinking,
+        shrink_at=se.shrink_at, shrink_z=se.shrink_z,
+        offspring_per_generation=se.offspring_per_generation,
+    )  # fmt: skip
+    ctx.progress(0, se.n_queries, "search (distinct architectures)")
+    res = run_search(
+        problem, algo, ev, se.n_queries, store=store_of(ctx),
+        run_id=f"{run_name(ctx)}-search-{ctx.key}", resume=True,
+        on_batch=lambda n: ctx.progress(n, se.n_queries, "search (distinct architectures)"),
+    )  # fmt: skip
+    records = list(res.records)
+    acc = np.array([r.accuracy for r in records])
+    lat = np.array([r.latency_ms for r in records])
+
+    # dynamic channel scaling of the best distinct operator configurations
+    scaled: list[dict[str, Any]] = []
+    if se.channel_scaling:
+        acc_pred = accuracy_predictor(space, [r.arch for r in records], acc)
+        # the most accurate distinct operator configurations, over budget or not: channel
+        # scaling brings each to the budget from below (down if over, up while it pays)
+        picked = distinct_operator_configs(space, records, se.n_scaled)
+        for i, r in enumerate(picked):
+            try:
+                new, steps = scale_channels(
+                    space, r.arch, budget_ms=budget, latency_fn=ev.latency_ms,
+                    accuracy_fn=acc_pred,
+                )  # fmt: skip
+            except BudgetInfeasibleError as exc:
+                scaled.append({"from": r.key, "error": str(exc)})
+                continue
+            scaled.append(
+                {
+                    "from": r.key,
+                    "from_accuracy": r.accuracy,
+                    "from_latency_ms": r.latency_ms,
+                    "arch": space.to_string(new),
+                    "accuracy": ev.accuracy(new),
+                    "latency_ms": ev.latency_ms(new),
+                    "n_steps": len(steps),
+                }
+            )
+            ctx.progress(i + 1, len(picked), "channel scaling")
+
+    # candidates for the final stage: feasible by prediction, most accurate first
+    pool: dict[str, tuple[float, float]] = {r.key: (r.accuracy, r.latency_ms) for r in records}
+    for s in scaled:
+        if "arch" in s:
+            pool[s["arch"]] = (s["accuracy"], s["latency_ms"])
+    feasible = sorted(
+        ((k, a, la) for k, (a, la) in pool.items() if la <= budget),
+        key=lambda t: (-t[1], t[2], t[0]),
+    )
+    candidates = [{"arch": k, "accuracy": a, "latency_ms": la} for k, a, la in feasible[:50]]
+    if not candidates:  # nothing predicted within budget: fastest first
+        fastest = sorted(pool.items(), key=lambda kv: kv[1][1])[:10]
+        candidates = [{"arch": k, "accuracy": a, "latency_ms": la} for k, (a, la) in fastest]
+
+    # fronts per shrinking stage and hypervolume over the search
+    stages = list(res.info.get("stages", []))
+    bounds = (float(acc.min()), float(acc.max()), float(lat.min()), float(lat.max()))
+    stage_fronts = []
+    for s, (start, end) in zip(stages, stage_ranges(stages, len(records)), strict=True):
+        sub = records[start:end]
+        front = front_of(records[:end])
+        stage_fronts.append(
+            {
+                "stage": int(s["stage"]),
+                "space_size": int(s["space_size"]),
+                "dropped": s.get("dropped", {}),
+                "queries": [start, end],
+                "points": [[r.latency_ms, r.accuracy] for r in sub],
+                "front": [[r.latency_ms, r.accuracy] for r in front],
+                "hv": normalised_hypervolume(acc[:end], lat[:end], bounds),
+            }
+        )
+    step = max(1, se.batch_size)
+    qs = sorted({*range(step, len(records) + 1, step), len(records)})
+    hv = [normalised_hypervolume(acc[:q], lat[:q], bounds) for q in qs]
+    write_json_atomic(
+        ctx.dir / "records.json",
+        [{"seq": i, "arch": r.key, "accuracy": r.accuracy, "latency_ms": r.latency_ms}
+         for i, r in enumerate(records)],
+    )  # fmt: skip
+    best = res.best
+    return {
+        "budget_ms": budget,
+        "n_queries": res.n_queries,
+        "n_replayed": res.n_replayed,
+        "n_accuracy_evals": ev.n_accuracy_evals,
+        "time_s": res.time_s,
+        "best": None
+        if best is None
+        else {"arch": best.key, "accuracy": best.accuracy, "latency_ms": best.latency_ms},
+        "stages": stage_fronts,
+        "hv_curve": {"queries": qs, "hv": hv, "bounds": list(bounds)},
+        "scaled": scaled,
+        "candidates": candidates,
+        "final_space": {k: [str(v) for v in vs] for k, vs in res.info.get("space", {}).items()},
+    }

@@ -1,0 +1,68 @@
+"""Fitting the chosen network to the budget on the device (torch-free: the device is a function)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hsconas.search.budget_fit import SHRINK_STEPS, BudgetFit, fit_to_budget
+from hsconas.search.channel_scaling import channel_genes
+from hsconas.space import Architecture, get_space
+
+SPACE = get_space("hsconas-digits")
+GENES = channel_genes(SPACE)
+
+
+def _predicted_ms(arch: Architecture) -> float:
+    """A latency model: 1 ms per unit of channel factor, summed over the factor genes."""
+    d = SPACE.as_dict(arch)
+    return float(sum(float(d[g]) for g in GENES))
+
+
+def _accuracy(arch: Architecture) -> float:
+    return _predicted_ms(arch)  # wider is more accurate
+
+
+def _run(slowdown: float, budget: float, n: int = 3) -> tuple[BudgetFit, list[float]]:
+    cands = SPACE.sample_many(n, 0, unique=True)
+    measured: list[float] = []
+
+    def measure(arch: Architecture) -> tuple[float, float]:
+        ms = slowdown * _predicted_ms(arch)
+        measured.append(ms)
+        return ms, 0.01 * ms
+
+    evaluated = [(SPACE.to_string(a), _accuracy(a), _predicted_ms(a)) for a in cands]
+    fit = fit_to_budget(
+        SPACE, cands, budget, measure=measure, predict_ms=_predicted_ms,
+        latency_fn=_predicted_ms, accuracy_fn=lambda: _accuracy,
+        evaluated=lambda: evaluated, max_candidates=2,
+    )  # fmt: skip
+    return fit, measured
+
+
+def test_a_candidate_within_budget_is_taken_as_measured() -> None:
+    cands = SPACE.sample_many(3, 0, unique=True)
+    budget = max(_predicted_ms(a) for a in cands) + 1.0
+    fit, _ = _run(1.0, budget)
+    assert fit.chosen == cands[0] and len(fit.attempts) == 1
+    assert fit.attempts[0].within_budget and fit.attempts[0].why == "search candidate"
+    assert fit.final.measured_ms == pytest.approx(_predicted_ms(cands[0]))
+
+
+def test_a_slower_device_gets_re_scaled_channels_that_meet_the_budget() -> None:
+    """The device runs 30% slower than predicted: each miss re-scales channels to the budget
+    corrected by the measured/predicted ratio, and the network chosen measures within it."""
+    cands = SPACE.sample_many(3, 0, unique=True)
+    budget = _predicted_ms(cands[0])  # fits by prediction, misses by measurement
+    fit, measured = _run(1.3, budget)
+    assert not fit.attempts[0].within_budget
+    assert fit.chosen_ms <= budget and fit.final.within_budget
+    assert any("re-scaled" in a.why for a in fit.attempts)
+    assert [a.measured_ms for a in fit.attempts] == measured
+
+
+def test_an_impossible_budget_ends_on_the_fastest_attempt_reported_over_it() -> None:
+    fit, _ = _run(1.0, 0.01)
+    assert not fit.final.within_budget and fit.chosen_ms > 0.01
+    assert fit.chosen_ms == min(a.measured_ms for a in fit.attempts)
+    assert SHRINK_STEPS[0] < 1.0
