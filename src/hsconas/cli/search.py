@@ -19,7 +19,7 @@ _DATA_HELP = "digits | mnist:PATH | cifar10:PATH | folder:PATH"
 
 
 #: the HSCoNAS EA's default batch size, for the help text (importing the EA to read it would
-#: slow every command's start; tests/test_cli.py checks that the two agree)
+#: slow every command's start; tests/cli/test_cli.py checks that the two agree)
 EA_DEFAULT_BATCH_SIZE = 4
 
 

@@ -18,7 +18,7 @@ from hsconas.pipeline.config import (
     load_config,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_default_config_is_the_demo_file() -> None:

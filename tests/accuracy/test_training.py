@@ -123,7 +123,7 @@ def test_standalone_training_learns_digits(tmp_path: Path) -> None:
 
 
 def test_supernet_training_ranks_largest_above_smallest(tmp_path: Path) -> None:
-    """A short version of bench/supernet_digits.py: after a few epochs every member beats chance
+    """A short supernet training on digits: after a few epochs every member beats chance
     (0.1) and the largest member beats the smallest."""
     data = load_dataset("digits", subset=900, val_fraction=0.2, seed=0)
     cfg = TrainConfig(epochs=5, batch_size=32, lr=0.1, seed=0, calib_images=256, eval_every=5)

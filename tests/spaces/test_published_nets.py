@@ -31,7 +31,7 @@ PROXYLESS = ("mobile", "mobile_14", "cpu", "gpu")
 
 
 def _ofa_net_ids() -> list[str]:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     path = Path(os.environ.get("HSCONAS_DATA_DIR", root / ".." / "shared" / "data")) / OFA_JSONL
     if not path.is_file():
         return ["<data missing>"]  # the data_dir fixture skips with the reason
