@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from supernet_helpers import randomise_bn
 from torch import nn
 
 from hsconas.accuracy import evaluate_subnets, extract_subnet, recalibrate_bn
@@ -13,7 +14,6 @@ from hsconas.nn import build_model, count_params
 from hsconas.nn.supernet import HSCoNASSupernet, NB201Supernet, build_supernet
 from hsconas.nn.supernet.slicing import center_crop_kernel, fit_tensor
 from hsconas.space import get_space
-from supernet_helpers import randomise_bn
 
 torch.set_num_threads(1)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from supernet_helpers import randomise_bn
 from torch import nn
 
 from hsconas.accuracy import extract_subnet
@@ -22,7 +23,6 @@ from hsconas.nn import build_model, count_params
 from hsconas.nn.supernet import OFAResNetSupernet, build_supernet, supernet_spaces
 from hsconas.space import Architecture
 from hsconas.spaces.ofa_resnet import RESNET_MAX_DEPTHS
-from supernet_helpers import randomise_bn
 
 torch.set_num_threads(1)
 

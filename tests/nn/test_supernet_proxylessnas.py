@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from supernet_helpers import randomise_bn
 from torch import nn
 
 from hsconas.accuracy import extract_subnet
@@ -21,7 +22,6 @@ from hsconas.cli.main import main
 from hsconas.nn import build_model, count_params
 from hsconas.nn.supernet import ElasticMBConvSupernet, build_supernet, supernet_spaces
 from hsconas.space import Architecture
-from supernet_helpers import randomise_bn
 
 torch.set_num_threads(1)
 
