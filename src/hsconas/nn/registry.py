@@ -26,10 +26,6 @@ def register_builder(space_name: str) -> Callable[[Builder], Builder]:
     return wrap
 
 
-def _load_builtin_builders() -> None:
-    import hsconas.nn.builders  # noqa: F401  (registers the built-in builders)
-
-
 def build_model(arch: Architecture, **options: Any) -> nn.Module:
     """A freshly initialised standalone ``nn.Module`` for ``arch``.
 
@@ -40,7 +36,6 @@ def build_model(arch: Architecture, **options: Any) -> nn.Module:
     Raises:
         InvalidArchitectureError: if ``arch`` is not a member of its space.
     """
-    _load_builtin_builders()
     space: SearchSpace = get_space(arch.space)
     space.validate(arch)
     try:

@@ -421,12 +421,9 @@ class SearchSpace(abc.ABC):
         return np.stack([self.features(a) for a in archs])
 
     def surrogate_features(self, codec: GeneCodec, target: FeatureTarget) -> CodeFeatures:
-        """Features of gene codes for a surrogate predicting ``target`` (the search's hook).
-
-        The default is generic: one-hot plus pairwise one-hot columns for accuracy (layers
-        interact), one-hot columns alone for latency (nearly additive in the blocks). A space
-        that knows more about its members overrides this.
-        """
+        """Features of gene codes for a surrogate predicting ``target`` (the search's hook): by
+        default one-hot plus pairwise columns for accuracy (layers interact), one-hot alone for
+        latency (nearly additive in the blocks). A space that knows more overrides this."""
         from hsconas.space.codec import OneHotFeatures
 
         return OneHotFeatures(codec, pairwise=target == "accuracy")

@@ -1,4 +1,8 @@
-"""Registry of search spaces by name (the timm habit: register a factory, create by name)."""
+"""Registry of search spaces by name (the timm habit: register a factory, create by name).
+
+Concrete spaces register themselves by importing this module (:mod:`hsconas.spaces`); the registry
+never imports them. Importing :mod:`hsconas` registers the built-in spaces.
+"""
 
 from __future__ import annotations
 
@@ -23,20 +27,14 @@ def register_space(name: str) -> Callable[[Callable[[], SearchSpace]], Callable[
     return wrap
 
 
-def _load_builtin_spaces() -> None:
-    import hsconas.spaces  # noqa: F401  (registers the built-in spaces on import)
-
-
 def list_spaces() -> list[str]:
     """Names of every registered space, sorted."""
-    _load_builtin_spaces()
     return sorted(_FACTORIES)
 
 
 @cache
 def get_space(name: str) -> SearchSpace:
     """The space registered as ``name`` (one shared instance per name; spaces are immutable)."""
-    _load_builtin_spaces()
     try:
         factory = _FACTORIES[name]
     except KeyError:
