@@ -23,7 +23,9 @@ schema of the published files (OFA schema for the elastic spaces, the original P
 with ``ZeroLayer`` slots, for the ``proxylessnas-<net>`` spaces). Exporting a published network's
 imported architecture gives back the published ``net.config`` exactly.
 
-This module is torch-free.
+The shared layer schema lives in :mod:`hsconas.spaces.published_schema`, the per-family block
+walks in :mod:`hsconas.spaces.published_ofa` and :mod:`hsconas.spaces.published_proxyless`; this
+module holds the entry points (import, export, reading files). The modules are torch-free.
 """
 
 from __future__ import annotations
@@ -40,10 +42,13 @@ from hsconas.errors import (
     DataNotFoundError,
     InvalidArchitectureError,
 )
-from hsconas.space.core import Architecture, Value
+from hsconas.space.core import Architecture
 from hsconas.space.registry import get_space
-from hsconas.spaces.ofa_mbv3 import BlockSpec, ElasticMBConvSpace, MBNetMacro, first_block
-from hsconas.spaces.proxylessnas import SKIP, ProxylessMacroSpace, parse_op
+from hsconas.spaces.ofa_mbv3 import ElasticMBConvSpace
+from hsconas.spaces.proxylessnas import ProxylessMacroSpace
+from hsconas.spaces.published_ofa import _import_elastic
+from hsconas.spaces.published_proxyless import _import_proxyless, _proxyless_blocks_json
+from hsconas.spaces.published_schema import _block_json, _import_head, _Mismatch, _net_json
 
 DEFAULT_IMAGE_SIZE = 224
 """Input size assumed for a bare ``net.config`` imported without ``image_size``."""
@@ -81,14 +86,6 @@ class ImportedNet:
     def input_shape(self) -> tuple[int, int, int]:
         """(3, image_size, image_size)."""
         return (3, self.image_size, self.image_size)
-
-
-class _Mismatch(Exception):
-    """A config that does not fit one candidate space; ``progress`` ranks how far it got."""
-
-    def __init__(self, progress: int, message: str) -> None:
-        self.progress = progress
-        super().__init__(message)
 
 
 # ---------------------------------------------------------------------- import
@@ -156,263 +153,6 @@ def _as_int(value: object, what: str) -> int:
     return int(value)
 
 
-def _field(layer: Mapping[str, Any], key: str, where: str, progress: int) -> Any:
-    if not isinstance(layer, Mapping):
-        raise _Mismatch(progress, f"{where} must be a JSON object, got {type(layer).__name__}")
-    if key not in layer:
-        raise _Mismatch(progress, f"{where} has no {key!r}")
-    return layer[key]
-
-
-def _expect(actual: object, expected: object, what: str, progress: int) -> None:
-    if actual != expected:
-        raise _Mismatch(progress, f"{what} is {actual!r}, expected {expected!r}")
-
-
-def _check_stem(macro: MBNetMacro, config: Mapping[str, Any]) -> list[Any]:
-    stem = _field(config, "first_conv", "the config", 0)
-    _expect(_field(stem, "out_channels", "first_conv", 0), macro.stem_width, "first_conv width", 0)
-    _expect(_field(stem, "kernel_size", "first_conv", 0), 3, "first_conv kernel_size", 0)
-    _expect(_field(stem, "stride", "first_conv", 0), 2, "first_conv stride", 0)
-    blocks = _field(config, "blocks", "the config", 0)
-    if not isinstance(blocks, list) or not blocks:
-        raise _Mismatch(0, "'blocks' must be a non-empty list")
-    return blocks
-
-
-def _check_block(
-    block: Mapping[str, Any], index: int, expected: BlockSpec, *, ofa_schema: bool
-) -> None:
-    """Compare published block ``index`` with the block the space would build there."""
-    where = f"block {index}"
-    conv = _field(block, "mobile_inverted_conv", where, index)
-    name = _field(conv, "name", where, index)
-    if name != "MBInvertedConvLayer":
-        raise _Mismatch(index, f"{where} is a {name}, expected an MBInvertedConvLayer")
-    checks: list[tuple[str, object]] = [
-        ("in_channels", expected.in_channels),
-        ("out_channels", expected.out_channels),
-        ("stride", expected.stride),
-    ]
-    for key, value in checks:
-        _expect(_field(conv, key, where, index), value, f"{where} {key}", index)
-    if ofa_schema:
-        if conv.get("act_func", expected.act) != expected.act:
-            raise _Mismatch(
-                index, f"{where} act_func is {conv.get('act_func')!r}, expected {expected.act!r}"
-            )
-        if bool(conv.get("use_se", expected.use_se)) != expected.use_se:
-            raise _Mismatch(
-                index, f"{where} use_se is {conv.get('use_se')!r}, expected {expected.use_se}"
-            )
-        mid = conv.get("mid_channels")
-        if mid is not None and expected.expand_ratio != 1 and mid != expected.mid_channels:
-            raise _Mismatch(
-                index, f"{where} mid_channels is {mid}, expected {expected.mid_channels}"
-            )
-    shortcut = block.get("shortcut")
-    if (shortcut is not None) != expected.residual:
-        want = "an identity shortcut" if expected.residual else "no shortcut"
-        raise _Mismatch(index, f"{where} shortcut is {shortcut!r}, expected {want}")
-
-
-def _import_elastic(space: ElasticMBConvSpace, config: Mapping[str, Any], size: int) -> list[Value]:
-    macro = space.macro
-    blocks = _check_stem(macro, config)
-    for index, block in enumerate(blocks):
-        conv = block.get("mobile_inverted_conv") if isinstance(block, Mapping) else None
-        if isinstance(conv, Mapping) and conv.get("name") == "ZeroLayer":
-            raise _Mismatch(0, f"block {index} is a ZeroLayer; {space.name} has no skipped layers")
-    first = first_block(macro)
-    _check_first(blocks[0], first, ofa_schema=True)
-    values: dict[str, Value] = {"resolution": _nearest(space.full_genes[0].choices, size)}
-    unit = -1
-    layer = 0
-    channels = first.out_channels
-    for index, block in enumerate(blocks[1:], start=1):
-        conv = _field(block, "mobile_inverted_conv", f"block {index}", index)
-        out = _field(conv, "out_channels", f"block {index}", index)
-        stride = _field(conv, "stride", f"block {index}", index)
-        same_unit = unit >= 0 and out == macro.units[unit].width and stride == 1
-        if same_unit and layer + 1 >= macro.units[unit].max_depth:
-            raise _Mismatch(
-                index,
-                f"block {index} would be layer {layer + 2} of unit {unit + 1} "
-                f"({out} channels), which has at most {macro.units[unit].max_depth} layers",
-            )
-        if same_unit:
-            layer += 1
-        else:
-            unit, layer = unit + 1, 0
-            if unit >= len(macro.units):
-                raise _Mismatch(
-                    index,
-                    f"block {index} ({channels}->{out}) is past the last unit of {space.name}",
-                )
-        spec = macro.units[unit]
-        kernel = _field(conv, "kernel_size", f"block {index}", index)
-        expand = _field(conv, "expand_ratio", f"block {index}", index)
-        gene = f"u{unit + 1}.l{layer + 1}"
-        _check_choice(space, f"{gene}.kernel", kernel, index)
-        _check_choice(space, f"{gene}.expand", expand, index)
-        expected = BlockSpec(
-            in_channels=channels,
-            out_channels=spec.width,
-            kernel_size=int(kernel),
-            stride=spec.stride if layer == 0 else 1,
-            expand_ratio=expand,
-            mid_channels=macro.mid_channels(channels, expand),
-            act=spec.act,
-            use_se=spec.use_se,
-            residual=layer > 0,
-        )
-        _check_block(block, index, expected, ofa_schema=True)
-        values[f"{gene}.kernel"] = kernel
-        values[f"{gene}.expand"] = expand
-        values[f"u{unit + 1}.depth"] = layer + 1
-        channels = spec.width
-    if unit != len(macro.units) - 1:
-        raise _Mismatch(
-            len(blocks),
-            f"the config ends in unit {unit + 1} ({channels} channels), but {space.name} has "
-            f"{len(macro.units)} units (last width {macro.units[-1].width})",
-        )
-    for u in range(1, len(macro.units) + 1):
-        depth_gene = space.gene(f"u{u}.depth")
-        depth = values.get(depth_gene.name)
-        if depth not in depth_gene.choices:
-            raise _Mismatch(
-                len(blocks),
-                f"unit {u} ({macro.units[u - 1].width} channels) has {depth} blocks; "
-                f"{space.name} allows {', '.join(str(c) for c in depth_gene.choices)}",
-            )
-    return [values.get(g.name, g.default) for g in space.full_genes]
-
-
-def _check_first(block: Mapping[str, Any], first: BlockSpec, *, ofa_schema: bool) -> None:
-    conv = _field(block, "mobile_inverted_conv", "block 0", 1)
-    _expect(_field(conv, "kernel_size", "block 0", 1), 3, "block 0 kernel_size", 1)
-    _expect(_field(conv, "expand_ratio", "block 0", 1), 1, "block 0 expand_ratio", 1)
-    _check_block(block, 0, first, ofa_schema=ofa_schema)
-
-
-def _check_choice(space: ElasticMBConvSpace, gene_name: str, value: object, index: int) -> None:
-    gene = space.gene(gene_name)
-    if value not in gene.choices:
-        shown = ", ".join(str(c) for c in gene.choices)
-        raise _Mismatch(
-            index,
-            f"block {index} ({gene_name}) has {gene_name.rsplit('.', 1)[1]} {value!r}; "
-            f"{space.name} allows {shown}",
-        )
-
-
-def _import_proxyless(space: ProxylessMacroSpace, config: Mapping[str, Any]) -> list[Value]:
-    macro = space.macro
-    blocks = _check_stem(macro, config)
-    first = first_block(macro)
-    _check_first(blocks[0], first, ofa_schema=False)
-    n_slots = sum(u.max_depth for u in macro.units)
-    if len(blocks) != 1 + n_slots:
-        raise _Mismatch(
-            1,
-            f"{space.name} networks have {1 + n_slots} blocks (the first block and "
-            f"{n_slots} slots, ZeroLayers included), the config has {len(blocks)}",
-        )
-    values: list[Value] = []
-    channels = first.out_channels
-    index = 1
-    for u, spec in enumerate(macro.units, start=1):
-        for j in range(spec.max_depth):
-            block = blocks[index]
-            gene = space.gene(f"u{u}.l{j + 1}.op")
-            conv = _field(block, "mobile_inverted_conv", f"block {index}", index)
-            if _field(conv, "name", f"block {index}", index) == "ZeroLayer":
-                if SKIP not in gene.choices:
-                    raise _Mismatch(
-                        index,
-                        f"block {index} ({gene.name}) is a ZeroLayer, but the first slot of a "
-                        f"unit changes width or stride and cannot be skipped",
-                    )
-                values.append(SKIP)
-                index += 1
-                continue
-            kernel = _field(conv, "kernel_size", f"block {index}", index)
-            expand = _field(conv, "expand_ratio", f"block {index}", index)
-            op = f"k{kernel}e{expand}"
-            if op not in gene.choices:
-                shown = ", ".join(str(c) for c in gene.choices)
-                raise _Mismatch(
-                    index, f"block {index} ({gene.name}) is {op}; {space.name} allows {shown}"
-                )
-            stride = spec.stride if j == 0 else 1
-            expected = BlockSpec(
-                channels,
-                spec.width,
-                int(kernel),
-                stride,
-                expand,
-                macro.mid_channels(channels, expand),
-                spec.act,
-                False,
-                stride == 1 and channels == spec.width,
-            )
-            _check_block(block, index, expected, ofa_schema=False)
-            values.append(op)
-            channels = spec.width
-            index += 1
-    return values
-
-
-def _import_head(macro: MBNetMacro, config: Mapping[str, Any]) -> int:
-    progress = 1000
-    last = macro.units[-1].width
-    if macro.final_expand_width is not None:
-        fe = _field(config, "final_expand_layer", "the config", progress)
-        _expect(
-            _field(fe, "in_channels", "final_expand_layer", progress),
-            last,
-            "final_expand_layer in_channels",
-            progress,
-        )
-        _expect(
-            _field(fe, "out_channels", "final_expand_layer", progress),
-            macro.final_expand_width,
-            "final_expand_layer width",
-            progress,
-        )
-        last = macro.final_expand_width
-    fm = _field(config, "feature_mix_layer", "the config", progress)
-    _expect(
-        _field(fm, "in_channels", "feature_mix_layer", progress),
-        last,
-        "feature_mix_layer in_channels",
-        progress,
-    )
-    _expect(
-        _field(fm, "out_channels", "feature_mix_layer", progress),
-        macro.feature_mix_width,
-        "feature_mix_layer width",
-        progress,
-    )
-    cls = _field(config, "classifier", "the config", progress)
-    _expect(
-        _field(cls, "in_features", "classifier", progress),
-        macro.feature_mix_width,
-        "classifier in_features",
-        progress,
-    )
-    n = _field(cls, "out_features", "classifier", progress)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise _Mismatch(progress, f"classifier out_features must be a positive integer, got {n!r}")
-    return n
-
-
-def _nearest(choices: tuple[Value, ...], size: int) -> Value:
-    """The choice closest to ``size`` (the larger one on a tie)."""
-    return min(choices, key=lambda c: (abs(float(c) - size), -float(c)))
-
-
 # ---------------------------------------------------------------------- export
 
 
@@ -448,126 +188,6 @@ def export_net_config(
     if image_size is None:
         return cfg
     return {"image_size": int(image_size), "net_config": cfg}
-
-
-def _conv_json(
-    in_channels: int, out_channels: int, kernel: int, stride: int, act: str, use_bn: bool
-) -> dict[str, Any]:
-    return {
-        "name": "ConvLayer",
-        "kernel_size": kernel,
-        "stride": stride,
-        "dilation": 1,
-        "groups": 1,
-        "bias": False,
-        "has_shuffle": False,
-        "in_channels": in_channels,
-        "out_channels": out_channels,
-        "use_bn": use_bn,
-        "act_func": act,
-        "dropout_rate": 0,
-        "ops_order": "weight_bn_act",
-    }
-
-
-def _identity_json(channels: int, *, ofa_schema: bool) -> dict[str, Any]:
-    ch: int | list[int] = [channels] if ofa_schema else channels
-    return {
-        "name": "IdentityLayer",
-        "in_channels": ch,
-        "out_channels": ch,
-        "use_bn": False,
-        "act_func": None,
-        "dropout_rate": 0,
-        "ops_order": "weight_bn_act",
-    }
-
-
-def _num(v: float) -> int | float:
-    return int(v) if float(v).is_integer() else float(v)
-
-
-def _block_json(b: BlockSpec, *, ofa_schema: bool) -> dict[str, Any]:
-    conv: dict[str, Any] = {
-        "name": "MBInvertedConvLayer",
-        "in_channels": b.in_channels,
-        "out_channels": b.out_channels,
-        "kernel_size": b.kernel_size,
-        "stride": b.stride,
-        "expand_ratio": _num(b.expand_ratio),
-    }
-    if ofa_schema:
-        conv["mid_channels"] = None if b.expand_ratio == 1 else b.mid_channels
-        conv["act_func"] = b.act
-        conv["use_se"] = b.use_se
-    return {
-        "name": "MobileInvertedResidualBlock",
-        "mobile_inverted_conv": conv,
-        "shortcut": _identity_json(b.out_channels, ofa_schema=ofa_schema) if b.residual else None,
-    }
-
-
-def _proxyless_blocks_json(space: ProxylessMacroSpace, arch: Architecture) -> list[dict[str, Any]]:
-    macro = space.macro
-    first = first_block(macro)
-    out = [_block_json(first, ofa_schema=False)]
-    channels = first.out_channels
-    for spec, ops in zip(macro.units, space.slots(arch), strict=True):
-        for j, op in enumerate(ops):
-            if op == SKIP:
-                out.append(
-                    {
-                        "name": "MobileInvertedResidualBlock",
-                        "mobile_inverted_conv": {"name": "ZeroLayer", "stride": 1},
-                        "shortcut": _identity_json(channels, ofa_schema=False),
-                    }
-                )
-                continue
-            kernel, expand = parse_op(op)
-            stride = spec.stride if j == 0 else 1
-            block = BlockSpec(
-                channels,
-                spec.width,
-                kernel,
-                stride,
-                expand,
-                macro.mid_channels(channels, expand),
-                spec.act,
-                False,
-                stride == 1 and channels == spec.width,
-            )
-            out.append(_block_json(block, ofa_schema=False))
-            channels = spec.width
-    return out
-
-
-def _net_json(macro: MBNetMacro, blocks: list[dict[str, Any]], num_classes: int) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "name": macro.family,
-        "bn": {"momentum": macro.bn_momentum, "eps": macro.bn_eps},
-        "first_conv": _conv_json(3, macro.stem_width, 3, 2, macro.stem_act, True),
-        "blocks": blocks,
-    }
-    last = macro.units[-1].width
-    if macro.final_expand_width is not None:
-        cfg["final_expand_layer"] = _conv_json(
-            last, macro.final_expand_width, 1, 1, macro.head_act, True
-        )
-        last = macro.final_expand_width
-    cfg["feature_mix_layer"] = _conv_json(
-        last, macro.feature_mix_width, 1, 1, macro.head_act, macro.feature_mix_bn
-    )
-    cfg["classifier"] = {
-        "name": "LinearLayer",
-        "in_features": macro.feature_mix_width,
-        "out_features": num_classes,
-        "bias": True,
-        "use_bn": False,
-        "act_func": None,
-        "dropout_rate": _num(macro.dropout_rate),
-        "ops_order": "weight_bn_act",
-    }
-    return cfg
 
 
 # ---------------------------------------------------------------------- files
