@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hsconas import __version__
-from hsconas.latency.base import PREDICTOR_FORMAT, ModelFileError, read_model_json
+from hsconas.latency.model_file import PREDICTOR_FORMAT, ModelFileError, read_model_json
 from hsconas.latency.predictors import LatencyPredictor, predictor_from_dict
 from hsconas.space import Architecture, get_space
 

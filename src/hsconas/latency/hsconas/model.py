@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hsconas.latency.base import IncompatibleModelError
 from hsconas.latency.hsconas.lut import LookupTable, decompose, meta_build
+from hsconas.latency.model_file import IncompatibleModelError
 from hsconas.space import Architecture, get_space
 
 __all__ = [
