@@ -65,4 +65,6 @@ def test_an_impossible_budget_ends_on_the_fastest_attempt_reported_over_it() -> 
     fit, _ = _run(1.0, 0.01)
     assert not fit.final.within_budget and fit.chosen_ms > 0.01
     assert fit.chosen_ms == min(a.measured_ms for a in fit.attempts)
-    assert SHRINK_STEPS[0] < 1.0
+    # no re-scaling or re-selection fits 0.01 ms: only the two search candidates were measured
+    assert [a.why for a in fit.attempts] == ["search candidate", "next candidate"]
+    assert all(0 < s < 1 for s in SHRINK_STEPS)

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from hsconas.evaluation.base import SourceError, measure_cached
-from hsconas.latency.base import LatencyModel, file_digest, load_latency_model, read_model_json
+from hsconas.latency.base import LatencyModel, file_digest, load_latency_model
+from hsconas.latency.model_file import HW_MODEL_FORMAT, PREDICTOR_FORMAT
+from hsconas.latency.model_io import PredictorModel
 from hsconas.space import Architecture, SearchSpace
 from hsconas.store import ResultStore
 
@@ -67,12 +69,11 @@ class ModelLatency:
         """
         p = Path(path)
         model = load_latency_model(p, space=space, device=device, fast=fast)
-        _, doc = read_model_json(p)
         settings = {
             "kind": "model",
             "file": p.name,
             "sha256": file_digest(p),
-            "format": doc.get("format"),
+            "format": PREDICTOR_FORMAT if isinstance(model, PredictorModel) else HW_MODEL_FORMAT,
             "space": model.space,
             "device": model.device,
         }

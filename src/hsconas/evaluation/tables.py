@@ -58,26 +58,26 @@ class _TableColumn:
     def settings(self) -> Mapping[str, Any]:
         return {"kind": "table", "table": self.path, self._key: self._column}
 
+    def _check_space(self, space: SearchSpace) -> None:
+        if space.name != self.table.space:
+            raise DataFormatError(
+                f"the {self._what} is for space {self.table.space!r}, not {space.name!r}"
+            )
+
     def pool(self, space: SearchSpace) -> ArchPool:
         """The table's rows that are members of ``space``.
 
         Raises:
             DataFormatError: a table of another space.
         """
-        if space.name != self.table.space:
-            raise DataFormatError(
-                f"the {self._what} is for space {self.table.space!r}, not {space.name!r}"
-            )
+        self._check_space(space)
         if self._pool is None or self._pool.space is not space:
             self._pool = ArchPool(space, (a for a in self.table.archs if space.contains(a)))
         return self._pool
 
     def check_covers(self, space: SearchSpace) -> None:
         """Raise unless the table is of ``space`` and holds every one of its architectures."""
-        if self.table.space != space.name:
-            raise DataFormatError(
-                f"the {self._what} is for space {self.table.space!r}, not {space.name!r}"
-            )
+        self._check_space(space)
         check_coverage(space, tuple(self.table.archs), f"{self._what} {self.path}".strip())
 
     def _value(self, arch: Architecture) -> float:

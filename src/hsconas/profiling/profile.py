@@ -32,9 +32,9 @@ from hsconas.profiling.draws import draw_forced, draw_random
 from hsconas.profiling.regression import (
     ProfileError,
     Regression,
-    _json_default,
-    _records,
     fit_block_regression,
+    json_default,
+    json_records,
 )
 from hsconas.profiling.specs import BlockSpec
 from hsconas.space import Architecture, SearchSpace, get_space
@@ -140,9 +140,9 @@ class BlockProfile:
             "specs": [
                 {"gene": s.gene, "choice": s.choice, "position": s.position} for s in self.specs
             ],
-            "stats": _records(self.stats),
+            "stats": json_records(self.stats),
             "regression": {k: r.to_json() for k, r in self.regression.items()},
-            "draws": _records(self.draws),
+            "draws": json_records(self.draws),
         }
 
     @classmethod
@@ -176,7 +176,7 @@ class BlockProfile:
         d.mkdir(parents=True, exist_ok=True)
         paths: dict[str, Path] = {}
         p = d / "profile.json"
-        p.write_text(json.dumps(self.to_json(), indent=1, default=_json_default), encoding="utf-8")
+        p.write_text(json.dumps(self.to_json(), indent=1, default=json_default), encoding="utf-8")
         paths["profile"] = p
         tables = {"stats": self.stats, "draws": self.draws, "effects": self.effects()}
         for k, r in self.regression.items():

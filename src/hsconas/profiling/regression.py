@@ -16,7 +16,7 @@ from hsconas.profiling.specs import block_label
 from hsconas.space import Architecture, SearchSpace
 from hsconas.space.core import Value, _same_value
 
-__all__ = ["ProfileError", "Regression", "fit_block_regression"]
+__all__ = ["ProfileError", "Regression", "fit_block_regression", "json_default", "json_records"]
 
 _Z95 = 1.959963984540054
 
@@ -25,7 +25,8 @@ class ProfileError(HsconasError, ValueError):
     """Bad profiling settings, or a profile file that cannot be read."""
 
 
-def _json_default(v: object) -> object:
+def json_default(v: object) -> object:
+    """``json.dumps`` default: numpy scalars as Python numbers."""
     if isinstance(v, np.integer):
         return int(v)
     if isinstance(v, np.floating):
@@ -35,7 +36,8 @@ def _json_default(v: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of ``df`` as JSON-ready dicts (non-finite floats as ``None``)."""
     recs = df.to_dict(orient="records")
     out = []
     for r in recs:
@@ -44,7 +46,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
                 k: (
                     None
                     if isinstance(v, float) and not np.isfinite(v)
-                    else _json_default(v)
+                    else json_default(v)
                     if isinstance(v, np.generic)
                     else v
                 )
@@ -101,7 +103,7 @@ class Regression:
             "rmse": self.rmse,
             "n": self.n,
             "ridge": self.ridge,
-            "rows": _records(self.frame),
+            "rows": json_records(self.frame),
         }
 
     @classmethod

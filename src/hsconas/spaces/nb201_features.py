@@ -21,8 +21,6 @@ __all__ = ["CellFeatureMap", "nb201_canonical", "nb201_tables"]
 
 #: op indices of the NB201 genes (their order in ``NB201_OPS``).
 _NONE, _SKIP = NB201_OPS.index("none"), NB201_OPS.index("skip_connect")
-_NB201_OPS = NB201_OPS
-_NB201_EDGES = NB201_EDGES
 #: input->output paths of the 4-node cell as gene indices (edge order of the string form).
 _NB201_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
 
@@ -30,7 +28,7 @@ _NB201_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
 def _nb201_live_out(ops: Sequence[int]) -> set[int]:
     """Nodes from which signal can reach the output node (3) through non-``none`` edges."""
     live_out = {3}
-    for (to, frm), op in reversed(list(zip(_NB201_EDGES, ops, strict=True))):
+    for (to, frm), op in reversed(list(zip(NB201_EDGES, ops, strict=True))):
         if op != _NONE and to in live_out:
             live_out.add(frm)
     return live_out
@@ -40,13 +38,13 @@ def _nb201_effective(ops: Sequence[int]) -> list[int]:
     """Ops of the effective cell: an edge whose source receives no signal from the input, or whose
     target cannot pass signal to the output, is replaced by ``none``."""
     live_in = {0}
-    for (to, frm), op in zip(_NB201_EDGES, ops, strict=True):
+    for (to, frm), op in zip(NB201_EDGES, ops, strict=True):
         if op != _NONE and frm in live_in:
             live_in.add(to)
     live_out = _nb201_live_out(ops)
     return [
         op if op != _NONE and frm in live_in and to in live_out else _NONE
-        for (to, frm), op in zip(_NB201_EDGES, ops, strict=True)
+        for (to, frm), op in zip(NB201_EDGES, ops, strict=True)
     ]
 
 
@@ -58,13 +56,13 @@ def nb201_canonical(ops: Sequence[int]) -> str:
     terms: dict[int, list[str]] = {0: ["0"]}
     for node in (1, 2, 3):
         out: list[str] = []
-        for k, (to, frm) in enumerate(_NB201_EDGES):
+        for k, (to, frm) in enumerate(NB201_EDGES):
             if to != node or eff[k] == _NONE or not terms[frm]:
                 continue
             if eff[k] == _SKIP:
                 out.extend(terms[frm])
             else:
-                out.append("(" + "+".join(terms[frm]) + ")@" + _NB201_OPS[eff[k]])
+                out.append("(" + "+".join(terms[frm]) + ")@" + NB201_OPS[eff[k]])
         terms[node] = sorted(out)
     return "+".join(terms[3]) or "#"
 
@@ -76,13 +74,13 @@ def _nb201_out_live(ops: Sequence[int]) -> list[int]:
     live_out = _nb201_live_out(ops)
     return [
         op if op != _NONE and to in live_out else _NONE
-        for (to, _frm), op in zip(_NB201_EDGES, ops, strict=True)
+        for (to, _frm), op in zip(NB201_EDGES, ops, strict=True)
     ]
 
 
 def _nb201_row(ops: Sequence[int]) -> np.ndarray:
     eff = _nb201_effective(ops)
-    n_ops = len(_NB201_OPS)
+    n_ops = len(NB201_OPS)
     raw = np.zeros(6 * n_ops)
     effective = np.zeros(6 * n_ops)
     for k in range(6):
@@ -183,7 +181,7 @@ class CellFeatureMap(CodeFeatures):
             derived = derived_weight * np.hstack([table[:, 30:60], table[:, -30:]])
             table = np.hstack([table[:, :30], derived])
             if edge_weight is not None:
-                counts = table[:, :30].reshape(-1, 6, len(_NB201_OPS)).sum(axis=1)
+                counts = table[:, :30].reshape(-1, 6, len(NB201_OPS)).sum(axis=1)
                 table = np.hstack([counts, edge_weight * table])
         elif effective_only:
             table = table[:, 30:-30]

@@ -53,9 +53,14 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
     cands = [full.from_string(c["arch"]) for c in ctx.inputs["search"]["candidates"]]
     records_path = ctx.run_dir / "search" / "records.json"
 
+    evaluated_cache: list[tuple[str, float, float]] = []
+
     def evaluated() -> list[tuple[str, float, float]]:
-        recs = json.loads(records_path.read_text("utf-8"))
-        return [(r["arch"], r["accuracy"], r["latency_ms"]) for r in recs]
+        """The search's evaluations (arch string, accuracy, predicted ms), read once."""
+        if not evaluated_cache:
+            recs = json.loads(records_path.read_text("utf-8"))
+            evaluated_cache.extend((r["arch"], r["accuracy"], r["latency_ms"]) for r in recs)
+        return evaluated_cache
 
     predictor: list[Any] = []
 
