@@ -2,7 +2,8 @@
 
 - scikit-learn's bundled 8x8 digits (:func:`load_digits`);
 - MNIST idx files or the 784-pixels-then-label CSV (:func:`load_mnist`);
-- CIFAR-10 ``cifar-10-batches-py`` pickles (:func:`load_cifar10_batches`);
+- CIFAR-10 ``cifar-10-batches-py`` pickles (:func:`load_cifar10_batches`), read by a restricted
+  unpickler that refuses everything but plain data (:class:`CifarUnpickler`);
 - image trees ``[{train,test}/]{class}/*.jpg|png`` in a folder or a tar archive
   (:func:`_decode_tree`; the cached loader around it is
   :func:`hsconas.data.datasets.load_image_tree`).
@@ -17,13 +18,14 @@ import struct
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from hsconas.data.image_dataset import Augment, ImageDataset, _assemble, _subset_indices
 from hsconas.errors import DataFormatError, DataNotFoundError
 
-__all__ = ["load_cifar10_batches", "load_digits", "load_mnist"]
+__all__ = ["CifarUnpickler", "load_cifar10_batches", "load_digits", "load_mnist", "safe_unpickle"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _CIFAR_CLASSES = (
@@ -195,14 +197,86 @@ def load_mnist(
 
 
 # ---------------------------------------------------------------------------------- CIFAR pickles
+def _latin1_encode(text: object, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes (``latin1`` only)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("a CIFAR-10 batch encodes bytes as latin1 text only")
+    return text.encode("latin1")
+
+
+def _plain_dtype(spec: object, *args: object) -> np.dtype:
+    dtype = np.dtype(spec, *args)  # type: ignore[call-overload]
+    if dtype.hasobject:
+        raise pickle.UnpicklingError("object arrays are not allowed in a CIFAR-10 batch")
+    return dtype
+
+
+def _reconstruct(subtype: object, shape: object, dtype: object) -> np.ndarray:
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError("only plain numpy arrays are allowed in a CIFAR-10 batch")
+    return np.ndarray.__new__(np.ndarray, shape, _plain_dtype(dtype))  # type: ignore[arg-type]
+
+
+def _frombuffer(buf: object, dtype: object, shape: object, order: str) -> np.ndarray:
+    arr = np.frombuffer(buf, dtype=_plain_dtype(dtype))  # type: ignore[call-overload]
+    return arr.reshape(shape, order=order)
+
+
+def _scalar(dtype: object, raw: object = b"") -> object:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(raw, bytes):
+        raise pickle.UnpicklingError("only plain numpy scalars are allowed in a CIFAR-10 batch")
+    return np.frombuffer(raw, dtype=dtype, count=1)[0]
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that rebuilds only what a CIFAR-10 batch holds: dicts, lists, bytes, str,
+    numbers and plain (non-object) numpy arrays.
+
+    Every other global (``os.system``, ``builtins.eval``, any class) is refused before anything
+    runs, so a crafted batch file raises instead of executing code. The allowed callables are
+    wrappers that check their arguments (``_codecs.encode`` for latin1 only, numpy's array
+    reconstruction for ``numpy.ndarray`` and non-object dtypes).
+    """
+
+    _ALLOWED: ClassVar[dict[tuple[str, str], object]] = {
+        ("_codecs", "encode"): _latin1_encode,
+        ("numpy", "dtype"): _plain_dtype,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy.core.multiarray", "scalar"): _scalar,
+        ("numpy._core.multiarray", "scalar"): _scalar,
+        ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        """The allowed callable for ``module.name``; anything else raises UnpicklingError."""
+        found = self._ALLOWED.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(
+                f"refused global {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
+                "bytes and numpy arrays"
+            )
+        return found
+
+
+def safe_unpickle(data: bytes, where: str) -> object:
+    """Read a CIFAR-10-style pickle without executing code (see :class:`CifarUnpickler`).
+
+    Raises:
+        DataFormatError: if it is not a pickle or it asks for anything beyond plain data.
+    """
+    try:
+        return CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise DataFormatError(f"{where}: not a CIFAR-10 pickle batch ({exc})") from None
+
+
 def _unpickle(path: Path) -> dict[bytes, object]:
     if not path.is_file():
         raise DataNotFoundError(f"CIFAR-10 batch file not found: expected {path}")
-    try:
-        with path.open("rb") as fh:
-            doc = pickle.load(fh, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise DataFormatError(f"{path}: not a CIFAR-10 pickle batch ({exc})") from None
+    doc = safe_unpickle(path.read_bytes(), str(path))
     if not isinstance(doc, dict) or b"data" not in doc or b"labels" not in doc:
         raise DataFormatError(f"{path}: a CIFAR-10 batch is a dict with b'data' and b'labels'")
     return doc
@@ -241,8 +315,9 @@ def load_cifar10_batches(
     classes: tuple[str, ...] = _CIFAR_CLASSES
     meta = root / "batches.meta"
     if meta.is_file():
-        names = pickle.loads(meta.read_bytes(), encoding="bytes").get(b"label_names")
-        if names:
+        doc = safe_unpickle(meta.read_bytes(), str(meta))
+        names = doc.get(b"label_names") if isinstance(doc, dict) else None
+        if isinstance(names, list) and names:
             classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
     return _assemble(
         f"cifar10:{root}",
