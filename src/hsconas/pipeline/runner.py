@@ -212,8 +212,12 @@ def run_stages(
     shared: Mapping[str, Any] | None = None,
     reporter: Reporter | None = None,
     force: Sequence[str] = (),
+    lock: bool = True,
 ) -> list[StageOutcome]:
     """Run ``stages`` in order, skipping fresh ones (see the module docstring).
+
+    The run folder is locked for the duration (:class:`hsconas.pipeline.lock.RunDirLock`): a
+    second run on a busy folder fails at once, a lock left by a killed run is taken over.
 
     Args:
         stages: the pipeline.
@@ -221,9 +225,13 @@ def run_stages(
         shared: objects passed to every stage as :attr:`StageContext.shared`.
         reporter: progress receiver (default: log lines).
         force: stage names to rerun even if fresh (later stages rerun too).
+        lock: hold the run-folder lock while the stages run.
 
     Returns:
         One outcome per stage, in order.
+
+    Raises:
+        RunLockedError: another live run holds the run folder.
     """
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
@@ -231,9 +239,24 @@ def run_stages(
     unknown = set(force) - set(names)
     if unknown:
         raise ValueError(f"unknown stage(s) to force: {', '.join(sorted(unknown))}")
-    rep: Reporter = reporter or _LogReporter()
     root = Path(run_dir)
     root.mkdir(parents=True, exist_ok=True)
+    if lock:
+        from hsconas.pipeline.lock import RunDirLock
+
+        with RunDirLock(root):
+            return _run_stages(stages, root, shared, reporter, force)
+    return _run_stages(stages, root, shared, reporter, force)
+
+
+def _run_stages(
+    stages: Sequence[Stage],
+    root: Path,
+    shared: Mapping[str, Any] | None,
+    reporter: Reporter | None,
+    force: Sequence[str],
+) -> list[StageOutcome]:
+    rep: Reporter = reporter or _LogReporter()
     outputs: dict[str, str] = {}
     results: dict[str, Mapping[str, Any]] = {}
     outcomes: list[StageOutcome] = []
