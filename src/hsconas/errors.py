@@ -79,3 +79,7 @@ class DataNotFoundError(HsconasError, FileNotFoundError):
 
 class DataFormatError(HsconasError, ValueError):
     """A dataset or table file that exists but does not have the expected format."""
+
+
+class CheckpointError(HsconasError):
+    """A checkpoint or weight file that cannot be read, or was written for another model."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hsconas.cli.latency_group import get_latency_subparsers
-from hsconas.cli.output import positive_int, print_json, print_json_line, print_table
+from hsconas.cli.output import check_outputs, positive_int, print_json, print_json_line, print_table
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -156,6 +156,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_table(args: argparse.Namespace) -> int:
+    check_outputs(files={"--out": args.out})
     from hsconas.data.tables import load_latency_table
     from hsconas.latency.metrics import evaluate
     from hsconas.latency.model_io import save_model

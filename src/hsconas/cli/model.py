@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hsconas.cli.output import HelpFormatter, print_json_line, print_table
+from hsconas.cli.output import HelpFormatter, check_output_file, print_json_line, print_table
 from hsconas.errors import HsconasError
 from hsconas.space import get_space
 from hsconas.spaces.resolve import ResolvedSource, input_shape_of, load_config_file, resolve_source
@@ -197,22 +196,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         export_torchscript,
         save_state_dict,
     )
+    from hsconas.nn.weights import read_state_dict
 
     if args.onnx is None and args.torchscript is None and args.state_dict is None:
         raise HsconasError("nothing to write: give --onnx, --torchscript and/or --state-dict")
     for flag, out in (("--onnx", args.onnx), ("--torchscript", args.torchscript),
                       ("--state-dict", args.state_dict)):  # fmt: skip
         if out is not None:
-            _check_writable(flag, out)
+            check_output_file(flag, out)
     src = _pick(resolve_source(args.source), args.pick, args.source)
     options = _build_options(args, src)
     space = get_space(src.arch.space)
     shape = input_shape_of(src)
     model = build_model(src.arch, **options)
     if args.weights is not None:
-        if not args.weights.is_file():
-            raise HsconasError(f"--weights: file not found: {args.weights}")
-        state = torch.load(args.weights, map_location="cpu", weights_only=True)
+        state = read_state_dict(args.weights)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
@@ -256,18 +254,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         meta.write_text(json.dumps({**doc, "files": [str(p) for p in written]}, indent=2) + "\n")
         print(f"wrote {meta} (architecture)")
     return 0
-
-
-def _check_writable(flag: str, path: Path) -> None:
-    """Fail early, before any model is built, if ``path`` cannot be written."""
-    if path.is_dir():
-        raise HsconasError(f"{flag} {path}: is a directory; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HsconasError(f"{flag} {path}: cannot create its directory ({exc.strerror})") from None
-    if not os.access(path.parent, os.W_OK):
-        raise HsconasError(f"{flag} {path}: directory {path.parent} is not writable")
 
 
 def _arch_json_path(path: Path) -> Path:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import textwrap
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from hsconas.errors import HsconasError
+
+MAX_ECHO_CHARS = 80
+"""Longest piece of user input an error message repeats verbatim; longer pieces are shortened."""
 
 
 def _stream(file: TextIO | None) -> TextIO:
@@ -68,10 +76,93 @@ def format_count(n: int) -> str:
     return str(n) if n < 1_000_000 else f"{n:.3g}"
 
 
+def shorten(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more characters]"
+
+
+_QUOTED = re.compile(rf"'([^']{{{MAX_ECHO_CHARS + 1},}})'")
+_LONG_WORD = re.compile(rf"\S{{{4 * MAX_ECHO_CHARS + 1},}}")
+
+
 def error_line(message: object) -> str:
-    """The one-line ``hsconas: error: ...`` message of a user error."""
+    """The one-line ``hsconas: error: ...`` message of a user error.
+
+    Quoted user input longer than :data:`MAX_ECHO_CHARS` and any single word longer than four
+    times that are shortened, so a pasted blob is not echoed back whole.
+    """
     text = " ".join(str(message).split())
+    text = _QUOTED.sub(lambda m: f"'{shorten(m.group(1))}'", text)
+    text = _LONG_WORD.sub(lambda m: shorten(m.group(0), 4 * MAX_ECHO_CHARS), text)
     return f"hsconas: error: {text}"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one shortened line (plus the usage) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(
+            2, f"{self.prog}: error: {error_line(message).removeprefix('hsconas: error: ')}\n"
+        )
+
+
+def check_output_file(flag: str, path: Path) -> None:
+    """Fail before any work if the file ``path`` (given with ``flag``) cannot be written.
+
+    Creates missing parent directories. Raises :class:`HsconasError` if ``path`` is a directory,
+    its directory cannot be created, or is not writable.
+    """
+    if path.is_dir():
+        raise HsconasError(f"{flag} {path}: is a directory; give a file name")
+    _check_dir(flag, path, path.parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise HsconasError(f"{flag} {path}: the file exists and is not writable")
+
+
+def check_output_dir(flag: str, path: Path) -> None:
+    """Fail before any work if the directory ``path`` (given with ``flag``) cannot be written.
+
+    Creates it if missing. Raises :class:`HsconasError` if ``path`` is an existing file, cannot be
+    created, or is not writable.
+    """
+    if path.exists() and not path.is_dir():
+        raise HsconasError(f"{flag} {path}: is a file, not a directory; give a folder")
+    _check_dir(flag, path, path)
+
+
+def check_outputs(
+    files: Mapping[str, Path | str | None] | None = None,
+    dirs: Mapping[str, Path | str | None] | None = None,
+) -> None:
+    """:func:`check_output_file` / :func:`check_output_dir` for every ``{flag: path}`` given.
+
+    Call it first in a command, so a bad ``--out`` fails in one line before any work is done;
+    ``None`` paths (options not given) are skipped.
+    """
+    for flag, path in (files or {}).items():
+        if path is not None:
+            check_output_file(flag, Path(path))
+    for flag, path in (dirs or {}).items():
+        if path is not None:
+            check_output_dir(flag, Path(path))
+
+
+def _check_dir(flag: str, path: Path, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise HsconasError(
+            f"{flag} {path}: cannot create its directory {folder}: a file is in the way"
+        ) from None
+    except OSError as exc:
+        raise HsconasError(
+            f"{flag} {path}: cannot create its directory {folder} ({exc.strerror})"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise HsconasError(f"{flag} {path}: directory {folder} is not writable")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hsconas.cli.output import HelpFormatter, print_json, print_table
+from hsconas.cli.output import HelpFormatter, check_outputs, print_json, print_table
 from hsconas.errors import HsconasError
 
 
@@ -127,6 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
+    check_outputs(files={"--store": args.store}, dirs={"--out": args.out})
     import hsconas.spaces  # noqa: F401  (registers the spaces)
     from hsconas.evaluation import TableAccuracy, parse_latency_source
     from hsconas.profiling import enumerate_specs, profile_blocks
@@ -225,6 +226,7 @@ def _progress():  # type: ignore[no-untyped-def]
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:
+    check_outputs(files={"--out": args.out, "--random-control": args.random_control})
     import hsconas.spaces  # noqa: F401
     from hsconas.profiling import load_profile
     from hsconas.profiling.reduce import random_reduction, reduce_space
@@ -253,6 +255,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    check_outputs(files={"--html": args.html})
     import hsconas.spaces  # noqa: F401
     from hsconas.profiling import load_profile
     from hsconas.report.profile_report import write_html

@@ -12,8 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hsconas.cli.output import HelpFormatter, positive_int, print_json, print_table
+from hsconas.cli.output import (
+    HelpFormatter,
+    check_output_dir,
+    check_output_file,
+    positive_int,
+    print_json,
+    print_table,
+)
 from hsconas.errors import DataFormatError, HsconasError
+from hsconas.space import get_space
 
 _DATA_HELP = "digits | mnist:PATH | cifar10:PATH | folder:PATH"
 
@@ -166,7 +174,12 @@ class _Sources:
 
 
 def _check_choice(args: argparse.Namespace) -> None:
-    """Option combinations that cannot work, before anything is loaded."""
+    """Option combinations that cannot work, and unwritable outputs, before anything is loaded."""
+    get_space(args.space)  # an unknown space is named before anything else
+    if args.out is not None:
+        check_output_dir("--out", args.out)
+    if args.store is not None:
+        check_output_file("--store", args.store)
     if args.resume and args.store is None:
         raise HsconasError("--resume needs --store DB (and the same --run-id)")
     if args.supernet is not None and args.accuracy_table is not None:

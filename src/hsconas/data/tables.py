@@ -131,8 +131,74 @@ def _rows_to_archs(df: pd.DataFrame, space: SearchSpace, path: Path) -> list[Arc
     return archs
 
 
+def check_values(
+    values: np.ndarray,
+    columns: Sequence[str],
+    path: Path,
+    *,
+    what: str,
+    low: float = 0.0,
+    high: float = float("inf"),
+    positive: bool = False,
+) -> None:
+    """Refuse a table whose value columns hold missing, non-finite or out-of-range numbers.
+
+    Args:
+        values: array (n_rows, n_columns) as read from ``path``.
+        columns: the column names, in order.
+        path: the file, named in the message.
+        what: what the values are (``latency``, ``accuracy``), for the message.
+        low, high: the allowed closed range.
+        positive: also refuse ``low`` itself (latencies must be > 0 ms).
+
+    Raises:
+        DataFormatError: naming the file, the column, the first bad row (1-based data row, the
+            header not counted) and its value.
+    """
+    for j, column in enumerate(columns):
+        col = values[:, j]
+        bad = ~np.isfinite(col) | (col < low) | (col > high)
+        if positive:
+            bad |= col <= low
+        if bad.any():
+            i = int(np.argmax(bad))
+            value = col[i]
+            kind = (
+                "missing"
+                if np.isnan(value)
+                else "not finite"
+                if not np.isfinite(value)
+                else (
+                    f"out of range for a {what} (allowed: "
+                    f"{'>' if positive else '>='} {low:g}{'' if high == float('inf') else f' and <= {high:g}'})"
+                )
+            )
+            raise DataFormatError(
+                f"{path}: column {column!r}, row {i + 1}: {what} value {value!r} is {kind} "
+                f"({int(bad.sum())} such rows); fix or drop those rows"
+            )
+
+
+def check_unique(archs: Sequence[Architecture], space: SearchSpace, path: Path) -> None:
+    """Refuse a table that lists one architecture in two rows (which one would count?).
+
+    Raises:
+        DataFormatError: naming both rows and the architecture.
+    """
+    seen: dict[Architecture, int] = {}
+    for i, arch in enumerate(archs):
+        first = seen.setdefault(arch, i)
+        if first != i:
+            shown = space.to_string(arch)
+            shown = shown if len(shown) <= 120 else shown[:117] + "..."
+            raise DataFormatError(
+                f"{path}: rows {first + 1} and {i + 1} are the same architecture ({shown}); "
+                "keep one row per architecture (average repeated measurements first)"
+            )
+
+
 class _ArchRows:
-    """Row lookup shared by the tables: one architecture per row, first row wins on repeats."""
+    """Row lookup shared by the tables: one architecture per row (the loaders refuse repeats)."""
 
     archs: tuple[Architecture, ...]
     _index: dict[Architecture, int]
@@ -235,7 +301,9 @@ def load_latency_table(
     if not device_cols:
         raise DataFormatError(f"{p}: no numeric device columns")
     archs = _rows_to_archs(df, sp, p)
+    check_unique(archs, sp, p)
     values = df[device_cols].to_numpy(dtype=np.float64)
+    check_values(values, device_cols, p, what="latency (ms)", positive=True)
     return LatencyTable(name, tuple(archs), tuple(device_cols), values, p)
 
 
@@ -300,11 +368,9 @@ def load_nb201_accuracy(path: str | os.PathLike[str] | None = None) -> AccuracyT
     ]
     if not cols:
         raise DataFormatError(f"{p}: no numeric accuracy columns")
-    archs = _rows_to_archs(df, get_space("nb201"), p)
-    return AccuracyTable(
-        "nb201",
-        tuple(archs),
-        tuple(_accuracy_alias(c) for c in cols),
-        df[cols].to_numpy(dtype=np.float64),
-        p,
-    )
+    space = get_space("nb201")
+    archs = _rows_to_archs(df, space, p)
+    check_unique(archs, space, p)
+    values = df[cols].to_numpy(dtype=np.float64)
+    check_values(values, cols, p, what="accuracy (%)", high=100.0)
+    return AccuracyTable("nb201", tuple(archs), tuple(_accuracy_alias(c) for c in cols), values, p)

@@ -182,6 +182,11 @@ def resolve_source(source: str) -> list[ResolvedSource]:
     an existing path is read as a file (architecture JSON, or published configs if its content
     looks like one). Anything else is an unknown space or a missing file.
     """
+    if not source.strip():
+        raise ArchitectureFormatError(
+            "empty architecture: give SPACE:ARCH_STRING (see `hsconas spaces sample`) or a file",
+            space="",
+        )
     space_name, sep, _ = source.partition(":")
     if sep and space_name.strip() in list_spaces():
         return [ResolvedSource(name=source, arch=parse_arch_string(source))]
