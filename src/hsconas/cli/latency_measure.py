@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hsconas.cli.latency_group import get_latency_subparsers
-from hsconas.cli.output import positive_int, print_json_line, print_table
+from hsconas.cli.output import check_outputs, positive_int, print_json_line, print_table
 
 _RAW = argparse.RawDescriptionHelpFormatter
 _BACKEND_HELP = "measurement backend: torch, onnxruntime or cuda (default: torch)"
@@ -166,6 +166,7 @@ def _timing(args: argparse.Namespace) -> Any:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
+    check_outputs(files={"--store": args.store})
     from hsconas.hardware.backends import get_backend
     from hsconas.hardware.measure import measure_network
     from hsconas.hardware.reference import space_reference
@@ -233,6 +234,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    check_outputs(files={"--out": args.out, "--store": args.store})
     from hsconas.hardware.backends import BackendUnavailableError, get_backend
     from hsconas.hardware.reference import space_reference
     from hsconas.latency.hsconas.profile import profile_device
@@ -276,6 +278,7 @@ def _check_machine(model: Any) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    check_outputs(files={"--store": args.store, "--plot": args.plot})
     import numpy as np
 
     from hsconas.hardware.backends import get_backend
