@@ -7,17 +7,36 @@ import sys
 from collections.abc import Callable
 
 from hsconas import __version__
-from hsconas.cli import latency_measure, latency_models, model, profile, search, spaces, supernet
+from hsconas.cli import (
+    accuracy,
+    latency_measure,
+    latency_models,
+    model,
+    profile,
+    search,
+    spaces,
+    supernet,
+)
 from hsconas.cli import run as run_cmd
-from hsconas.cli.output import ArgumentParser, HelpFormatter, error_line
+from hsconas.cli.output import HelpFormatter, error_line
 from hsconas.errors import HsconasError
 
-_GROUPS = (spaces, model, search, supernet, latency_models, latency_measure, profile, run_cmd)
+_GROUPS = (
+    spaces,
+    model,
+    search,
+    supernet,
+    accuracy,
+    latency_models,
+    latency_measure,
+    profile,
+    run_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hsconas`` with every command group."""
-    parser = ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="hsconas",
         description="Hardware-aware neural architecture search: search spaces, models, latency.",
         epilog="examples:\n  hsconas spaces list\n  hsconas spaces sample nb201 -n 3 --seed 0\n"

@@ -47,6 +47,12 @@ class _Tree:
             node[idx] = np.where(go_left, self.left[n], self.right[n])
 
 
+dump_tree = _dump_tree
+"""Public name of the tree dump (other predictors store their trees the same way)."""
+ArrayTree = _Tree
+"""Public name of the array tree evaluator (reads what :func:`dump_tree` wrote)."""
+
+
 class GBDTPredictor(LatencyPredictor):
     """A bag of gradient-boosted regression-tree ensembles on log-latency.
 

@@ -1,0 +1,588 @@
+"""Accuracy predictors fitted on a table of architectures and measured accuracies (no torch).
+
+An :class:`AccuracyPredictor` maps an architecture of one space to its predicted top-1 accuracy
+(percent) and a standard deviation. Features (:class:`AccuracyFeatures`) are the space's own feature
+vector (:meth:`SearchSpace.features <hsconas.space.SearchSpace.features>`: one-hot of the active
+genes, plus resolution and unit depths on the MobileNet spaces) followed by log MACs and log
+parameters in millions (:func:`hsconas.accuracy.costs.arch_cost`, equal to the counts of
+:mod:`hsconas.nn.counting`). Model kinds:
+
+* ``macs``: the MACs-only baseline; a quadratic in log MACs (its ranking is the MACs ranking).
+* ``ridge``: ridge regression on the standardised features, penalty by generalised
+  cross-validation; a bootstrap bag of ridges gives the spread.
+* ``gbdt``: a small bag of gradient-boosted regression trees (trees stored as arrays, evaluated
+  with numpy: :func:`hsconas.latency.predictors_trees.dump_tree`).
+* ``ridge+gbdt``: the mean of the two.
+
+:func:`fit_accuracy_model` cross-validates every requested kind by K folds *grouped by distinct
+architecture* (a network measured twice never sits on both sides of a split), picks the kind with
+the lowest cross-validated RMSE and refits it on every row. The standard deviation of a prediction
+is ``sqrt(cv_rmse**2 + spread**2)``: the chosen kind's cross-validated error plus the disagreement of
+its members.
+
+A model file is JSON (``format`` ``hsconas-accuracy-model``, ``format_version``, space, kind, the
+feature spec, every fitted number, the cross-validation table); never a pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from hsconas import __version__
+from hsconas.accuracy.costs import arch_cost
+from hsconas.errors import DataNotFoundError, HsconasError, UnknownSpaceError
+from hsconas.space import Architecture, SearchSpace, get_space
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "KINDS",
+    "AccuracyFeatures",
+    "AccuracyModelError",
+    "AccuracyPredictor",
+    "CVRow",
+    "IncompatibleAccuracyModelError",
+    "cross_validate",
+    "fit_accuracy_model",
+    "load_accuracy_model",
+]
+
+FORMAT = "hsconas-accuracy-model"
+FORMAT_VERSION = 1
+KINDS: tuple[str, ...] = ("macs", "ridge", "gbdt", "ridge+gbdt")
+"""Model kinds :func:`fit_accuracy_model` knows; ``macs`` is the MACs-only baseline."""
+
+_RIDGE_ALPHAS = np.logspace(-3, 3, 13)
+_N_RIDGE_BAG = 8
+_GBDT = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 3, "subsample": 0.7}
+_N_GBDT_MEMBERS = 2
+
+
+class AccuracyModelError(HsconasError, ValueError):
+    """An accuracy model file that cannot be read, or a table that cannot be fitted."""
+
+
+class IncompatibleAccuracyModelError(AccuracyModelError):
+    """An accuracy model used with an architecture or space other than its own."""
+
+
+class AccuracyFeatures:
+    """Feature matrix of architectures of one space: the space's features, log MACs, log params.
+
+    Args:
+        space: the (unrestricted) space.
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self.names: tuple[str, ...] = (*space.feature_names, "log_macs_m", "log_params_m")
+
+    def spec(self) -> dict[str, Any]:
+        """JSON description (checked when a model file is loaded)."""
+        return {
+            "kind": "space-features+log-cost",
+            "space": self.space.name,
+            "names": list(self.names),
+        }
+
+    def check(self, archs: Sequence[Architecture]) -> None:
+        """Raise :class:`IncompatibleAccuracyModelError` for an architecture of another space."""
+        for a in archs:
+            if a.space != self.space.name:
+                raise IncompatibleAccuracyModelError(
+                    f"this accuracy model is for space {self.space.name!r} but was given an "
+                    f"architecture of space {a.space!r}"
+                )
+
+    def cost(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
+        """(params, MACs) of each architecture, both in millions."""
+        costs = [arch_cost(self.space, a) for a in archs]
+        return (
+            np.array([c.params / 1e6 for c in costs], dtype=np.float64),
+            np.array([c.macs / 1e6 for c in costs], dtype=np.float64),
+        )
+
+    def transform(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Feature matrix, shape (n, len(names)), float64."""
+        self.check(archs)
+        if not archs:
+            return np.zeros((0, len(self.names)))
+        params_m, macs_m = self.cost(archs)
+        base = self.space.feature_matrix(list(archs))
+        return np.column_stack([base, np.log(macs_m), np.log(params_m)])
+
+
+# ---------------------------------------------------------------------- model components
+def _macs_design(X: np.ndarray) -> np.ndarray:
+    lm = X[:, -2]
+    return np.column_stack([np.ones(len(lm)), lm, lm**2])
+
+
+def _fit_macs(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    coef, *_ = np.linalg.lstsq(_macs_design(X), y, rcond=None)
+    return {"coef": coef.tolist()}
+
+
+def _predict_macs(p: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
+    return np.asarray(_macs_design(X) @ np.asarray(p["coef"], dtype=np.float64))[:, None]
+
+
+def _scaler(X: np.ndarray) -> dict[str, Any]:
+    sd = X.std(axis=0)
+    return {"mean": X.mean(axis=0).tolist(), "scale": np.where(sd > 0, sd, 1.0).tolist()}
+
+
+def _scale(p: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
+    return (X - np.asarray(p["mean"], dtype=np.float64)) / np.asarray(p["scale"], dtype=np.float64)
+
+
+def _fit_ridge(X: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    scaler = _scaler(X)
+    Z = _scale(scaler, X)
+    full = RidgeCV(alphas=_RIDGE_ALPHAS).fit(Z, y)
+    alpha = float(full.alpha_)
+    members = [(float(full.intercept_), np.asarray(full.coef_).tolist())]
+    rng = np.random.default_rng(seed)
+    for _ in range(_N_RIDGE_BAG):
+        idx = rng.integers(0, len(y), len(y))
+        m = Ridge(alpha=alpha).fit(Z[idx], y[idx])
+        members.append((float(m.intercept_), np.asarray(m.coef_).tolist()))
+    return {
+        "scaler": scaler,
+        "alpha": alpha,
+        "intercepts": [m[0] for m in members],
+        "coefs": [m[1] for m in members],
+    }
+
+
+def _predict_ridge(p: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
+    """Predictions of every member, shape (n, members); column 0 is the fit on all rows."""
+    Z = _scale(p["scaler"], X)
+    W = np.asarray(p["coefs"], dtype=np.float64).T
+    return np.asarray(Z @ W + np.asarray(p["intercepts"], dtype=np.float64))
+
+
+def _fit_gbdt(X: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from hsconas.latency.predictors_trees import dump_tree
+
+    members = []
+    for k in range(_N_GBDT_MEMBERS):
+        m = GradientBoostingRegressor(random_state=seed + k, **_GBDT).fit(X, y)
+        init = float(np.asarray(m.init_.constant_).ravel()[0])
+        members.append({"init": init, "trees": [dump_tree(e[0].tree_) for e in m.estimators_]})
+    return {"learning_rate": _GBDT["learning_rate"], "members": members}
+
+
+def _predict_gbdt(p: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
+    from hsconas.latency.predictors_trees import ArrayTree
+
+    lr = float(p["learning_rate"])
+    cols = []
+    for member in p["members"]:
+        out = np.full(len(X), float(member["init"]))
+        for t in member["trees"]:
+            out += lr * ArrayTree(t).predict(X)
+        cols.append(out)
+    return np.column_stack(cols)
+
+
+def _fit_kind(kind: str, X: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
+    if kind == "macs":
+        return {"macs": _fit_macs(X, y)}
+    out: dict[str, Any] = {}
+    if kind in ("ridge", "ridge+gbdt"):
+        out["ridge"] = _fit_ridge(X, y, seed)
+    if kind in ("gbdt", "ridge+gbdt"):
+        out["gbdt"] = _fit_gbdt(X, y, seed)
+    if not out:
+        raise AccuracyModelError(
+            f"unknown accuracy model kind {kind!r}; choose from {', '.join(KINDS)}"
+        )
+    return out
+
+
+def _predict_kind(components: Mapping[str, Any], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, member spread) of the components' predictions."""
+    parts = []
+    spreads = []
+    if "macs" in components:
+        parts.append(_predict_macs(components["macs"], X)[:, 0])
+        spreads.append(np.zeros(len(X)))
+    if "ridge" in components:
+        P = _predict_ridge(components["ridge"], X)
+        parts.append(P[:, 0])
+        spreads.append(P[:, 1:].std(axis=1, ddof=1) if P.shape[1] > 2 else np.zeros(len(X)))
+    if "gbdt" in components:
+        P = _predict_gbdt(components["gbdt"], X)
+        parts.append(P.mean(axis=1))
+        spreads.append(P.std(axis=1, ddof=1) if P.shape[1] > 1 else np.zeros(len(X)))
+    if not parts:
+        raise AccuracyModelError("an accuracy model without components")
+    mean = np.mean(parts, axis=0)
+    # spread: members' disagreement within each part plus the parts' disagreement
+    spread2 = np.mean(np.square(spreads), axis=0)
+    if len(parts) > 1:
+        spread2 = spread2 + np.var(parts, axis=0, ddof=1)
+    return mean, np.sqrt(spread2)
+
+
+# ---------------------------------------------------------------------- cross-validation
+@dataclass(frozen=True)
+class CVRow:
+    """Cross-validated figures of one model kind (means and sds over the folds).
+
+    Attributes:
+        kind: the model kind.
+        kendall: mean Kendall tau-b of predicted vs measured accuracy over the held-out folds.
+        kendall_sd: its standard deviation over the folds.
+        spearman: mean Spearman rho over the folds.
+        rmse: mean root mean squared error over the folds, accuracy points (top-1 %).
+        rmse_sd: its standard deviation over the folds.
+        folds_beating_macs: folds where both tau and RMSE beat the MACs-only baseline.
+        n_folds: number of folds.
+    """
+
+    kind: str
+    kendall: float
+    kendall_sd: float
+    spearman: float
+    rmse: float
+    rmse_sd: float
+    folds_beating_macs: int
+    n_folds: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready)."""
+        return dict(self.__dict__)
+
+
+def _group_folds(groups: Sequence[str], folds: int, seed: int) -> np.ndarray:
+    """Fold index of each row: distinct groups shuffled and dealt round-robin into ``folds``."""
+    uniq, inv = np.unique(np.asarray(groups), return_inverse=True)
+    if len(uniq) < folds:
+        raise AccuracyModelError(
+            f"{len(uniq)} distinct architectures cannot be split into {folds} folds"
+        )
+    perm = np.random.default_rng(seed).permutation(len(uniq))
+    return np.asarray(perm[inv] % folds, dtype=np.int64)
+
+
+def _kendall(a: np.ndarray, b: np.ndarray) -> float:
+    return float(stats.kendalltau(a, b).statistic)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def cross_validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: Sequence[str],
+    *,
+    kinds: Sequence[str] = KINDS,
+    folds: int = 10,
+    seed: int = 0,
+) -> tuple[list[CVRow], dict[str, np.ndarray]]:
+    """K-fold cross-validation grouped by architecture of every kind (``macs`` always included).
+
+    The MACs baseline's Kendall tau and Spearman rho are those of the MACs ranking itself (a
+    monotone fit ranks like MACs); its RMSE is that of the quadratic in log MACs.
+
+    Args:
+        X: feature matrix (:class:`AccuracyFeatures`), shape (n, d).
+        y: measured accuracy, percent.
+        groups: the canonical string of each row's architecture (rows of one group stay together).
+        kinds: model kinds to evaluate.
+        folds: number of folds.
+        seed: seed of the fold assignment and the models.
+
+    Returns:
+        One :class:`CVRow` per kind (``macs`` first) and the out-of-fold predictions per kind.
+    """
+    fold = _group_folds(groups, folds, seed)
+    kinds = ["macs", *(k for k in kinds if k != "macs")]
+    base_kinds = {k for k in kinds if k in ("ridge", "gbdt")}
+    if "ridge+gbdt" in kinds:
+        base_kinds |= {"ridge", "gbdt"}
+    oof = {k: np.zeros(len(y)) for k in ["macs", *sorted(base_kinds)]}
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        oof["macs"][te] = _predict_macs(_fit_macs(X[tr], y[tr]), X[te])[:, 0]
+        for k in base_kinds:
+            comp = _fit_kind(k, X[tr], y[tr], seed)
+            oof[k][te] = _predict_kind(comp, X[te])[0]
+    if "ridge+gbdt" in kinds:
+        oof["ridge+gbdt"] = (oof["ridge"] + oof["gbdt"]) / 2
+    macs_col = X[:, -2]
+    per_fold: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for k in kinds:
+        rank_by = macs_col if k == "macs" else oof[k]
+        taus, rhos, rmses = [], [], []
+        for f in range(folds):
+            te = fold == f
+            taus.append(_kendall(rank_by[te], y[te]))
+            rhos.append(_spearman(rank_by[te], y[te]))
+            rmses.append(float(np.sqrt(np.mean((oof[k][te] - y[te]) ** 2))))
+        per_fold[k] = (np.array(taus), np.array(rhos), np.array(rmses))
+    rows = []
+    mt, _, mr = per_fold["macs"]
+    for k in kinds:
+        t, r, e = per_fold[k]
+        beats = int(np.sum((t > mt) & (e < mr))) if k != "macs" else 0
+        rows.append(
+            CVRow(
+                kind=k,
+                kendall=float(t.mean()),
+                kendall_sd=float(t.std(ddof=1)),
+                spearman=float(r.mean()),
+                rmse=float(e.mean()),
+                rmse_sd=float(e.std(ddof=1)),
+                folds_beating_macs=beats,
+                n_folds=folds,
+            )
+        )
+    return rows, {k: oof[k] for k in kinds}
+
+
+# ---------------------------------------------------------------------- the predictor
+class AccuracyPredictor:
+    """A fitted accuracy model of one space: top-1 accuracy (percent) and its sd.
+
+    Args:
+        space: the space name.
+        kind: the model kind (one of :data:`KINDS`).
+        components: the fitted parameters of the kind.
+        cv_rmse: the kind's cross-validated RMSE (accuracy points): the floor of every sd.
+        cv: the cross-validation table (:class:`CVRow` dicts), stored in the file.
+        meta: training metadata (table, column, rows, seed, ...).
+    """
+
+    def __init__(
+        self,
+        space: str,
+        kind: str,
+        components: Mapping[str, Any],
+        *,
+        cv_rmse: float,
+        cv: Sequence[Mapping[str, Any]] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.space = space
+        self.kind = kind
+        self.components = dict(components)
+        self.cv_rmse = float(cv_rmse)
+        self.cv = [dict(r) for r in cv]
+        self.meta = dict(meta or {})
+        self.features = AccuracyFeatures(get_space(space))
+
+    def predict(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted top-1 accuracy, its standard deviation), both percent, one per arch.
+
+        Raises:
+            IncompatibleAccuracyModelError: an architecture of another space.
+        """
+        X = self.features.transform(archs)
+        if len(X) == 0:
+            return np.zeros(0), np.zeros(0)
+        mean, spread = _predict_kind(self.components, X)
+        return mean, np.sqrt(self.cv_rmse**2 + spread**2)
+
+    def accuracy(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Predicted top-1 accuracy (percent) of each architecture."""
+        return self.predict(archs)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of a model file."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "hsconas_version": __version__,
+            "space": self.space,
+            "kind": self.kind,
+            "target": "top-1 accuracy, percent",
+            "features": self.features.spec(),
+            "cv_rmse": self.cv_rmse,
+            "cv": self.cv,
+            "meta": self.meta,
+            "components": self.components,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model file (JSON) and return its path."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.to_dict()), encoding="utf-8")
+        return p
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], *, where: str = "model") -> AccuracyPredictor:
+        """Rebuild a predictor from :meth:`to_dict` output.
+
+        Raises:
+            AccuracyModelError: not an accuracy model document, a newer format, or malformed.
+            IncompatibleAccuracyModelError: its feature spec differs from its space's features.
+        """
+        if doc.get("format") != FORMAT:
+            raise AccuracyModelError(
+                f"{where}: not an hsconas accuracy model file (format {doc.get('format')!r}, "
+                f"expected {FORMAT!r})"
+            )
+        version = doc.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+            raise AccuracyModelError(
+                f"{where}: accuracy model format_version {version!r}; this hsconas reads "
+                f"1..{FORMAT_VERSION}"
+            )
+        try:
+            space = str(doc["space"])
+            kind = str(doc["kind"])
+            if kind not in KINDS:
+                raise AccuracyModelError(f"{where}: unknown model kind {kind!r}")
+            try:
+                sp = get_space(space)
+            except UnknownSpaceError as exc:
+                raise IncompatibleAccuracyModelError(f"{where}: {exc}") from None
+            want = AccuracyFeatures(sp).names
+            got = tuple(doc["features"]["names"])
+            if got != want or doc["features"].get("space") != space:
+                raise IncompatibleAccuracyModelError(
+                    f"{where}: its features ({len(got)} columns of space "
+                    f"{doc['features'].get('space')!r}) are not those of space {space!r} "
+                    f"({len(want)} columns); refit the model"
+                )
+            model = cls(
+                space,
+                kind,
+                doc["components"],
+                cv_rmse=float(doc["cv_rmse"]),
+                cv=doc.get("cv", []),
+                meta=doc.get("meta", {}),
+            )
+            # evaluate once: a truncated or edited parameter list fails here, not in a search
+            probe = sp.sample(0)
+            mean, sd = model.predict([probe])
+            if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(sd))):
+                raise AccuracyModelError(f"{where}: the model predicts non-finite accuracies")
+        except AccuracyModelError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise AccuracyModelError(
+                f"{where}: malformed accuracy model file ({type(exc).__name__}: {exc})"
+            ) from None
+        return model
+
+
+def load_accuracy_model(
+    path: str | os.PathLike[str], *, space: str | None = None
+) -> AccuracyPredictor:
+    """Read an accuracy model file.
+
+    Args:
+        path: the JSON file written by :meth:`AccuracyPredictor.save`.
+        space: the space it must describe (``None``: not checked).
+
+    Raises:
+        DataNotFoundError: no such file.
+        AccuracyModelError: not a JSON accuracy model file, or a malformed one.
+        IncompatibleAccuracyModelError: a model of another space than ``space``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataNotFoundError(f"accuracy model file not found: {p}")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AccuracyModelError(f"{p}: not a JSON accuracy model file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise AccuracyModelError(f"{p}: not an hsconas accuracy model file (not a JSON object)")
+    model = AccuracyPredictor.from_dict(doc, where=str(p))
+    if space is not None and model.space != space:
+        raise IncompatibleAccuracyModelError(
+            f"{p}: an accuracy model of space {model.space!r}, not {space!r}"
+        )
+    return model
+
+
+def fit_accuracy_model(
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    accuracy: Sequence[float] | np.ndarray,
+    *,
+    kinds: Sequence[str] = ("ridge", "gbdt", "ridge+gbdt"),
+    folds: int = 10,
+    seed: int = 0,
+    meta: Mapping[str, Any] | None = None,
+) -> tuple[AccuracyPredictor, list[CVRow]]:
+    """Cross-validate ``kinds`` (grouped by architecture), refit the best on every row.
+
+    The best kind is the one with the lowest mean cross-validated RMSE (``macs``, the baseline,
+    is always evaluated and is chosen only when it is the only kind asked for).
+
+    Args:
+        space: the space of ``archs`` (unrestricted).
+        archs: the table's architectures (duplicates allowed: measured twice).
+        accuracy: their measured top-1 accuracy, percent.
+        kinds: candidate model kinds (:data:`KINDS`).
+        folds: cross-validation folds (>= 2).
+        seed: seed of folds and models.
+        meta: metadata stored in the file (table path, column, ...).
+
+    Returns:
+        The fitted predictor and the cross-validation table (``macs`` first).
+
+    Raises:
+        AccuracyModelError: unknown kinds, too few distinct architectures, or non-finite
+            accuracies.
+    """
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise AccuracyModelError(
+            f"unknown accuracy model kind(s) {', '.join(bad) or '(none)'}; choose from "
+            f"{', '.join(KINDS)}"
+        )
+    if folds < 2:
+        raise AccuracyModelError(f"cross-validation needs at least 2 folds, got {folds}")
+    y = np.asarray(accuracy, dtype=np.float64).ravel()
+    if len(y) != len(archs):
+        raise AccuracyModelError(f"{len(archs)} architectures but {len(y)} accuracies")
+    if not np.all(np.isfinite(y)):
+        raise AccuracyModelError("accuracies must be finite numbers (percent)")
+    feats = AccuracyFeatures(space)
+    X = feats.transform(archs)
+    groups = [space.to_string(a) for a in archs]
+    rows, _ = cross_validate(X, y, groups, kinds=kinds, folds=folds, seed=seed)
+    candidates = [r for r in rows if r.kind in kinds and r.kind != "macs"] or rows[:1]
+    best = min(candidates, key=lambda r: (r.rmse, -r.kendall))
+    components = _fit_kind(best.kind, X, y, seed)
+    info = {
+        "rows": len(y),
+        "distinct_archs": len(set(groups)),
+        "folds": folds,
+        "seed": seed,
+        "selected_by": "lowest mean cross-validated RMSE",
+        "accuracy_range": [float(y.min()), float(y.max())],
+        **dict(meta or {}),
+    }
+    model = AccuracyPredictor(
+        space.name,
+        best.kind,
+        components,
+        cv_rmse=best.rmse if math.isfinite(best.rmse) else float(np.std(y)),
+        cv=[r.as_dict() for r in rows],
+        meta=info,
+    )
+    return model, rows
