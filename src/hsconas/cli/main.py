@@ -18,7 +18,7 @@ from hsconas.cli import (
     supernet,
 )
 from hsconas.cli import run as run_cmd
-from hsconas.cli.output import HelpFormatter, error_line
+from hsconas.cli.output import ArgumentParser, HelpFormatter, error_line
 from hsconas.errors import HsconasError
 
 _GROUPS = (
@@ -36,7 +36,7 @@ _GROUPS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hsconas`` with every command group."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hsconas",
         description="Hardware-aware neural architecture search: search spaces, models, latency.",
         epilog="examples:\n  hsconas spaces list\n  hsconas spaces sample nb201 -n 3 --seed 0\n"
