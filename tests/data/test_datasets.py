@@ -211,7 +211,9 @@ def test_full_cifar10_archive_matches_published_statistics(data_dir: Path, tmp_p
     statistics commonly published for CIFAR-10 (mean 0.4914/0.4822/0.4465, std
     0.2470/0.2435/0.2616); JPEG compression moves them by well under 0.01."""
     path = data_dir / "images" / "cifar10_jpg.tar.gz"
-    d = load_dataset(f"cifar10:{path}", val_fraction=0.1, cache_dir=tmp_path, progress=False)
+    d = load_dataset(
+        f"cifar10:{path}", val_fraction=0.1, cache_dir=tmp_path, progress=False, stream=False
+    )
     assert len(d.train_labels) == 45000 and len(d.val_labels) == 5000
     assert d.test_labels is not None and len(d.test_labels) == 10000
     assert np.bincount(d.test_labels.numpy()).tolist() == [1000] * 10

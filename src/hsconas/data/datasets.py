@@ -10,7 +10,15 @@ A dataset spec names where the images come from:
   ``data_batch_1..5`` and ``test_batch``) or as an image tree ``{train,test}/{class}/*.jpg|png``
   (a folder or a ``.tar[.gz]`` archive, e.g. ``images/cifar10_jpg.tar.gz`` of the shared data,
   which is the default without ``PATH``);
-- ``folder:PATH``: any image tree ``[{train,test}/]{class}/*.jpg|jpeg|png|bmp`` (folder or archive).
+- ``imagefolder:PATH``: an ImageNet-style tree ``PATH/train/<class>/*`` and ``PATH/val/<class>/*``
+  (or one class tree, split by a seeded validation share), folder or tar archive, **streamed**
+  (:mod:`hsconas.data.streamed`): decoded per batch by ``DataLoader`` workers with the standard
+  transforms at the requested resolution, so memory does not grow with the dataset;
+- ``folder:PATH``: any image tree ``[{train,test}/]{class}/*.jpg|jpeg|png|bmp`` (folder or archive),
+  decoded once into memory (the right thing for small trees).
+
+The CIFAR-10 image tree is streamed too (pad-crop + flip at 32 px by default), unless
+``stream=False`` asks for the in-memory path.
 
 Images are kept as ``uint8`` ``(N, C, H, W)`` tensors; decoded image trees are cached as ``.npz``
 files in a cache folder (``cache_dir``, else ``$HSCONAS_CACHE_DIR``, else ``~/.cache/hsconas``), so
@@ -46,11 +54,14 @@ from hsconas.data.image_formats import (
     load_digits,
     load_mnist,
 )
+from hsconas.data.streamed import StreamedImageDataset
 from hsconas.errors import DataFormatError, DataNotFoundError
 
 __all__ = [
+    "AnyDataset",
     "Augment",
     "ImageDataset",
+    "StreamedImageDataset",
     "TensorLoader",
     "default_cache_dir",
     "load_cifar10_batches",
@@ -151,7 +162,10 @@ def load_image_tree(
 
 
 # ---------------------------------------------------------------------------------- spec parser
-DATASET_SPECS = ("digits", "mnist[:PATH]", "cifar10[:PATH]", "folder:PATH")
+DATASET_SPECS = ("digits", "mnist[:PATH]", "cifar10[:PATH]", "imagefolder:PATH", "folder:PATH")
+
+AnyDataset = ImageDataset | StreamedImageDataset
+"""What :func:`load_dataset` returns: in-memory or streamed, with the same ``loader`` interface."""
 
 
 def load_dataset(
@@ -162,21 +176,37 @@ def load_dataset(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     progress: bool = True,
-) -> ImageDataset:
+    image_size: int | None = None,
+    workers: int = 0,
+    stream: bool | None = None,
+) -> Any:
     """Load a dataset named by ``spec`` (see the module docstring).
 
+    ``imagefolder:PATH`` and the CIFAR-10 image tree (``cifar10`` with the JPEG archive or a
+    folder of JPEGs) are streamed (:class:`~hsconas.data.streamed.StreamedImageDataset`: images
+    stay on disk and are decoded per batch by ``workers`` processes); ``digits``, ``mnist``, the
+    CIFAR-10 python batches and ``folder:PATH`` are held in memory (:class:`ImageDataset`).
+
     Args:
-        spec: ``digits``, ``mnist[:PATH]``, ``cifar10[:PATH]`` or ``folder:PATH``.
+        spec: ``digits``, ``mnist[:PATH]``, ``cifar10[:PATH]``, ``imagefolder:PATH`` or
+            ``folder:PATH``.
         subset: keep at most this many images of the training pool (and of the test split).
         val_fraction: share of the training pool held out as the validation split.
         seed: seed of the subset and of the train/validation split.
-        cache_dir: cache folder of decoded image trees.
-        progress: show a progress bar while decoding image trees.
+        cache_dir: cache folder of decoded image trees and decompressed archives.
+        progress: show a progress bar while decoding image trees (in-memory path).
+        image_size: side of the images in pixels (streamed datasets; default 32 for CIFAR-10,
+            224 for ``imagefolder``).
+        workers: ``DataLoader`` processes decoding streamed images (0: in this process).
+        stream: ``False`` decodes a CIFAR-10 image tree into memory (the ``.npz``-cached path)
+            instead of streaming it; ``None`` streams where the spec streams by default.
 
     Raises:
         DataNotFoundError: a missing path (the message names the expected file).
         DataFormatError: a file in the wrong format, or an unknown spec.
     """
+    from hsconas.data.streamed import load_streamed
+
     kind, sep, rest = spec.partition(":")
     kind = kind.strip().lower()
     path = Path(rest) if sep and rest else None
@@ -191,17 +221,36 @@ def load_dataset(
             return load_cifar10_batches(where, **common)
         if where.is_dir() and (where / "cifar-10-batches-py").is_dir():
             return load_cifar10_batches(where / "cifar-10-batches-py", **common)
-        return load_image_tree(
+        if stream is False:
+            return load_image_tree(
+                where,
+                cache_dir=cache_dir,
+                image_size=32,
+                augment=Augment(4, True),
+                name=f"cifar10:{where}",
+                progress=progress,
+                **common,
+            )
+        return load_streamed(
             where,
+            image_size=image_size or 32,
             cache_dir=cache_dir,
-            image_size=32,
-            augment=Augment(4, True),
+            workers=workers,
+            crop="padded",
+            crop_ratio=1.0,
             name=f"cifar10:{where}",
-            progress=progress,
             **common,
+        )
+    if kind == "imagefolder":
+        if path is None:
+            raise DataFormatError("imagefolder: needs a path, like imagefolder:/data/imagenet")
+        return load_streamed(
+            path, image_size=image_size or 224, cache_dir=cache_dir, workers=workers, **common
         )
     if kind == "folder":
         if path is None:
             raise DataFormatError("folder: needs a path, like folder:/data/my_images")
-        return load_image_tree(path, cache_dir=cache_dir, progress=progress, **common)
+        return load_image_tree(
+            path, cache_dir=cache_dir, progress=progress, image_size=image_size, **common
+        )
     raise DataFormatError(f"unknown dataset {spec!r}; give one of: {', '.join(DATASET_SPECS)}")

@@ -10,6 +10,7 @@ subset, the seeded train/validation split and the statistics. The format readers
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -68,6 +69,8 @@ class TensorLoader:
         shuffle: draw a new order every pass (from the generator given to :meth:`batches`).
         augment: augmentation applied to every batch (``None`` for none).
         drop_last: drop the final incomplete batch.
+        shard: ``(rank, world_size)``: this process takes every ``world_size``-th image of each
+            pass's order (the same order on every rank), all ranks the same number of batches.
     """
 
     def __init__(
@@ -81,9 +84,11 @@ class TensorLoader:
         shuffle: bool = False,
         augment: Augment | None = None,
         drop_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.rank, self.world = shard
         self.images = images
         self.labels = labels
         self.batch_size = batch_size
@@ -93,8 +98,11 @@ class TensorLoader:
         self._mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self._std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 
+    def _per_rank(self) -> int:
+        return len(self.labels) // self.world if self.world > 1 else len(self.labels)
+
     def __len__(self) -> int:
-        n = len(self.labels)
+        n = self._per_rank()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def batches(
@@ -110,6 +118,9 @@ class TensorLoader:
         if needs_rng and generator is None:
             raise ValueError("a torch.Generator is needed to shuffle or augment batches")
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        if self.world > 1:
+            order = order[: self._per_rank() * self.world][self.rank :: self.world]
+            n = len(order)
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:
@@ -171,10 +182,14 @@ class ImageDataset:
         shuffle: bool | None = None,
         augment: bool | None = None,
         drop_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
+        pin_memory: bool = False,
     ) -> TensorLoader:
         """A batch loader of ``split`` (``train``, ``val`` or ``test``).
 
-        By default the training split is shuffled and augmented, the others are not.
+        By default the training split is shuffled and augmented, the others are not. ``shard``
+        splits each pass between distributed ranks (see :class:`TensorLoader`); ``pin_memory``
+        is accepted for the streamed datasets' interface (in-memory batches are not pinned).
         """
         images, labels = self.split(split)
         is_train = split == "train"
@@ -188,6 +203,20 @@ class ImageDataset:
             shuffle=is_train if shuffle is None else shuffle,
             augment=self.augment if use_aug else None,
             drop_last=drop_last,
+            shard=shard,
+        )
+
+    def with_test_from_val(self) -> ImageDataset:
+        """Without a test split: the second half of ``val`` becomes ``test`` (the first stays)."""
+        if self.test_images is not None:
+            return self
+        half = len(self.val_labels) // 2
+        return dataclasses.replace(
+            self,
+            val_images=self.val_images[:half],
+            val_labels=self.val_labels[:half],
+            test_images=self.val_images[half:],
+            test_labels=self.val_labels[half:],
         )
 
     def split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
