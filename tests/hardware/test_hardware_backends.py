@@ -12,6 +12,7 @@ from hsconas.hardware.backends import (
     CudaBackend,
     CudaEventTimer,
     OnnxRuntimeBackend,
+    OpenVinoBackend,
     TorchBackend,
     UnknownBackendError,
     get_backend,
@@ -49,6 +50,24 @@ def test_bigger_network_is_slower_on_both_backends() -> None:
         assert b > 3 * s, be.name
 
 
+@pytest.mark.skipif(not OpenVinoBackend.available(), reason="openvino is not installed")
+def test_openvino_times_a_network_with_the_same_protocol() -> None:
+    net = _tiny()
+    be = get_backend("openvino", threads=1)
+    assert isinstance(be, OpenVinoBackend)
+    small = be.measure(nn.Conv2d(16, 16, 1), (16, 32, 32), timing=_FAST)
+    big = be.measure(nn.Conv2d(16, 256, 5, padding=2), (16, 32, 32), timing=_FAST)
+    assert big.median_ms > 3 * small.median_ms
+    r = be.measure(net, (3, 64, 64), timing=_FAST)
+    o = OnnxRuntimeBackend(threads=1).measure(net, (3, 64, 64), timing=_FAST)
+    assert 1 / 10 < r.median_ms / o.median_ms < 10
+    assert r.n_runs >= 10 and r.warmup_runs >= 3 and r.stop_reason in ("precision", "max_time")
+    settings = be.settings()
+    assert settings["threads"] == 1 and settings["openvino_version"] and settings["hint"]
+    fp = be.device_fingerprint()
+    assert fp["backend"] == "openvino" and fp["openvino"] and fp["settings"] == settings
+
+
 def test_torch_threads_context_restores() -> None:
     old = torch.get_num_threads()
     with torch_threads(1):
@@ -66,10 +85,11 @@ def test_settings_and_fingerprint() -> None:
 
 
 def test_unknown_backend_lists_the_backends() -> None:
-    with pytest.raises(UnknownBackendError, match="cuda, onnxruntime, torch") as err:
+    with pytest.raises(UnknownBackendError, match="cuda, onnxruntime, openvino, torch") as err:
         get_backend("tpu")
     assert isinstance(err.value, HsconasError)
-    assert list_backends() == ["cuda", "onnxruntime", "torch"]
+    assert "remote:http(s)://HOST:PORT" in str(err.value)
+    assert list_backends() == ["cuda", "onnxruntime", "openvino", "torch"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")

@@ -7,6 +7,10 @@ Backends, by name (:func:`list_backends`):
 * ``onnxruntime``: the module exported with ``torch.onnx.export`` (TorchScript exporter, static
   shapes, into memory) and run by ONNX Runtime's CPU execution provider with every graph
   optimisation on and ``threads`` intra-op threads.
+* ``openvino``: the same ONNX export compiled by OpenVINO's CPU plugin (latency hint, one stream,
+  ``threads`` inference threads).
+* ``remote:URL``: the ONNX export uploaded to a device agent (``hsconas device serve``) at ``URL``,
+  which times it with this same protocol on its own runtime (:mod:`hsconas.hardware.remote`).
 * ``clock``: ``wall`` (default) times with ``time.perf_counter``; ``thread_cpu`` (threads=1 only)
   counts the CPU time of the measuring thread (``time.thread_time``), which leaves out the time the
   thread waits while other processes use the core: on a shared, loaded machine it estimates the
@@ -30,17 +34,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 
 from hsconas.errors import HsconasError
-from hsconas.hardware.reference import (
-    Reference,
-    balanced_repeats,
-    calibration_timing,
-    paired_run_once,
-)
+from hsconas.hardware import runtimes
+from hsconas.hardware.fingerprint import fingerprint
+from hsconas.hardware.reference import Reference, calibration_timing, paired_time_runs
 from hsconas.hardware.timing import (
     TimingConfig,
     TimingResult,
@@ -55,6 +55,7 @@ __all__ = [
     "CudaBackend",
     "CudaEventTimer",
     "OnnxRuntimeBackend",
+    "OpenVinoBackend",
     "TorchBackend",
     "UnknownBackendError",
     "get_backend",
@@ -141,6 +142,11 @@ class Backend(abc.ABC):
         """Whether this backend can run on this machine."""
         return cls.unavailable_reason() is None
 
+    def device_fingerprint(self) -> dict[str, Any]:
+        """The fingerprint of the device that ran the last measurement (this machine here; the
+        agent's for a remote backend), stored with each result."""
+        return fingerprint(self.name, self.settings())
+
     def settings(self) -> dict[str, Any]:
         """The settings that identify measurements of this backend (stored with each result)."""
         base = self.runtime_settings()
@@ -187,12 +193,7 @@ class Backend(abc.ABC):
                 if base_ms is None:
                     return time_runs(run_once, timing)
                 with self.reference_session() as ref_once:
-                    for _ in range(2):  # warm both before balancing them
-                        run_once()
-                        ref_once()
-                    repeats = balanced_repeats(run_once, ref_once)
-                    paired = paired_run_once(run_once, ref_once, base_ms, repeats)
-                    return time_runs(paired, timing)
+                    return paired_time_runs(run_once, ref_once, base_ms, timing)
         finally:
             module.train(was_training)
 
@@ -259,39 +260,19 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            return "onnxruntime is not installed (pip install onnxruntime)"
-        if "CPUExecutionProvider" not in ort.get_available_providers():
-            return "onnxruntime has no CPUExecutionProvider"
-        return None
+        return runtimes.runtime_unavailable(cls.name)
 
     def runtime_settings(self) -> dict[str, Any]:
-        import onnxruntime as ort
-
-        return self._with_clock(
-            {"threads": self.threads, "ort_version": ort.__version__, "graph_opt": "all"}
-        )
+        return self._with_clock(runtimes.runtime_settings(self.name, self.threads))
 
     def make_session(self, model_bytes: bytes) -> Any:
         """An ``InferenceSession`` for serialised ONNX ``model_bytes`` with this backend's options."""
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        if self.threads is not None:
-            opts.intra_op_num_threads = int(self.threads)
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        return runtimes.ort_session(model_bytes, self.threads)
 
     def _forward(self, module: nn.Module, example: torch.Tensor) -> Callable[[], object]:
-        """``module`` exported and loaded into a session; a function that runs it once."""
-        sess = self.make_session(export_onnx_bytes(module, example))
-        feeds = {sess.get_inputs()[0].name: np.ascontiguousarray(example.numpy())}
-        return lambda: sess.run(None, feeds)
+        """``module`` exported and loaded into the runtime; a function that runs it once."""
+        model_bytes = export_onnx_bytes(module, example)
+        return runtimes.make_runner(self.name, model_bytes, example.numpy(), self.threads)
 
     @contextmanager
     def session(self, module: nn.Module, example: torch.Tensor) -> Iterator[Callable[[], float]]:
@@ -309,6 +290,17 @@ class OnnxRuntimeBackend(Backend):
                 self._forward(self.reference.module, example),
             )
         yield self._timer(self._reference_cache[1])
+
+
+class OpenVinoBackend(OnnxRuntimeBackend):
+    """OpenVINO's CPU plugin on the same ONNX export: latency hint, one stream, fixed threads."""
+
+    name = "openvino"
+    _reference_cache: tuple[str, Callable[[], object]] | None = None
+
+    def make_session(self, model_bytes: bytes) -> Any:
+        """An OpenVINO ``CompiledModel`` of ONNX ``model_bytes`` with this backend's options."""
+        return runtimes.openvino_compiled(model_bytes, self.threads)
 
 
 class _Event(Protocol):
@@ -393,13 +385,22 @@ class CudaBackend(Backend):
 _BACKENDS: dict[str, type[Backend]] = {
     TorchBackend.name: TorchBackend,
     OnnxRuntimeBackend.name: OnnxRuntimeBackend,
+    OpenVinoBackend.name: OpenVinoBackend,
     CudaBackend.name: CudaBackend,
 }
 
+REMOTE_PREFIX = "remote:"
+"""``remote:URL`` names a device agent at ``URL`` (:class:`hsconas.hardware.remote.RemoteBackend`)."""
+
 
 def list_backends() -> list[str]:
-    """Names of every registered backend (available here or not)."""
+    """Names of every registered backend (available here or not); ``remote:URL`` comes on top."""
     return sorted(_BACKENDS)
+
+
+def is_backend_name(name: str) -> bool:
+    """Whether ``name`` is a registered backend or a ``remote:URL``."""
+    return name in _BACKENDS or name.startswith(REMOTE_PREFIX)
 
 
 def get_backend(name: str | Backend, **options: Any) -> Backend:
@@ -410,10 +411,15 @@ def get_backend(name: str | Backend, **options: Any) -> Backend:
     """
     if isinstance(name, Backend):
         return name
+    if name.startswith(REMOTE_PREFIX):
+        from hsconas.hardware.remote import RemoteBackend
+
+        return RemoteBackend(name[len(REMOTE_PREFIX) :], **options)
     try:
         cls = _BACKENDS[name]
     except KeyError:
         raise UnknownBackendError(
-            f"unknown backend {name!r}; available backends: {', '.join(list_backends())}"
+            f"unknown backend {name!r}; available backends: {', '.join(list_backends())}, "
+            "or remote:http(s)://HOST:PORT (a device agent)"
         ) from None
     return cls(**options)

@@ -12,6 +12,7 @@ import os
 import platform
 import socket
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +36,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown-cpu"
 
 
-def _version(module: str) -> str | None:
+def _version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (read from its metadata, not by importing it)."""
     try:
-        mod = __import__(module)
-    except ImportError:
+        return version(distribution)
+    except PackageNotFoundError:
         return None
-    return str(getattr(mod, "__version__", None))
 
 
 @lru_cache(maxsize=1)
 def static_fingerprint() -> dict[str, Any]:
     """The parts of the fingerprint that do not change while a process runs."""
     import numpy
-    import torch
 
     cpufreq = "/sys/devices/system/cpu/cpu0/cpufreq"
     max_khz = _read(f"{cpufreq}/cpuinfo_max_freq")
@@ -65,8 +65,9 @@ def static_fingerprint() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "torch": torch.__version__,
+        "torch": _version("torch"),
         "onnxruntime": _version("onnxruntime"),
+        "openvino": _version("openvino"),
     }
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from torch import nn
 
 from hsconas.hardware.backends import Backend, get_backend
-from hsconas.hardware.fingerprint import fingerprint
 from hsconas.hardware.reference import calibration_timing
 from hsconas.hardware.timing import TimingConfig, TimingResult
 from hsconas.space import Architecture, get_space
@@ -117,9 +116,10 @@ def calibrate_reference(
     cfg = calibration_timing()
     t0 = time.perf_counter()
     result = backend.calibrate_reference(cfg)
+    fp = {**backend.device_fingerprint(), "settings": backend.runtime_settings()}
     m = _record(
         result, space="", kind="reference", key=ref.key, device=device, backend=backend.name,
-        settings=settings, fingerprint=fingerprint(backend.name, backend.runtime_settings()),
+        settings=settings, fingerprint=fp,
         timing=cfg, wall_s=time.perf_counter() - t0, extra={},
     )  # fmt: skip
     if store is not None:
@@ -175,10 +175,10 @@ def measure_module(
             return found
     if be.reference is not None and be.reference.base_ms is None:
         calibrate_reference(be, store=store, device=device)
-    fp = fingerprint(be.name, be.settings())
     t0 = time.perf_counter()
     result = be.measure(module, shape, batch=batch, timing=timing)
     wall_s = time.perf_counter() - t0
+    fp = be.device_fingerprint()  # the device that ran it (a remote agent's, for remote:URL)
     if not result.stable:
         logger.info(
             "%s %s: unstable (CI half-width %.2f%% of the median after %d runs, %s)",

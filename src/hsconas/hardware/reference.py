@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from hsconas.errors import InvalidArchitectureError
-from hsconas.hardware.timing import TimingConfig
+from hsconas.hardware.timing import TimingConfig, TimingResult, time_runs
 from hsconas.space import Architecture, SearchSpace, get_space
+
+if TYPE_CHECKING:  # torch is imported where a reference is built, not to time one
+    from torch import nn
 
 __all__ = [
     "Reference",
@@ -34,6 +36,7 @@ __all__ = [
     "calibration_timing",
     "middle_architecture",
     "paired_run_once",
+    "paired_time_runs",
     "space_reference",
 ]
 
@@ -127,3 +130,27 @@ def balanced_repeats(
     t = sorted(target() for _ in range(probes))[probes // 2]
     r = sorted(reference() for _ in range(probes))[probes // 2]
     return int(min(1000, max(1, round(r / max(t, 1e-9)))))
+
+
+def paired_time_runs(
+    run_once: Callable[[], float],
+    ref_once: Callable[[], float],
+    base_ms: float,
+    timing: TimingConfig | None = None,
+) -> TimingResult:
+    """Time ``run_once`` against ``ref_once`` with the protocol of :func:`time_runs`.
+
+    Both are warmed twice, the target's repeats per reference run are balanced
+    (:func:`balanced_repeats`), and every timed run is a :func:`paired_run_once` pair.
+
+    Args:
+        run_once: runs the target once, returns milliseconds.
+        ref_once: runs the reference once, returns milliseconds.
+        base_ms: the reference's calibrated latency, milliseconds.
+        timing: protocol parameters (defaults if ``None``).
+    """
+    for _ in range(2):  # warm both before balancing them
+        run_once()
+        ref_once()
+    repeats = balanced_repeats(run_once, ref_once)
+    return time_runs(paired_run_once(run_once, ref_once, base_ms, repeats), timing)

@@ -38,17 +38,25 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
     Raises:
         ConfigError: naming the field and the fix.
     """
-    from hsconas.hardware.backends import list_backends
+    from hsconas.hardware.backends import is_backend_name, list_backends
     from hsconas.space import list_spaces
 
     _check(bool(cfg.run_dir), "run_dir", "must not be empty")
     d = cfg.device
     backends = list_backends()
     _check(
-        d.backend in backends,
+        is_backend_name(d.backend),
         "device.backend",
-        f"is {d.backend!r}, an unknown backend; use one of: {', '.join(backends)}",
+        f"is {d.backend!r}, an unknown backend; use one of: {', '.join(backends)}, or "
+        "remote:http(s)://HOST:PORT (a device agent; token in $HSCONAS_DEVICE_TOKEN)",
     )
+    if d.backend.startswith("remote:"):
+        from hsconas.hardware.remote import RemoteError, check_url
+
+        try:
+            check_url(d.backend.split(":", 1)[1])
+        except RemoteError as exc:
+            _check(False, "device.backend", str(exc))
     _check(d.threads >= 1, "device.threads", f"must be >= 1, got {d.threads}")
     _check(d.batch >= 1, "device.batch", f"must be >= 1, got {d.batch}")
     _check(bool(d.name), "device.name", "must not be empty")

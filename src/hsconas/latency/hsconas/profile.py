@@ -112,7 +112,6 @@ def profile_device(
     import time
 
     from hsconas.hardware.backends import get_backend
-    from hsconas.hardware.fingerprint import fingerprint
     from hsconas.hardware.measure import DEFAULT_DEVICE, measure_network
     from hsconas.latency.hsconas.lut import collect_blocks, measure_blocks
 
@@ -143,7 +142,7 @@ def profile_device(
         report("e2e", i + 1, len(archs))
     t3 = time.perf_counter()
     info: dict[str, Any] = {
-        "fingerprint": fingerprint(be.name, be.settings()),
+        "fingerprint": be.device_fingerprint(),  # the agent's, for a remote backend
         "timing": None if timing is None else timing.as_dict(),
         "seed": seed,
     }

@@ -1,0 +1,177 @@
+"""``hsconas device serve | token | info``: the measurement agent of a target device."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hsconas.cli.output import HelpFormatter, positive_int, print_json
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``device`` command group."""
+    group = subparsers.add_parser(
+        "device",
+        help="run the measurement agent on a target device, make its token, query it",
+        description="A device agent is a small authenticated HTTP service that a target device "
+        "(a Raspberry Pi, a Jetson, a phone under Termux, a NUC) runs with only Python, numpy "
+        "and an ONNX runtime. hsconas on your workstation sends it ONNX models with "
+        "--backend remote:http://HOST:PORT; it times them with the same protocol as a local "
+        "measurement and answers with the device's fingerprint.",
+        epilog="examples:\n  hsconas device token --out ~/.config/hsconas/agent.token\n"
+        "  hsconas device serve --token-file ~/.config/hsconas/agent.token --port 8765\n"
+        "  hsconas device info http://127.0.0.1:8765 --token-file agent.token",
+        formatter_class=HelpFormatter,
+    )
+    sub = group.add_subparsers(dest="device_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the measurement agent on this device",
+        description="Serve the agent until interrupted. It refuses to start without a token "
+        "unless --insecure-loopback on a loopback address, and refuses a non-loopback address "
+        "without TLS unless --allow-plain-http. Uploaded models are validated (ONNX checker, "
+        "opset and operator allow-list, input-shape limits, one trial run) in a worker process "
+        "with memory and time limits before they are kept.",
+        epilog="examples:\n  hsconas device serve --token-file agent.token\n"
+        "  hsconas device serve --host 0.0.0.0 --token-file agent.token --tls-cert c.pem "
+        "--tls-key k.pem\n  hsconas device serve --insecure-loopback --port 0",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument(
+        "--port", type=int, default=8765, help="port to listen on (0: a free port, printed)"
+    )
+    p.add_argument("--token-file", type=Path, metavar="FILE", help="file holding the bearer token")
+    p.add_argument(
+        "--backend",
+        default="onnxruntime",
+        choices=("onnxruntime", "openvino"),
+        help="runtime that times the models",
+    )
+    p.add_argument(
+        "--max-model-mb", type=_positive_float, default=256.0, metavar="MB",
+        help="largest model upload, MiB",
+    )  # fmt: skip
+    p.add_argument("--tls-cert", type=Path, metavar="C", help="TLS certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, metavar="K", help="TLS private key (PEM)")
+    p.add_argument(
+        "--insecure-loopback",
+        action="store_true",
+        help="serve without a token (only on a loopback address)",
+    )
+    p.add_argument(
+        "--allow-plain-http",
+        action="store_true",
+        help="serve a non-loopback address without TLS (the token crosses the network in clear)",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, metavar="DIR",
+        help="where received models are kept (default: $XDG_CACHE_HOME/hsconas/agent-models)",
+    )  # fmt: skip
+    p.add_argument(
+        "--per-client", type=positive_int, default=4, metavar="N",
+        help="requests in flight per client address",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-measure-s", type=_positive_float, default=60.0, metavar="S",
+        help="longest timed phase a client may ask for, seconds",
+    )  # fmt: skip
+    p.add_argument(
+        "--validate-mem-mb", type=positive_int, default=4096, metavar="MB",
+        help="address-space limit of the model validation worker, MiB",
+    )  # fmt: skip
+    p.add_argument(
+        "--validate-timeout-s", type=_positive_float, default=60.0, metavar="S",
+        help="time limit of the model validation worker, seconds",
+    )  # fmt: skip
+    p.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning"), help="log level"
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "token",
+        help="write a new random token file (owner-readable only)",
+        description="Write 32 random bytes (URL-safe base64) to FILE with mode 600. Copy the same "
+        "file to the device and to the machine that runs hsconas.",
+        epilog="examples:\n  hsconas device token --out agent.token",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="token file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser(
+        "info",
+        help="print an agent's fingerprint, runtime, limits and counters",
+        description="GET /v1/info of the agent at URL (token from --token-file or "
+        "$HSCONAS_DEVICE_TOKEN).",
+        epilog="examples:\n  hsconas device info http://192.168.1.20:8765 --token-file agent.token",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("url", metavar="URL", help="the agent, http(s)://HOST:PORT")
+    p.add_argument("--token-file", type=Path, metavar="FILE", help="file holding the token")
+    p.add_argument(
+        "--timeout", type=_positive_float, default=10.0, metavar="S", help="request timeout, s"
+    )
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hsconas.agent.app import AgentConfig
+    from hsconas.agent.server import AgentStartupError, default_cache_dir, serve, startup_token
+    from hsconas.agent.validate import ModelLimits
+    from hsconas.hardware.runtimes import runtime_unavailable
+
+    token = startup_token(
+        args.host, args.token_file, insecure_loopback=args.insecure_loopback,
+        tls=args.tls_cert is not None, allow_plain_http=args.allow_plain_http,
+    )  # fmt: skip
+    reason = runtime_unavailable(args.backend)
+    if reason is not None:
+        raise AgentStartupError(f"backend {args.backend!r} is unavailable here: {reason}")
+    config = AgentConfig(
+        token=token,
+        cache_dir=args.cache_dir or default_cache_dir(),
+        runtime=args.backend,
+        max_model_bytes=int(args.max_model_mb * (1 << 20)),
+        per_client=args.per_client,
+        max_measure_s=args.max_measure_s,
+        limits=ModelLimits(
+            worker_mem_mb=args.validate_mem_mb,
+            worker_time_s=args.validate_timeout_s,
+            runtime=args.backend,
+        ),
+    )
+    serve(
+        config, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        log_level=args.log_level,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from hsconas.agent.server import write_token_file
+
+    write_token_file(args.out, force=args.force)
+    print(f"{args.out}: new token written (mode 600); copy it to the device and the client")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from hsconas.hardware.remote import AgentClient, resolve_token
+
+    client = AgentClient(args.url, resolve_token(args.token_file), timeout_s=args.timeout)
+    print_json(client.info())
+    return 0
