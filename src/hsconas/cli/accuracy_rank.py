@@ -135,9 +135,8 @@ def _supernet_accuracy(args: argparse.Namespace, space: Any, archs: list[Any]) -
 
 def cmd_rank(args: argparse.Namespace) -> int:
     import hsconas.spaces  # noqa: F401  (registers the spaces)
-    from hsconas.space import get_space
-
     from hsconas.accuracy.zero_cost import ProxyConfig, ZeroCostScorer, check_method
+    from hsconas.space import get_space
     from hsconas.store import ResultStore
 
     check_method(args.method)
