@@ -75,3 +75,32 @@ def test_bad_input_one_line(model_file: Path, tmp_path: Path, capsys) -> None:
     _one_line_exit_2(
         ["accuracy", "predict", str(tmp_path / "none.json"), ARCH], capsys, "not found"
     )
+
+
+def test_search_with_accuracy_model(
+    model_file: Path, data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """``hsconas search --accuracy-model``: every evaluated accuracy is the model's prediction."""
+    lat = tmp_path / "v100.json"
+    table = data_dir / "ofa_mbv3" / "latency_help_gpu.csv.gz"
+    fit = ["latency", "fit-table", "--table", str(table), "--device", "v100_64"]
+    assert main([*fit, "--train", "300", "--max-test", "200", "--out", str(lat)]) == 0
+    restrict = tmp_path / "r224.json"
+    restrict.write_text(json.dumps({"space": "ofa-mbv3", "restrict": {"resolution": [224]}}))
+    capsys.readouterr()
+    argv = ["search", "--space", "ofa-mbv3", "--accuracy-model", str(model_file)]
+    argv += ["--latency-model", str(lat), "--space-restrict", str(restrict), "--queries", "12"]
+    argv += ["--algorithm", "random", "--mode", "constraint", "--budget-ms", "25", "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["evaluator"]["accuracy"]["kind"] == "accuracy-model"
+    from hsconas.accuracy.predictor import load_accuracy_model
+
+    model = load_accuracy_model(model_file)
+    space = get_space("ofa-mbv3")
+    front = doc["front"]
+    pred = model.accuracy([space.from_string(r["arch"]) for r in front])
+    assert [round(r["accuracy"], 6) for r in front] == [round(float(p), 6) for p in pred]
+    _one_line_exit_2(
+        [*argv[:-1], "--accuracy-table", str(table)], capsys, "not both --accuracy-table"
+    )

@@ -7,7 +7,6 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from hsconas.cli.output import (
     print_json,
     print_table,
 )
+from hsconas.cli.progress import progress
 from hsconas.errors import DataFormatError, HsconasError
 from hsconas.space import get_space
 
@@ -79,6 +79,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument(
         "--calib-images", type=positive_int, default=2000, metavar="N",
         help="with --supernet: training images for BN recalibration (default 2000)",
+    )  # fmt: skip
+    acc.add_argument(
+        "--accuracy-model", type=Path, metavar="MODEL.json",
+        help="saved accuracy model of `hsconas accuracy fit` (predicted top-1 %%)",
     )  # fmt: skip
     lat = p.add_argument_group("latency (one of)")
     lat.add_argument("--latency-table", type=Path, help="latency CSV (default for nb201: HELP)")
@@ -182,8 +186,12 @@ def _check_choice(args: argparse.Namespace) -> None:
         check_output_file("--store", args.store)
     if args.resume and args.store is None:
         raise HsconasError("--resume needs --store DB (and the same --run-id)")
-    if args.supernet is not None and args.accuracy_table is not None:
-        raise HsconasError("give --supernet or --accuracy-table for accuracy, not both")
+    given = [
+        f for f, v in (("--supernet", args.supernet), ("--accuracy-table", args.accuracy_table),
+                       ("--accuracy-model", args.accuracy_model)) if v is not None
+    ]  # fmt: skip
+    if len(given) > 1:
+        raise HsconasError(f"give one accuracy source, not both {given[0]} and {given[1]}")
     if args.latency_model is not None and args.latency_table is not None:
         raise HsconasError("give --latency-model or --latency-table for latency, not both")
     if args.supernet is not None and args.data is None:
@@ -193,10 +201,10 @@ def _check_choice(args: argparse.Namespace) -> None:
         )
     if args.supernet is None and args.data is not None:
         raise HsconasError("--data is only used with --supernet CHECKPOINT")
-    if args.supernet is None and args.accuracy_table is None and args.space != "nb201":
+    if not given and args.space != "nb201":
         raise HsconasError(
             f"no accuracy source for space {args.space!r}: give --supernet CHECKPOINT --data SPEC "
-            "(accuracy tables exist for nb201 only)"
+            "or --accuracy-model MODEL.json (accuracy tables exist for nb201 only)"
         )
     if args.latency_model is None and args.latency_table is None and args.space != "nb201":
         raise HsconasError(
@@ -259,6 +267,7 @@ def _sources(args: argparse.Namespace) -> _Sources:
         TabularEvaluator,
         make_evaluator,
     )
+    from hsconas.evaluation.factory import accuracy_model_source
     from hsconas.search.indicators import TrueFront
     from hsconas.space import get_space
 
@@ -274,6 +283,8 @@ def _sources(args: argparse.Namespace) -> _Sources:
         space = acc_source.space  # a supernet trained on a subspace searches that subspace
     if args.space_restrict is not None:
         space = space.restrict(_load_restrict(args.space_restrict, args.space))
+    if acc_source is None and args.accuracy_model is not None:
+        acc_source = accuracy_model_source(args.accuracy_model, space=full.name)
     if acc_source is None:
         acc_table = load_nb201_accuracy(
             args.accuracy_table or data_dir() / "nb201" / "accuracy.csv"
@@ -303,10 +314,11 @@ def _sources(args: argparse.Namespace) -> _Sources:
         )
     device = args.device or lat_source.device
     label = "supernet" if args.supernet is not None else args.accuracy_column
+    if args.accuracy_model is not None:
+        label = acc_source.name
     return _Sources(evaluator, None, device, label, space, min_ms)
 
 
-@contextmanager
 def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """A progress bar of distinct queries on stderr when it is a terminal (supernet evaluations
     take seconds each); yields ``update(n_queries)``."""
@@ -357,10 +369,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"search-{args.space}-{src.device}-{src.accuracy_label}-{args.algorithm}-"
             f"{args.mode}-s{args.seed}"
         )
-    with _progress(f"search {space.name} on {src.device}", args.queries) as on_batch:
+    with progress(f"search {space.name} on {src.device}", total=args.queries) as update:
         result = run_search(
             problem, algorithm, evaluator, args.queries, store=store, run_id=run_id,
-            resume=args.resume, on_batch=on_batch,
+            resume=args.resume, on_batch=lambda n: update(n, args.queries, "queries"),
         )  # fmt: skip
     acc = [r.accuracy for r in result.records]
     lat = [r.latency_ms for r in result.records]

@@ -1,8 +1,9 @@
 """Evaluation sources: where the accuracy (percent) and latency (ms) of an architecture come from.
 
 One :class:`AccuracySource` and one :class:`LatencySource` contract (:mod:`.base`), fulfilled by
-recorded tables (:mod:`.tables`), saved latency models (:mod:`.models`), real timing on a backend
-(:mod:`.backend`) and trained supernets (:mod:`.supernet`); :func:`make_evaluator` joins two of them
+recorded tables (:mod:`.tables`), saved latency models (:mod:`.models`), saved accuracy models
+(:mod:`.predictor`), real timing on a backend (:mod:`.backend`) and trained supernets
+(:mod:`.supernet`); :func:`make_evaluator` joins two of them
 for a search, :func:`parse_latency_source` reads the CLI's ``--source``. Used alike by the search,
 block profiling, the pipeline and the benchmarks. Importing this package loads no torch.
 """
@@ -18,6 +19,7 @@ from hsconas.evaluation.base import (
 )
 from hsconas.evaluation.factory import make_evaluator, parse_latency_source
 from hsconas.evaluation.models import ModelLatency
+from hsconas.evaluation.predictor import PredictorAccuracy
 from hsconas.evaluation.supernet import CallableAccuracy, SupernetAccuracy, SupernetEvaluator
 from hsconas.evaluation.tables import TableAccuracy, TableLatency, TabularEvaluator, check_coverage
 
@@ -29,6 +31,7 @@ __all__ = [
     "CombinedEvaluator",
     "LatencySource",
     "ModelLatency",
+    "PredictorAccuracy",
     "SourceError",
     "SupernetAccuracy",
     "SupernetEvaluator",

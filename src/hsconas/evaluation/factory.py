@@ -10,10 +10,11 @@ from typing import Any
 from hsconas.evaluation.backend import BackendLatency
 from hsconas.evaluation.base import AccuracySource, CombinedEvaluator, LatencySource, SourceError
 from hsconas.evaluation.models import ModelLatency
+from hsconas.evaluation.predictor import PredictorAccuracy
 from hsconas.evaluation.tables import TableAccuracy, TableLatency, TabularEvaluator
 from hsconas.space import SearchSpace, get_space
 
-__all__ = ["make_evaluator", "parse_latency_source"]
+__all__ = ["accuracy_model_source", "make_evaluator", "parse_latency_source"]
 
 
 def parse_latency_source(
@@ -44,6 +45,17 @@ def parse_latency_source(
     if kind == "backend":
         return BackendLatency(rest, device or "local-cpu", reference=reference)
     raise SourceError(f"--source {text!r}: unknown kind {kind!r}; use backend:, model: or table:")
+
+
+def accuracy_model_source(path: str | Path, *, space: str) -> PredictorAccuracy:
+    """The accuracy source of a saved accuracy model (``hsconas accuracy fit``; the CLI's
+    ``--accuracy-model``).
+
+    Raises:
+        DataNotFoundError: no such file.
+        AccuracyModelError: not an accuracy model file, or a model of another space.
+    """
+    return PredictorAccuracy.from_file(Path(path), space=space)
 
 
 def make_evaluator(
