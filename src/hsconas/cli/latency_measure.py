@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hsconas.cli.latency_group import get_latency_subparsers
 from hsconas.cli.output import check_outputs, positive_int, print_json_line, print_table
+from hsconas.cli.progress import progress, track
 
 _RAW = argparse.RawDescriptionHelpFormatter
 _BACKEND_HELP = "measurement backend: torch, onnxruntime or cuda (default: torch)"
@@ -133,32 +131,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_eval)
 
 
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar on stderr; yields ``update(phase, done, total)``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    console = Console(file=sys.stderr)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(f"{description}: {phase}", total=None)
-            bar.update(tasks[phase], completed=done, total=None if phase == "collect" else total)
-
-        yield update
-
-
 def _timing(args: argparse.Namespace) -> Any:
     from hsconas.hardware.timing import TimingConfig
 
@@ -248,10 +220,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if reason is not None:
         raise BackendUnavailableError(f"backend {be.name!r} is unavailable: {reason}")
     store = ResultStore(args.store)
-    with _progress(f"{args.space}/{be.name}") as update:
+    with progress(f"latency profile {args.space} on {be.name}") as update:
         result = profile_device(
             args.space, be, resolution=args.resolution, n_e2e=args.samples, seed=args.seed,
-            store=store, device=args.device, timing=_timing(args), progress=update,
+            store=store, device=args.device, timing=_timing(args),
+            progress=lambda phase, done, total: update(done, total, phase),
         )  # fmt: skip
     path = result.model.save(args.out)
     fit = result.model.info["fit"]
@@ -300,11 +273,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     store = ResultStore(args.store) if args.store else None
     archs = sample_archs(model.space, args.n, resolution=model.lut.resolution, seed=args.seed)
     measured = []
-    with _progress(f"eval {model.space}/{be.name}") as update:
-        for i, a in enumerate(archs):
-            m = measure_network(a, be, store=store, device=args.device, timing=_timing(args))
-            measured.append(m.median_ms)
-            update("measure", i + 1, len(archs))
+    for a in track(archs, f"latency eval {model.space} on {be.name}: measuring"):
+        m = measure_network(a, be, store=store, device=args.device, timing=_timing(args))
+        measured.append(m.median_ms)
     preds = {
         "HSCoNAS": model.predict_ms(archs),
         "LUT sum": np.array([model.lut_sum(a) for a in archs]),

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from hsconas.cli.output import HelpFormatter, check_output_file, print_json_line, print_table
+from hsconas.cli.progress import track
 from hsconas.errors import HsconasError
 from hsconas.space import get_space
 from hsconas.spaces.resolve import ResolvedSource, input_shape_of, load_config_file, resolve_source
@@ -128,7 +127,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for path in args.ofa_config:
         resolved.extend(load_config_file(path))
     records = []
-    for src in _progress(resolved, "counting"):
+    for src in track(resolved, "model info: counting", every_s=5.0):
         record = _info_record(src, _build_options(args, src))
         if args.json:
             print_json_line(record)  # stream: long lists show progress
@@ -150,16 +149,6 @@ def cmd_info(args: argparse.Namespace) -> int:
             align_right=[False, False, True, True, True],
         )
     return 0
-
-
-def _progress(items: list[ResolvedSource], what: str) -> Iterable[ResolvedSource]:
-    """``items``, with a progress bar on stderr when it is a terminal and the list is long."""
-    if len(items) < 4 or not sys.stderr.isatty():
-        return items
-    from rich.console import Console
-    from rich.progress import track
-
-    return track(items, description=what, console=Console(file=sys.stderr), transient=True)
 
 
 def _shorten(text: str, width: int = 60) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from hsconas.cli.output import HelpFormatter, check_outputs, print_json, print_table
+from hsconas.cli.progress import callback, progress
 from hsconas.errors import HsconasError
 
 
@@ -154,11 +154,12 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             raise HsconasError("--accuracy-table needs --accuracy-column (e.g. cifar100)")
         accuracy = TableAccuracy.from_path(args.accuracy_table, args.accuracy_column)
     store = ResultStore(args.store) if args.store is not None else None
-    progress = _progress() if not args.json else None
-    prof = profile_blocks(
-        space, specs, source, accuracy=accuracy, samples=args.samples,
-        baseline_samples=args.baseline, seed=args.seed, store=store, progress=progress,
-    )  # fmt: skip
+    with progress(f"profile blocks {space.name}") as update:
+        prof = profile_blocks(
+            space, specs, source, accuracy=accuracy, samples=args.samples,
+            baseline_samples=args.baseline, seed=args.seed, store=store,
+            progress=callback(update, "measuring networks"),
+        )  # fmt: skip
     paths = prof.save(args.out)
     insights = device_insights(prof)
     (args.out / "insights.txt").write_text(format_insights(insights), encoding="utf-8")
@@ -211,18 +212,6 @@ def cmd_blocks(args: argparse.Namespace) -> int:
         print(f"- {i.text}")
     print(f"wrote {args.out}/ (profile.json, CSV/Parquet tables, insights.txt, heatmaps)")
     return 0
-
-
-def _progress():  # type: ignore[no-untyped-def]
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        print(
-            f"\rmeasured {done}/{total} networks", end="" if done < total else "\n", file=sys.stderr
-        )
-
-    return show
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,24 +315,6 @@ def _sources(args: argparse.Namespace) -> _Sources:
     if args.accuracy_model is not None:
         label = acc_source.name
     return _Sources(evaluator, None, device, label, space, min_ms)
-
-
-def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar of distinct queries on stderr when it is a terminal (supernet evaluations
-    take seconds each); yields ``update(n_queries)``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(file=sys.stderr),
-        disable=not sys.stderr.isatty(),
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.update(task, completed=n)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
