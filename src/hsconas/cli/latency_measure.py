@@ -11,7 +11,10 @@ from hsconas.cli.output import check_outputs, positive_int, print_json_line, pri
 from hsconas.cli.progress import progress, track
 
 _RAW = argparse.RawDescriptionHelpFormatter
-_BACKEND_HELP = "measurement backend: torch, onnxruntime or cuda (default: torch)"
+_BACKEND_HELP = (
+    "measurement backend: torch, onnxruntime, openvino, cuda, or remote:http(s)://HOST:PORT "
+    "(a device agent, `hsconas device serve`) (default: torch)"
+)
 
 
 def _positive_float(text: str) -> float:
@@ -48,6 +51,12 @@ def _common(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
             choices=["wall", "thread_cpu"],
             help="wall: elapsed time (default); thread_cpu (with --threads 1): CPU time of the "
             "measuring thread, which ignores time lost to other processes on a shared machine",
+        )
+        p.add_argument(
+            "--token-file",
+            type=Path,
+            metavar="FILE",
+            help="remote backends: file holding the agent's token (default: $HSCONAS_DEVICE_TOKEN)",
         )
     p.add_argument(
         "--max-time",
@@ -137,6 +146,15 @@ def _timing(args: argparse.Namespace) -> Any:
     return TimingConfig(max_time_s=args.max_time)
 
 
+def _use_token(args: argparse.Namespace) -> None:
+    """A remote backend's token from --token-file (checked before any work)."""
+    if args.backend.startswith("remote:"):
+        from hsconas.hardware.remote import resolve_token, use_token_file
+
+        use_token_file(args.token_file)
+        resolve_token()
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     check_outputs(files={"--store": args.store})
     from hsconas.hardware.backends import get_backend
@@ -145,6 +163,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from hsconas.spaces.resolve import arch_input_shape, resolve_source
     from hsconas.store import ResultStore
 
+    _use_token(args)
     plain = get_backend(args.backend, threads=args.threads, clock=args.clock)
     reason = plain.unavailable_reason()
     if reason is not None:
@@ -182,7 +201,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             "stable": m.stable,
         }
         if args.json:
-            print_json_line(doc)
+            print_json_line({**doc, "device": args.device, "fingerprint": m.fingerprint})
         else:
             rows.append([doc[k] for k in doc])
     if not args.json:
@@ -214,6 +233,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from hsconas.store import ResultStore
 
     get_space(args.space)  # unknown space: clear error before any work
+    _use_token(args)
     ref = space_reference(args.space, args.resolution) if args.reference else None
     be = get_backend(args.backend, threads=args.threads, clock=args.clock, reference=ref)
     reason = be.unavailable_reason()

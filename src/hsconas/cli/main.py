@@ -9,6 +9,7 @@ from collections.abc import Callable
 from hsconas import __version__
 from hsconas.cli import (
     accuracy,
+    device,
     latency_measure,
     latency_models,
     model,
@@ -31,6 +32,7 @@ _GROUPS = (
     latency_measure,
     profile,
     run_cmd,
+    device,
 )
 
 

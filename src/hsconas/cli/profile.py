@@ -48,7 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--source",
         required=True,
-        help="backend:NAME (torch, onnxruntime, cuda), model:FILE or table:CSV",
+        help="backend:NAME (torch, onnxruntime, openvino, cuda, remote:http(s)://HOST:PORT), "
+        "model:FILE or table:CSV",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="backend:remote:URL: file holding the agent's token (default: $HSCONAS_DEVICE_TOKEN)",
     )
     p.add_argument("--device", help="device column of a table source; device name otherwise")
     p.add_argument(
@@ -137,6 +144,11 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     from hsconas.store import ResultStore
 
     space = get_space(args.space)
+    if args.source.startswith("backend:remote:"):
+        from hsconas.hardware.remote import resolve_token, use_token_file
+
+        use_token_file(args.token_file)
+        resolve_token()  # an unusable token file: one line before any work
     if args.space_restrict is not None:
         red = load_reduction(args.space_restrict)
         if red.space != space.name:
