@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hsconas.cli import accuracy_model
+from hsconas.cli import accuracy_model, accuracy_rank
 from hsconas.cli.output import HelpFormatter
 
 
@@ -24,3 +24,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = group.add_subparsers(dest="accuracy_command", metavar="COMMAND", required=True)
     accuracy_model.add_commands(sub)
+    accuracy_rank.add_commands(sub)
