@@ -69,10 +69,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--supernet", type=Path, metavar="CHECKPOINT", help="supernet checkpoint.pt or its folder"
     )
     acc.add_argument(
+        "--accuracy",
+        metavar="proxy:METHOD",
+        help="a label-free estimate on --data images: proxy:ensemble (zero-cost proxies "
+        "combined) or one proxy (proxy:naswot, synflow, snip, grad_norm, jacov, params, macs); a "
+        "score of about 0..100 against a fixed sample of the space, not a percent",
+    )
+    acc.add_argument(
         "--data",
         metavar="SPEC",
-        help="with --supernet: " + _DATA_HELP + " (the checkpoint's subset and validation split "
-        "are reused when SPEC is the one it was trained on)",
+        help="with --supernet or --accuracy: " + _DATA_HELP + " (the checkpoint's subset and "
+        "validation split are reused when SPEC is the one it was trained on)",
     )
     acc.add_argument(
         "--calib-images", type=positive_int, default=2000, metavar="N",
@@ -186,7 +193,8 @@ def _check_choice(args: argparse.Namespace) -> None:
         raise HsconasError("--resume needs --store DB (and the same --run-id)")
     given = [
         f for f, v in (("--supernet", args.supernet), ("--accuracy-table", args.accuracy_table),
-                       ("--accuracy-model", args.accuracy_model)) if v is not None
+                       ("--accuracy-model", args.accuracy_model),
+                       ("--accuracy", args.accuracy)) if v is not None
     ]  # fmt: skip
     if len(given) > 1:
         raise HsconasError(f"give one accuracy source, not both {given[0]} and {given[1]}")
@@ -197,12 +205,13 @@ def _check_choice(args: argparse.Namespace) -> None:
             "--supernet needs --data SPEC (digits | mnist:PATH | cifar10:PATH | folder:PATH) "
             "to recalibrate batch norms and measure accuracy on"
         )
-    if args.supernet is None and args.data is not None:
-        raise HsconasError("--data is only used with --supernet CHECKPOINT")
+    if args.supernet is None and args.accuracy is None and args.data is not None:
+        raise HsconasError("--data is only used with --supernet CHECKPOINT or --accuracy proxy:M")
     if not given and args.space != "nb201":
         raise HsconasError(
-            f"no accuracy source for space {args.space!r}: give --supernet CHECKPOINT --data SPEC "
-            "or --accuracy-model MODEL.json (accuracy tables exist for nb201 only)"
+            f"no accuracy source for space {args.space!r}: give --supernet CHECKPOINT --data SPEC, "
+            "--accuracy-model MODEL.json or --accuracy proxy:ensemble --data SPEC (accuracy "
+            "tables exist for nb201 only)"
         )
     if args.latency_model is None and args.latency_table is None and args.space != "nb201":
         raise HsconasError(
@@ -283,6 +292,12 @@ def _sources(args: argparse.Namespace) -> _Sources:
         space = space.restrict(_load_restrict(args.space_restrict, args.space))
     if acc_source is None and args.accuracy_model is not None:
         acc_source = accuracy_model_source(args.accuracy_model, space=full.name)
+    if acc_source is None and args.accuracy is not None:
+        from hsconas.evaluation.proxy import proxy_accuracy_source
+        from hsconas.store import ResultStore
+
+        store = ResultStore(args.store) if args.store is not None else None
+        acc_source = proxy_accuracy_source(args.accuracy, space=space, data=args.data, store=store)
     if acc_source is None:
         acc_table = load_nb201_accuracy(
             args.accuracy_table or data_dir() / "nb201" / "accuracy.csv"
@@ -312,7 +327,7 @@ def _sources(args: argparse.Namespace) -> _Sources:
         )
     device = args.device or lat_source.device
     label = "supernet" if args.supernet is not None else args.accuracy_column
-    if args.accuracy_model is not None:
+    if args.accuracy_model is not None or args.accuracy is not None:
         label = acc_source.name
     return _Sources(evaluator, None, device, label, space, min_ms)
 

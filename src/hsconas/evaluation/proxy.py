@@ -1,0 +1,175 @@
+"""Zero-cost accuracy estimates as an accuracy source: a search steered without any lookup table
+or training. Torch is imported when the first network is scored.
+
+A search asks for architectures one at a time, so a score cannot be a rank among the architectures
+asked so far (it would change as the search goes on). :class:`ProxyAccuracy` scores against a fixed
+*reference*: a seeded random sample of the space whose proxy values are computed first. Each proxy
+value becomes its position among the reference values (linear between them, extended linearly past
+the ends; size-like proxies on a log scale), and the source's value is 100 x the mean position over
+the method's proxies (the ``ensemble``) or 100 x the one proxy's position: about 0..100, higher =
+predicted more accurate, *not* a percent accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from hsconas.errors import HsconasError
+from hsconas.space import Architecture, SearchSpace
+from hsconas.store import ResultStore
+
+__all__ = ["ProxyAccuracy", "positions_against", "proxy_accuracy_source"]
+
+#: proxies compared on a log scale (positive, spanning orders of magnitude)
+_LOG_SCALE = frozenset({"synflow", "snip", "grad_norm", "params", "macs"})
+
+
+def positions_against(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The position of each value among ``reference`` (finite values only), about 0..1.
+
+    The reference values sorted, with mid-rank positions ``(i + 0.5) / n``, define a piecewise
+    linear increasing map; past the smallest and largest it continues with the mean slope, so
+    values beyond the reference still rank. ``-inf`` (a proxy of 0 on a log scale) maps below
+    every other position; NaN stays NaN (a missing signal).
+    """
+    ref = np.sort(reference[np.isfinite(reference)])
+    out = np.full(values.shape, np.nan)
+    if ref.size == 0:
+        return out
+    uniq, first = np.unique(ref, return_index=True)
+    last = np.append(first[1:], ref.size)
+    pos = (first + last) / (2.0 * ref.size)  # mid-rank position of each distinct value
+    finite = np.isfinite(values)
+    out[finite] = np.interp(values[finite], uniq, pos)
+    if uniq.size > 1:
+        slope = (pos[-1] - pos[0]) / (uniq[-1] - uniq[0])
+        lo, hi = finite & (values < uniq[0]), finite & (values > uniq[-1])
+        out[lo] = pos[0] + slope * (values[lo] - uniq[0])
+        out[hi] = pos[-1] + slope * (values[hi] - uniq[-1])
+    out[values == -np.inf] = np.nanmin(np.append(out, pos[0])) - 1.0 / ref.size
+    out[values == np.inf] = np.nanmax(np.append(out, pos[-1])) + 1.0 / ref.size
+    return out
+
+
+def _scaled(method: str, values: np.ndarray) -> np.ndarray:
+    if method not in _LOG_SCALE:
+        return values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(values)  # 0 -> -inf: below every reference value
+
+
+class ProxyAccuracy:
+    """A zero-cost estimate (one proxy or the ensemble) as an accuracy source.
+
+    Args:
+        space: the searched space (the reference is sampled from it).
+        method: ``ensemble`` or a proxy name of :data:`hsconas.accuracy.proxies.PROXIES`.
+        data: dataset spec of the minibatches.
+        seed: seed of weights, minibatch and the reference sample.
+        store: results store of the proxy values (``None``: in memory only).
+        reference: architectures in the reference sample.
+        device: torch device.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        method: str,
+        data: str,
+        *,
+        seed: int = 0,
+        store: ResultStore | None = None,
+        reference: int = 64,
+        device: str = "cpu",
+    ) -> None:
+        from hsconas.accuracy.zero_cost import (
+            ENSEMBLE_MEMBERS,
+            ProxyConfig,
+            ZeroCostScorer,
+            check_method,
+        )
+
+        check_method(method)
+        if method == "supernet":
+            raise HsconasError("proxy:supernet is not a proxy; use --supernet CHECKPOINT")
+        self.space = space
+        self.method = method
+        self.members = tuple(ENSEMBLE_MEMBERS) if method == "ensemble" else (method,)
+        self.config = ProxyConfig(data=data, seed=seed, device=device)
+        self.scorer = ZeroCostScorer(space, self.config, store=store)
+        self.reference_size = min(reference, space.size())
+        self._reference: dict[str, np.ndarray] | None = None
+        self._cache: dict[Architecture, float] = {}
+
+    @property
+    def name(self) -> str:
+        return f"proxy:{self.method}"
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return {
+            "kind": "proxy",
+            "method": self.method,
+            "members": list(self.members),
+            "reference": self.reference_size,
+            **self.config.settings(),
+        }
+
+    @property
+    def n_evals(self) -> int:
+        """Networks whose proxies were computed (not read back from the store)."""
+        return self.scorer.n_computed
+
+    def pool(self, space: SearchSpace) -> None:
+        return None
+
+    def reference(self) -> dict[str, np.ndarray]:
+        """The proxy values of the reference sample (computed on first use), scaled."""
+        if self._reference is None:
+            archs = self.space.sample_many(self.reference_size, self.config.seed, unique=True)
+            raw = self.scorer.values_of(archs, self.members)
+            self._reference = {m: _scaled(m, v) for m, v in raw.items()}
+        return self._reference
+
+    def accuracy(self, arch: Architecture) -> float:
+        return float(self.evaluate([arch])[0])
+
+    def evaluate(self, archs: Sequence[Architecture]) -> np.ndarray:
+        todo = [a for a in dict.fromkeys(archs) if a not in self._cache]
+        if todo:
+            ref = self.reference()
+            raw = self.scorer.values_of(todo, self.members)
+            pos = np.array([positions_against(_scaled(m, raw[m]), ref[m]) for m in self.members])
+            with np.errstate(all="ignore"):
+                score = 100.0 * np.nanmean(pos, axis=0)
+            for a, s in zip(todo, score, strict=True):
+                self._cache[a] = float(s) if np.isfinite(s) else 0.0
+        return np.array([self._cache[a] for a in archs], dtype=np.float64)
+
+
+def proxy_accuracy_source(
+    text: str,
+    *,
+    space: SearchSpace,
+    data: str | None,
+    seed: int = 0,
+    store: ResultStore | None = None,
+    device: str = "cpu",
+) -> ProxyAccuracy:
+    """The source of ``proxy:METHOD`` (the CLI's ``--accuracy``, a pipeline's ``search.accuracy``).
+
+    Raises:
+        HsconasError: not ``proxy:METHOD``, no dataset, or an unknown method.
+    """
+    kind, sep, method = text.partition(":")
+    if kind != "proxy" or not sep or not method:
+        raise HsconasError(f"accuracy {text!r} must be proxy:METHOD (e.g. proxy:ensemble)")
+    if not data:
+        raise HsconasError(
+            f"{text} needs --data SPEC: the images the proxies see (digits | mnist:PATH | "
+            "cifar10:PATH | folder:PATH)"
+        )
+    return ProxyAccuracy(space, method, data, seed=seed, store=store, device=device)
