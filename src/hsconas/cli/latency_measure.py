@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"MAPE {fit['loo_mape_pct']:.2f}% (plain LUT sum {fit['lut_sum_mape_pct']:.2f}%); "
         f"time: blocks {result.collect_s + result.lut_s:.0f} s, e2e {result.e2e_s:.0f} s"
     )
+    from hsconas.latency.metrics import quality_warning
+
+    warning = quality_warning(
+        fit["loo_within_10pct"], None, len(result.train_archs),
+        held_out="networks (leave-one-out)", spread_pct=fit["loo_rms_pct"],
+    )  # fmt: skip
+    if warning:
+        print(f"hsconas: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -301,6 +310,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "LUT sum": np.array([model.lut_sum(a) for a in archs]),
     }
     metrics = {name: evaluate(p, measured) for name, p in preds.items()}
+    from hsconas.latency.metrics import quality_warning
+
+    hs = metrics["HSCoNAS"]
+    warning = quality_warning(hs.within_10pct, hs.kendall, hs.n, spread_pct=hs.mape_pct)
+    if warning:
+        print(f"hsconas: warning: {warning}", file=sys.stderr)
     if args.plot:
         from hsconas.report.latency_plots import plot_predicted_vs_measured
 
@@ -317,6 +332,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 "backend": be.name,
                 "n": len(archs),
                 "metrics": {k: v.as_dict() for k, v in metrics.items()},
+                "warning": warning,
             }
         )
         return 0

@@ -12,7 +12,20 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-__all__ = ["LatencyMetrics", "evaluate", "kendall_tau", "spearman_rho"]
+__all__ = [
+    "GOOD_KENDALL",
+    "GOOD_WITHIN_10PCT",
+    "LatencyMetrics",
+    "evaluate",
+    "kendall_tau",
+    "quality_warning",
+    "spearman_rho",
+]
+
+GOOD_WITHIN_10PCT = 0.9
+"""A latency model is trusted when at least this share of held-out networks is within +/-10%."""
+GOOD_KENDALL = 0.8
+"""... and when it ranks held-out networks at least this well (Kendall tau)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,43 @@ def kendall_tau(a: ArrayLike, b: ArrayLike) -> float:
     """Kendall tau-b rank correlation (``nan`` if one side is constant); O(n log n)."""
     res = stats.kendalltau(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     return float(res.statistic)
+
+
+def quality_warning(
+    within_10pct: float,
+    kendall: float | None,
+    n: int,
+    *,
+    held_out: str = "held-out networks",
+    spread_pct: float | None = None,
+) -> str | None:
+    """A warning with a remedy when a latency model is weaker than a search can trust, else None.
+
+    Args:
+        within_10pct: share (0..1) of ``held_out`` predictions within +/-10% of the measurement.
+        kendall: their Kendall tau, or ``None`` when not known.
+        n: number of held-out networks.
+        held_out: what they were (``leave-one-out over the 30 fitted networks``).
+        spread_pct: typical relative error (percent), named in the warning when given.
+
+    Weak means fewer than :data:`GOOD_WITHIN_10PCT` within +/-10% or Kendall below
+    :data:`GOOD_KENDALL`. The usual cause is a busy or throttling machine (the measurements vary
+    more than the networks differ); more end-to-end samples and the reference network help.
+    """
+    weak = within_10pct < GOOD_WITHIN_10PCT or (kendall is not None and kendall < GOOD_KENDALL)
+    if not weak or n == 0:
+        return None
+    figures = f"{100 * within_10pct:.0f}% of {n} {held_out} within +/-10%"
+    if kendall is not None:
+        figures += f", Kendall tau {kendall:.2f}"
+    if spread_pct is not None:
+        figures += f", typical error {spread_pct:.1f}%"
+    return (
+        f"the latency model is weak: {figures} (trusted: >= {100 * GOOD_WITHIN_10PCT:.0f}% and "
+        f"tau >= {GOOD_KENDALL}). Measurements vary more than the networks differ: quiet the "
+        "machine (stop other jobs, fix the CPU governor), measure more end-to-end networks "
+        "(--samples), and time against the reference network (--reference); then profile again"
+    )
 
 
 def evaluate(pred_ms: ArrayLike, true_ms: ArrayLike) -> LatencyMetrics:

@@ -90,8 +90,16 @@ def plot_training(history: Sequence[Mapping[str, float]], title: str) -> str:
     return _png(fig)
 
 
-def plot_stage_fronts(stages: Sequence[Mapping[str, Any]], budget_ms: float) -> str:
-    """Evaluated points and the cumulative Pareto front after each shrinking stage."""
+def plot_stage_fronts(
+    stages: Sequence[Mapping[str, Any]],
+    budget_ms: float,
+    chosen: Mapping[str, float] | None = None,
+) -> str:
+    """Evaluated points and the cumulative Pareto front after each shrinking stage.
+
+    ``chosen`` (``predicted_ms``, ``measured_ms``, ``accuracy``) marks the chosen network at its
+    predicted latency and, joined by an arrow, at its measured latency.
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.8))
     cmap = plt.get_cmap("viridis")
@@ -107,7 +115,34 @@ def plot_stage_fronts(stages: Sequence[Mapping[str, Any]], budget_ms: float) -> 
             f"(space {s['space_size']:.2g})",
         )  # fmt: skip
     ax.axvline(budget_ms, ls="--", c="tab:red", lw=1, label=f"budget {budget_ms:.4g} ms")
-    ax.set_xlabel("predicted latency (ms)")
+    if chosen is not None:
+        y = chosen["accuracy"]
+        ax.scatter(
+            [chosen["predicted_ms"]],
+            [y],
+            s=60,
+            facecolors="none",
+            edgecolors="k",
+            zorder=5,
+            label=f"chosen, predicted {chosen['predicted_ms']:.4g} ms",
+        )
+        ax.scatter(
+            [chosen["measured_ms"]],
+            [y],
+            s=140,
+            marker="*",
+            color="tab:orange",
+            edgecolors="k",
+            zorder=6,
+            label=f"chosen, measured {chosen['measured_ms']:.4g} ms",
+        )
+        ax.annotate(
+            "",
+            xy=(chosen["measured_ms"], y),
+            xytext=(chosen["predicted_ms"], y),
+            arrowprops={"arrowstyle": "->", "color": "k", "lw": 1},
+        )
+    ax.set_xlabel("latency (ms): points and fronts predicted by the hardware model")
     ax.set_ylabel("supernet accuracy (%)")
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
@@ -139,7 +174,25 @@ th{background:#f3f3f3} .num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{background:#f6f6f6} pre{padding:.8em;overflow-x:auto;font-size:.85em}
 img{max-width:100%;border:1px solid #eee} .kpi{display:inline-block;margin:.3em 1.2em .3em 0}
 .kpi b{font-size:1.4em;display:block}
+.warn{background:#fff4d6;border-left:5px solid #c98a00;padding:.5em .8em;margin:.6em 0}
 """
+
+
+def _fingerprint_value(value: Any) -> str:
+    """A fingerprint field for people: strings bare, missing values said, the rest as JSON."""
+    if value is None:
+        return "not available on this machine"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def model_warning(prof: Mapping[str, Any]) -> str | None:
+    """The hardware model's quality warning of a ``hw_model`` stage result (older runs: derived)."""
+    from hsconas.latency.metrics import quality_warning
+
+    if "quality_warning" in prof:
+        return prof["quality_warning"]
+    v = prof["validation"]
+    return quality_warning(v["within_10pct"], v["kendall"], v["n"], spread_pct=v["mape_pct"])
 
 
 def _e(x: Any) -> str:
@@ -221,9 +274,20 @@ def render_html(
         ("model prediction", f"{final['predicted_ms']:.4g} ms "
          f"({final['prediction_error_pct']:+.1f}%)"),
     ]  # fmt: skip
+    val = prof["validation"]
+    kpis.append(
+        (f"latency model on {val['n']} held-out networks (within +/-10%, Kendall tau)",
+         f"{100 * val['within_10pct']:.0f}%, {val['kendall']:.2f}")
+    )  # fmt: skip
     if acc:
         kpis.insert(1, ("accuracy trained from scratch (test)", f"{acc['test_accuracy']:.2f}%"))
     parts.append("".join(f'<div class="kpi"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in kpis))
+    if model_warning(prof):
+        parts.append(
+            '<div class="warn"><b>Warning:</b> the latency model is weak on held-out networks; '
+            "the predicted latencies below are less certain than they look (see "
+            "<i>Hardware performance model</i>).</div>"
+        )
     status = (
         f'<span class="ok">within budget</span> by {final["budget_margin_pct"]:.1f}%'
         if ok
@@ -239,7 +303,9 @@ def render_html(
     # fingerprint
     parts.append("<h2>Device and software fingerprint</h2>")
     fp = dict(prof["fingerprint"])
-    parts.append(_table(["field", "value"], [[k, json.dumps(v)] for k, v in sorted(fp.items())]))
+    parts.append(
+        _table(["field", "value"], [[k, _fingerprint_value(v)] for k, v in sorted(fp.items())])
+    )
     # latency model
     tick(1)
     samples = json.loads((run_dir / "hw_model" / "samples.json").read_text(encoding="utf-8"))
@@ -269,6 +335,9 @@ def render_html(
             ],
         )
     )
+    warning = model_warning(prof)
+    if warning:
+        parts.append(f'<div class="warn"><b>Warning:</b> {_e(warning)}.</div>')
     parts.append(_img(plot_pred_vs_measured(samples), "predicted vs measured latency"))
     # blocks
     tick(2)
@@ -277,7 +346,8 @@ def render_html(
 
     bprof = load_profile(run_dir / str(blocks["profile_dir"]))
     parts.append("<h2>Block profiling and insights</h2>")
-    src = "the hardware model" if blocks["source"] == "model" else "end-to-end measurement"
+    by_model = blocks["source"] == "model"
+    src = "the hardware model (predicted, not measured)" if by_model else "end-to-end measurement"
     parts.append(
         f"<p>Every op forced at every layer ({blocks['n_specs']} block-position "
         f"specifications, {blocks['n_networks']} distinct networks, latency from {src}); effects "
@@ -291,7 +361,11 @@ def render_html(
     buf = io.BytesIO()
     render_heatmap(bprof, buf, value="lat_delta_pct")
     parts.append(_img(base64.b64encode(buf.getvalue()).decode(), "block heatmap vs baseline"))
-    parts.append("<ul>" + "".join(f"<li>{_e(s)}</li>" for s in blocks["insights"]) + "</ul>")
+    insights = [
+        s.replace("measured networks", "networks (latency predicted)") if by_model else s
+        for s in blocks["insights"]
+    ]
+    parts.append("<ul>" + "".join(f"<li>{_e(s)}</li>" for s in insights) + "</ul>")
     # supernet
     tick(3)
     parts.append("<h2>Supernet training</h2>")
@@ -310,13 +384,21 @@ def render_html(
         f"model, accuracy from the supernet) in {search['time_s']:.0f} s; "
         f"{search['n_replayed']} replayed from the store."
         + (
-            f" Best within budget: <code>{_e(best['arch'])}</code> "
-            f"({best['accuracy']:.2f}%, {best['latency_ms']:.4g} ms predicted).</p>"
+            f" Best within budget as predicted: <code>{_e(best['arch'])}</code> "
+            f"({best['accuracy']:.2f}%, {best['latency_ms']:.4g} ms predicted; its measured "
+            "latency, and the network finally chosen, are under <i>The chosen network</i>).</p>"
             if best
             else "</p>"
         )
     )
-    parts.append(_img(plot_stage_fronts(search["stages"], budget), "Pareto front per stage"))
+    chosen = {
+        "predicted_ms": final["predicted_ms"],
+        "measured_ms": final["measured_ms"],
+        "accuracy": final["accuracy_val_inherited"],
+    }
+    parts.append(
+        _img(plot_stage_fronts(search["stages"], budget, chosen), "Pareto front per stage")
+    )
     parts.append(
         _table(
             ["stage", "queries", "space size", "front size", "normalised HV", "choices dropped"],

@@ -102,7 +102,8 @@ def render_heatmap(
     """Heatmap block x position of one device's profile, written as PNG."""
     rows, cols, m = heatmap_matrix(profile, value)
     _draw_matrix(
-        rows, cols, m, f"{profile.space} on {profile.device}: {value}", _LABELS.get(value, value),
+        rows, cols, m, f"{profile.space} on {profile.device}: {_LABELS.get(value, value)}",
+        _LABELS.get(value, value),
         path if isinstance(path, io.BytesIO) else Path(path),
     )  # fmt: skip
 
@@ -116,7 +117,7 @@ def render_cross_device(
     """The same blocks compared across devices (heatmap block x device), written as PNG."""
     rows, cols, m = cross_device_matrix(profiles, value)
     _draw_matrix(
-        rows, cols, m, f"{profiles[0].space}: {value} per block across devices",
+        rows, cols, m, f"{profiles[0].space}: {_LABELS.get(value, value)} per block across devices",
         _LABELS.get(value, value), path if isinstance(path, io.BytesIO) else Path(path),
     )  # fmt: skip
 

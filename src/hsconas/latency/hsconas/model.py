@@ -361,6 +361,8 @@ class HSCoNASModel:
                 best_of[name] = float(100 * np.mean(np.abs(chosen)))
         model.info["fit"] = {
             "loo_mape_pct": float(100 * np.mean(np.abs(rel_loo))),
+            "loo_within_10pct": float(np.mean(np.abs(rel_loo) <= 0.10)),
+            "loo_rms_pct": float(100 * model.rel_std),
             "lut_sum_mape_pct": float(100 * np.mean(np.abs(sums - y) / y)),
             "alpha": alpha,
             "correction": correction,

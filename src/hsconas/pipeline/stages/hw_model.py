@@ -49,7 +49,7 @@ def stage_hw_model(ctx: StageContext) -> dict[str, Any]:
     )
     from hsconas.latency.hsconas.lut import collect_blocks, measure_blocks
     from hsconas.latency.hsconas.model import HSCoNASModel
-    from hsconas.latency.metrics import evaluate
+    from hsconas.latency.metrics import evaluate, quality_warning
 
     cfg = config_of(ctx)
     pr = cfg.profile
@@ -139,6 +139,9 @@ def stage_hw_model(ctx: StageContext) -> dict[str, Any]:
         "validation": metrics.as_dict(),
         "validation_lut_sum": lut_metrics.as_dict(),
         "loo_mape_pct": model.info.get("fit", {}).get("loo_mape_pct"),
+        "quality_warning": quality_warning(
+            metrics.within_10pct, metrics.kendall, metrics.n, spread_pct=metrics.mape_pct
+        ),
         "measured_range_ms": [float(min(measured)), float(max(measured))],
         "budget_ms": budget,
         "budget_source": source,
