@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hsconas.data.datasets import ImageDataset
+from hsconas.data.datasets import AnyDataset
 from hsconas.nn.supernet.base import Supernet
 from hsconas.space import Architecture
 
@@ -34,7 +34,8 @@ def recalibrate_bn(model: nn.Module, images: Iterable[torch.Tensor]) -> nn.Modul
 
     Args:
         model: a standalone network (an extracted member).
-        images: batches (N, C, H, W) of normalised training images, without augmentation.
+        images: batches (N, C, H, W) of normalised training images, without augmentation;
+            each is moved to the model's device.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [bn.momentum for bn in bns]
@@ -42,9 +43,10 @@ def recalibrate_bn(model: nn.Module, images: Iterable[torch.Tensor]) -> nn.Modul
         bn.reset_running_stats()
         bn.momentum = None
     model.train()
+    device = _device_of(model)
     try:
         for x in images:
-            model(x)
+            model(x.to(device, non_blocking=True))
     finally:
         for bn, momentum in zip(bns, momenta, strict=True):
             bn.momentum = momentum
@@ -54,16 +56,24 @@ def recalibrate_bn(model: nn.Module, images: Iterable[torch.Tensor]) -> nn.Modul
 
 @torch.no_grad()
 def accuracy(model: nn.Module, batches: Iterable[Batch]) -> float:
-    """Top-1 accuracy (fraction in [0, 1]) of ``model`` in eval mode over ``batches``."""
+    """Top-1 accuracy (fraction in [0, 1]) of ``model`` in eval mode over ``batches`` (moved to
+    the model's device)."""
     model.eval()
+    device = _device_of(model)
     correct = 0
     total = 0
     for x, y in batches:
-        correct += int((model(x).argmax(dim=1) == y).sum())
+        pred = model(x.to(device, non_blocking=True)).argmax(dim=1)
+        correct += int((pred.cpu() == y).sum())
         total += len(y)
     if total == 0:
         raise ValueError("no images to evaluate on")
     return correct / total
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ class EvalBatches:
     @classmethod
     def from_dataset(
         cls,
-        dataset: ImageDataset,
+        dataset: AnyDataset,
         *,
         split: str = "val",
         calib_images: int = 2000,
@@ -106,7 +116,7 @@ class EvalBatches:
 
 def evaluate_model(
     model: nn.Module,
-    dataset: ImageDataset,
+    dataset: AnyDataset,
     *,
     split: str = "val",
     batch_size: int = 256,
@@ -119,7 +129,7 @@ def evaluate_model(
 def evaluate_subnets(
     supernet: Supernet,
     archs: Sequence[Architecture],
-    dataset: ImageDataset | None = None,
+    dataset: AnyDataset | None = None,
     *,
     batches: EvalBatches | None = None,
     split: str = "val",

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hsconas.data.datasets import ImageDataset
+from hsconas.accuracy.devices import Precision, dist_info, resolve_device
+from hsconas.data.datasets import AnyDataset
 from hsconas.errors import DataFormatError, DataNotFoundError, HsconasError
 from hsconas.nn.supernet.base import Supernet
 from hsconas.space import Architecture
@@ -259,7 +260,7 @@ def _eval_archs(model: Supernet, seed: int) -> dict[str, Architecture]:
 
 def train(
     model: nn.Module,
-    dataset: ImageDataset,
+    dataset: AnyDataset,
     config: TrainConfig,
     out_dir: str | Path,
     *,
@@ -271,6 +272,9 @@ def train(
     extra: Mapping[str, Any] | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    device: str | torch.device | None = None,
+    amp: bool = False,
+    amp_dtype: str = "auto",
 ) -> TrainResult:
     """Train ``model`` (a supernet or a standalone network) on ``dataset``.
 
@@ -291,6 +295,16 @@ def train(
         extra: JSON-able facts stored in the checkpoint (e.g. the dataset spec).
         progress: show a progress bar on stderr.
         on_epoch_end: called with (epoch, metrics) after each epoch's checkpoint is written.
+        device: where to train (``auto``, ``cpu``, ``cuda[:N]``, ``mps``); ``None`` keeps the
+            model where it is. The model is moved there and every batch follows it.
+        amp: mixed precision (bf16 autocast on the CPU, fp16 with a gradient scaler on CUDA).
+        amp_dtype: ``auto``, ``bf16`` or ``fp16`` (CUDA only).
+
+    Distributed: inside a ``torchrun`` / ``--nproc`` worker whose process group is initialised
+    (:func:`hsconas.accuracy.devices.init_distributed`), each rank reads its shard of every
+    epoch, all ranks sample the same members (one seed), gradients are averaged by an
+    all-reduce after the backward passes, and only rank 0 evaluates and writes the checkpoint,
+    the metrics and the store. The metrics record ``world_size``.
 
     Raises:
         CheckpointError: if ``out_dir`` holds a checkpoint and ``resume`` is false, or the
@@ -311,14 +325,28 @@ def train(
             f"dataset {dataset.name} has {dataset.input_shape[0]}-channel images but the model "
             f"expects {_input_channels(model)} channels"
         )
-    device = next(model.parameters()).device
+    dev = next(model.parameters()).device if device is None else resolve_device(device)
+    dinfo = dist_info()
+    if dinfo.distributed and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", dinfo.local_rank)
+    model.to(dev)
+    precision = Precision.for_device(dev, amp, amp_dtype)
+    scaler = precision.grad_scaler()
+    if dinfo.distributed:
+        _broadcast_parameters(model)
     np_rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    loader = dataset.loader("train", config.batch_size, drop_last=True)
+    loader = dataset.loader(
+        "train",
+        config.batch_size,
+        drop_last=True,
+        shard=(dinfo.rank, dinfo.world_size),
+        pin_memory=dev.type == "cuda",
+    )
     if len(loader) == 0:
         raise DataFormatError(
             f"{dataset.name}: {len(dataset.train_labels)} training images, fewer than one batch "
-            f"of {config.batch_size}"
+            f"of {config.batch_size} per process ({dinfo.world_size} processes)"
         )
     total_steps = config.epochs * len(loader)
     optimizer = _make_optimizer(model, config)
@@ -347,12 +375,16 @@ def train(
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"], np_rng, gen)
         start_epoch = int(ckpt["epoch"])
         history = [dict(h) for h in ckpt["history"]]
         log.info("resuming %s after epoch %d", ckpt_path, start_epoch)
 
     rid = run_id or out.resolve().name
+    if not dinfo.is_main:
+        store = None  # rank 0 alone writes the store, the checkpoint and the metrics
     if store is not None:
         store.create_run(
             rid,
@@ -378,22 +410,39 @@ def train(
         )
         for x, y in bar:
             t0 = time.perf_counter()
-            x, y = x.to(device), y.to(device)
+            x = x.to(dev, non_blocking=True)
+            y = y.to(dev, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
+
+            def backward(loss: torch.Tensor) -> None:
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+
             if isinstance(model, Supernet):
                 members = _members(model, config, np_rng)
-                logits = model(x, members[0])
-                loss = criterion(logits, y)
-                loss.backward()
+                with precision.autocast():
+                    logits = model(x, members[0])
+                    loss = criterion(logits, y)
+                backward(loss)
                 for member in members[1:]:
-                    criterion(model(x, member), y).backward()
+                    with precision.autocast():
+                        extra_loss = criterion(model(x, member), y)
+                    backward(extra_loss)
             else:
-                logits = model(x)
-                loss = criterion(logits, y)
-                loss.backward()
+                with precision.autocast():
+                    logits = model(x)
+                    loss = criterion(logits, y)
+                backward(loss)
+            if dinfo.distributed:
+                _all_reduce_gradients(model, dinfo.world_size)
+            if scaler is not None:
+                scaler.unscale_(optimizer)
             if config.grad_clip_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             scheduler.step()
             busy += time.perf_counter() - t0
             loss_sum += float(loss.detach()) * len(y)
@@ -401,14 +450,17 @@ def train(
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         bar.close()
+        if dinfo.distributed:
+            loss_sum, correct, seen = _sum_over_ranks(loss_sum, correct, seen, dev)
         metrics: dict[str, float] = {
             "epoch": float(epoch),
             "train_loss": loss_sum / seen,
             "train_acc": correct / seen,
             "images_per_s": seen / busy if busy > 0 else math.nan,
             "lr": float(optimizer.param_groups[0]["lr"]),
+            "world_size": float(dinfo.world_size),
         }
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
+        if dinfo.is_main and (epoch % config.eval_every == 0 or epoch == config.epochs):
             if isinstance(model, Supernet):
                 if eval_batches is None:
                     eval_batches = EvalBatches.from_dataset(
@@ -421,6 +473,9 @@ def train(
                 metrics["val_acc"] = evaluate_model(model, dataset)
             model.train()
         history.append(metrics)
+        if not dinfo.is_main:
+            _barrier()  # wait while rank 0 evaluates and writes
+            continue
         _save_atomic(
             {
                 "format": CHECKPOINT_FORMAT,
@@ -433,9 +488,12 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "rng": _rng_state(np_rng, gen),
                 "history": history,
+                **({"scaler": scaler.state_dict()} if scaler is not None else {}),
             },
             ckpt_path,
         )
+        if dinfo.distributed:
+            _barrier()
         if store is not None:
             for name, value in metrics.items():
                 if name != "epoch":
@@ -447,6 +505,50 @@ def train(
         store.finish_run(rid, history[-1] if history else {})
     model.eval()
     return TrainResult(ckpt_path, config.epochs, history, start_epoch)
+
+
+def _broadcast_parameters(model: nn.Module) -> None:
+    """Start every rank from rank 0's weights and buffers."""
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(t.data, src=0)
+
+
+def _all_reduce_gradients(model: nn.Module, world_size: int) -> None:
+    """Average the gradients over the ranks in one flat all-reduce.
+
+    Every rank trained the same members, so the same parameters hold gradients everywhere.
+    """
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= world_size
+    for g, reduced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
+        g.copy_(reduced)
+
+
+def _sum_over_ranks(
+    loss_sum: float, correct: int, seen: int, device: torch.device
+) -> tuple[float, int, int]:
+    import torch.distributed as dist
+
+    t = torch.tensor([loss_sum, float(correct), float(seen)], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t[0]), int(t[1]), int(t[2])
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _members(model: Supernet, cfg: TrainConfig, rng: np.random.Generator) -> list[Architecture]:

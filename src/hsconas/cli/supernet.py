@@ -13,8 +13,10 @@ from hsconas.errors import HsconasError
 
 _RAW = argparse.RawDescriptionHelpFormatter
 _DATA_HELP = (
-    "digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH (default for eval: the checkpoint's)"
+    "digits | mnist[:PATH] | cifar10[:PATH] | imagefolder:DIR | folder:PATH (default for eval: "
+    "the checkpoint's); imagefolder: and the CIFAR-10 JPEG archive are streamed from disk"
 )
+_DEVICE_HELP = "auto (CUDA when present, else CPU) | cpu | cuda[:N] | mps (default auto)"
 _SOURCE_HELP = "SPACE:ARCH_STRING or an architecture JSON / JSON Lines file"
 
 
@@ -43,10 +45,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "  hsconas supernet train hsconas-digits --data digits --epochs 10 --out runs/sn\n"
         "  hsconas supernet train nb201 --data cifar10:../shared/data/images/cifar10_jpg.tar.gz "
         "--epochs 30 --out runs/nb201-sn\n"
-        "  hsconas supernet train hsconas-digits --data digits --epochs 20 --out runs/sn --resume",
+        "  hsconas supernet train hsconas-digits --data digits --epochs 20 --out runs/sn --resume\n"
+        "  hsconas supernet train proxylessnas --data imagefolder:/data/imagenet --image-size 160 "
+        "--device cuda --amp --workers 8 --epochs 90 --out runs/pxl\n"
+        "  hsconas supernet train proxylessnas --data imagefolder:DIR --image-size 32 --nproc 2 "
+        "--epochs 1 --out runs/ddp      # 2 processes (DDP, gloo on CPU)\n"
+        "  torchrun --nproc_per_node=4 -m hsconas supernet train ofa-mbv3 --data imagefolder:DIR "
+        "--device cuda --out runs/ddp4   # NCCL on 4 GPUs",
         formatter_class=_RAW,
     )
     p.add_argument("space", metavar="SPACE", help="search space with a supernet")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train in N processes with DDP through torch's elastic launcher (gloo on CPU, NCCL "
+        "on CUDA; --batch-size is per process; default 1)",
+    )
     _add_train_options(p)
     p.add_argument(
         "--sampling",
@@ -75,7 +91,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=int, default=0, metavar="N", help="also N random members")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--split", choices=("val", "test"), default="val", help="evaluated split")
-    p.add_argument("--calib-images", type=int, default=2000, metavar="N", help="BN calibration")
+    p.add_argument(
+        "--calib-images", type=int, default=2000, metavar="N", help="BN calibration (default 2000)"
+    )
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    p.add_argument(
+        "--workers", type=int, default=0, metavar="N", help="data loader processes (default 0)"
+    )
     p.add_argument("--json", action="store_true", help="JSON Lines output")
     p.set_defaults(func=cmd_supernet_eval)
 
@@ -131,6 +153,32 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", type=Path, default=None, metavar="DB", help="results store")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="mixed precision: bf16 autocast on the CPU, fp16 + gradient scaler on CUDA",
+    )
+    p.add_argument(
+        "--amp-dtype",
+        choices=("auto", "bf16", "fp16"),
+        default="auto",
+        help="autocast dtype on CUDA (default auto: fp16)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="data loader processes decoding streamed images (default 0: in this process)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="image side in pixels for streamed data (default 32 for cifar10, 224 for imagefolder)",
+    )
 
 
 def _setup_torch(threads: int | None) -> None:
@@ -140,10 +188,29 @@ def _setup_torch(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _load_data(spec: str, subset: int | None, val_fraction: float, seed: int) -> Any:
+def _load_data(
+    spec: str,
+    subset: int | None,
+    val_fraction: float,
+    seed: int,
+    *,
+    image_size: int | None = None,
+    workers: int = 0,
+) -> Any:
     from hsconas.data.datasets import load_dataset
 
-    return load_dataset(spec, subset=subset, val_fraction=val_fraction, seed=seed)
+    if workers < 0:
+        raise HsconasError(f"--workers must be >= 0, got {workers}")
+    if image_size is not None and image_size < 8:
+        raise HsconasError(f"--image-size must be >= 8 pixels, got {image_size}")
+    return load_dataset(
+        spec,
+        subset=subset,
+        val_fraction=val_fraction,
+        seed=seed,
+        image_size=image_size,
+        workers=workers,
+    )
 
 
 def _train_config(args: argparse.Namespace, sampling: str = "uniform") -> Any:
@@ -180,9 +247,13 @@ def _run(args: argparse.Namespace, model: Any, data: Any, arch: Any = None) -> i
             "subset": args.subset,
             "val_fraction": args.val_fraction,
             "seed": args.seed,
+            "image_size": args.image_size,
         },
         "input_shape": list(data.input_shape),
     }
+    from hsconas.accuracy.devices import dist_info
+
+    main = dist_info().is_main
     try:
         result = train(
             model,
@@ -194,12 +265,17 @@ def _run(args: argparse.Namespace, model: Any, data: Any, arch: Any = None) -> i
             resume=args.resume,
             store=store,
             extra=extra,
-            progress=not args.no_progress,
+            progress=not args.no_progress and main,
+            device=args.device,
+            amp=args.amp,
+            amp_dtype=args.amp_dtype,
         )
     except ValueError as exc:
         raise HsconasError(str(exc)) from None
     finally:
         store.close()
+    if not main:
+        return 0  # rank 0 reports
     last = result.history[-1] if result.history else {}
     if args.json:
         print_json_line({"checkpoint": str(result.checkpoint), **last})
@@ -209,7 +285,70 @@ def _run(args: argparse.Namespace, model: Any, data: Any, arch: Any = None) -> i
     return 0
 
 
+def _launch(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run ``hsconas <argv>`` in ``args.nproc`` processes with torch's elastic launcher (the
+    machinery of ``torchrun --standalone``); returns 0 when every worker succeeded."""
+    import sys
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=args.nproc,
+        run_id=f"hsconas-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        monitor_interval=0.5,
+    )
+    try:
+        elastic_launch(config, sys.executable)("-m", "hsconas", *argv)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        raise HsconasError(
+            f"training worker {rank} of {args.nproc} failed with exit code {failure.exitcode}"
+        ) from None
+    return 0
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """This command's arguments for the workers: the same, without ``--nproc``."""
+    import sys
+
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        out.append(a)
+    return out
+
+
 def cmd_supernet_train(args: argparse.Namespace) -> int:
+    import os
+
+    if args.nproc < 1:
+        raise HsconasError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
+        return _launch(args, _worker_argv(args))
+    from hsconas.accuracy.devices import init_distributed, resolve_device
+
+    device = resolve_device(args.device)  # a missing CUDA fails here, before any work
+    with init_distributed(device):
+        return _supernet_train(args)
+
+
+def _supernet_train(args: argparse.Namespace) -> int:
     _setup_torch(args.threads)
     from hsconas.accuracy.train import seeded
     from hsconas.nn.supernet import build_supernet, supernet_spaces
@@ -218,7 +357,14 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
         raise HsconasError(
             f"no supernet for space {args.space!r}; choose one of: {', '.join(supernet_spaces())}"
         )
-    data = _load_data(args.data, args.subset, args.val_fraction, args.seed)
+    data = _load_data(
+        args.data,
+        args.subset,
+        args.val_fraction,
+        args.seed,
+        image_size=args.image_size,
+        workers=args.workers,
+    )
     try:
         with seeded(args.seed):
             model = build_supernet(
@@ -230,6 +376,9 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from hsconas.accuracy.devices import resolve_device
+
+    resolve_device(args.device)
     _setup_torch(args.threads)
     from hsconas.accuracy.train import seeded
     from hsconas.nn import build_model
@@ -239,22 +388,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(resolved) != 1:
         raise HsconasError(f"{args.source} holds {len(resolved)} architectures; give exactly one")
     arch = resolved[0].arch
-    data = _load_data(args.data, args.subset, args.val_fraction, args.seed)
+    data = _load_data(
+        args.data,
+        args.subset,
+        args.val_fraction,
+        args.seed,
+        image_size=args.image_size,
+        workers=args.workers,
+    )
     with seeded(args.seed):
         model = build_model(arch, num_classes=data.num_classes)
     return _run(args, model, data, arch)
 
 
-def _data_of(ckpt: dict[str, Any], override: str | None) -> Any:
+def _data_of(ckpt: dict[str, Any], override: str | None, workers: int = 0) -> Any:
     info = dict(ckpt.get("extra", {}).get("data", {}))
     spec = override or info.get("spec")
     if not spec:
         raise HsconasError("the checkpoint does not name its dataset; pass --data SPEC")
+    size = info.get("image_size")
     return _load_data(
         spec,
         info.get("subset") if override is None else None,
         float(info.get("val_fraction", 0.1)),
         int(info.get("seed", 0)),
+        image_size=int(size) if size else None,
+        workers=workers,
     )
 
 
@@ -262,14 +421,17 @@ def cmd_supernet_eval(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from hsconas.accuracy.devices import resolve_device
     from hsconas.accuracy.evaluate import EvalBatches, evaluate_subnets
     from hsconas.accuracy.train import load_trained
     from hsconas.nn.supernet import Supernet
     from hsconas.spaces.resolve import resolve_source
 
+    device = resolve_device(args.device)
     model, ckpt = load_trained(args.checkpoint)
     if not isinstance(model, Supernet):
         raise HsconasError(f"{args.checkpoint} holds a standalone network, not a supernet")
+    model.to(device)
     named = [(r.name, r.arch) for s in args.sources for r in resolve_source(s)]
     rng = np.random.default_rng(args.seed)
     named += [(f"sample{i}", model.sample(rng)) for i in range(args.sample)]
@@ -278,7 +440,7 @@ def cmd_supernet_eval(args: argparse.Namespace) -> int:
     for name, arch in named:
         if arch.space != model.space.name:
             raise HsconasError(f"{name} is an architecture of {arch.space}, not {model.space.name}")
-    data = _data_of(ckpt, args.data)
+    data = _data_of(ckpt, args.data, args.workers)
     batches = EvalBatches.from_dataset(data, split=args.split, calib_images=args.calib_images)
     rows = []
     bar = tqdm(named, desc="evaluating", unit="net", leave=False, disable=len(named) < 2)
