@@ -33,10 +33,14 @@ class ScalingStep:
     accuracy: float
 
 
-def channel_genes(
-    space: SearchSpace, markers: Sequence[str] = ("channel", "factor", "width")
-) -> list[str]:
-    """Genes whose name contains one of ``markers`` (``u1.l1.factor``) and whose choices are numbers."""
+CHANNEL_MARKERS: tuple[str, ...] = ("channel", "factor", "width", "expand", ".w")
+"""Name parts of channel-like genes: the scaling factors of ``hsconas``, the expand ratios of
+``ofa-mbv3``/``proxylessnas``, the widths and expand ratios of ``ofa-resnet50`` (``stem.w0``)."""
+
+
+def channel_genes(space: SearchSpace, markers: Sequence[str] = CHANNEL_MARKERS) -> list[str]:
+    """Genes whose name contains one of ``markers`` (``u1.l1.factor``, ``u2.l3.expand``) and whose
+    choices are numbers."""
     return [
         g.name
         for g in space.genes
@@ -175,3 +179,160 @@ def distinct_operator_configs(
         if len(picked) >= n:
             break
     return picked
+
+
+# ---------------------------------------------------------------------- the operator inside the EA
+class CodeScaler:
+    """Dynamic channel scaling of many gene-code rows at once: the operator the HSCoNAS EA applies
+    to its offspring.
+
+    :meth:`fit` fits two additive models on the evaluated architectures (ridge regressions of
+    latency in ms and of accuracy on the one-hot encoding of the *active* genes); :meth:`scale`
+    then moves, row by row and one step at a time, the channel genes (:func:`channel_genes`) of each
+    offspring: while the predicted latency is over the budget, the move that loses the least
+    predicted accuracy per ms saved; then, while a raise still fits under the budget, the move with
+    the highest predicted accuracy gain per ms. Only active genes move, and only to the adjacent
+    choice (by value) that the current (possibly shrunk) space allows. Additive models make every
+    candidate move a table look-up, so thousands of offspring are scaled in milliseconds.
+
+    Args:
+        space: the unrestricted space of the codes.
+        codec: its gene codec.
+        genes: channel gene names (default :func:`channel_genes`).
+        alpha: ridge penalty of both models.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        codec: Any,
+        *,
+        genes: Sequence[str] | None = None,
+        alpha: float = 1.0,
+    ) -> None:
+        self.space = space
+        self.codec = codec
+        names = list(space.gene_names)
+        chosen = list(genes) if genes is not None else channel_genes(space)
+        self.positions = [names.index(g) for g in chosen]
+        self.alpha = alpha
+        self._w_lat: list[np.ndarray] = []
+        self._w_acc: list[np.ndarray] = []
+        self._b_lat = 0.0
+        self._b_acc = 0.0
+        self._up: dict[int, np.ndarray] = {}
+        self._down: dict[int, np.ndarray] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether the space has channel genes (NB201 has none: the operator never runs)."""
+        return bool(self.positions)
+
+    def active_mask(self, codes: np.ndarray) -> np.ndarray:
+        """Which genes of each row are active (boolean, shape of ``codes``)."""
+        if self.codec.simple:
+            return np.ones(codes.shape, dtype=bool)
+        archs = self.codec.decode(codes)
+        return np.array([self.space.active_mask(a.values) for a in archs], dtype=bool)
+
+    def _design(self, codes: np.ndarray, active: np.ndarray) -> np.ndarray:
+        X = np.zeros((len(codes), int(self.codec.n_choices.sum())))
+        rows = np.arange(len(codes))
+        for g in range(codes.shape[1]):
+            X[rows, self.codec.offsets[g] + codes[:, g]] = active[:, g]
+        return X
+
+    def fit(self, codes: np.ndarray, latency_ms: np.ndarray, accuracy: np.ndarray) -> CodeScaler:
+        """Fit the additive latency (ms) and accuracy models on evaluated codes."""
+        from sklearn.linear_model import Ridge
+
+        X = self._design(codes, self.active_mask(codes))
+        split = np.cumsum(self.codec.n_choices)[:-1]
+        for y, which in ((latency_ms, "lat"), (accuracy, "acc")):
+            m = Ridge(alpha=self.alpha).fit(X, np.asarray(y, dtype=np.float64))
+            w = np.split(np.asarray(m.coef_, dtype=np.float64), split)
+            if which == "lat":
+                self._w_lat, self._b_lat = w, float(m.intercept_)
+            else:
+                self._w_acc, self._b_acc = w, float(m.intercept_)
+        return self
+
+    def set_allowed(self, allowed: Sequence[np.ndarray]) -> None:
+        """The choices each gene may take (the codec's masks of the current space): adjacent
+        moves skip choices that are not allowed."""
+        self._up, self._down = {}, {}
+        for g in self.positions:
+            choices = self.codec.genes[g].choices
+            ok = [k for k in range(len(choices)) if allowed[g][k]]
+            order = sorted(ok, key=lambda k: float(choices[k]))
+            up = np.full(len(choices), -1, dtype=np.int64)
+            down = np.full(len(choices), -1, dtype=np.int64)
+            for i, k in enumerate(order):
+                if i + 1 < len(order):
+                    up[k] = order[i + 1]
+                if i > 0:
+                    down[k] = order[i - 1]
+            self._up[g], self._down[g] = up, down
+
+    def predict(
+        self, codes: np.ndarray, active: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted latency ms, predicted accuracy) of each row by the additive models."""
+        act = self.active_mask(codes) if active is None else active
+        lat = np.full(len(codes), self._b_lat)
+        acc = np.full(len(codes), self._b_acc)
+        for g in range(codes.shape[1]):
+            lat += self._w_lat[g][codes[:, g]] * act[:, g]
+            acc += self._w_acc[g][codes[:, g]] * act[:, g]
+        return lat, acc
+
+    def scale(
+        self, codes: np.ndarray, budget_ms: float, *, max_steps: int | None = None
+    ) -> np.ndarray:
+        """Scaled copies of ``codes`` (rows that cannot move come back unchanged).
+
+        Args:
+            codes: offspring codes, shape (n, genes).
+            budget_ms: the latency budget (ms) the rows approach from below.
+            max_steps: moves per row at most (default: twice the number of channel genes).
+        """
+        if not self.positions or len(codes) == 0 or not self._w_lat:
+            return codes.copy()
+        out = codes.copy()
+        act = self.active_mask(out)
+        lat, _ = self.predict(out, act)
+        steps = 2 * len(self.positions) if max_steps is None else max_steps
+        rows = np.arange(len(out))
+        for _ in range(steps):
+            over = lat > budget_ms
+            best = np.full(len(out), -np.inf)
+            best_gene = np.full(len(out), -1, dtype=np.int64)
+            best_code = np.zeros(len(out), dtype=np.int64)
+            best_dl = np.zeros(len(out))
+            for g in self.positions:
+                cur = out[:, g]
+                for table in (self._down[g], self._up[g]):
+                    new = table[cur]
+                    ok = act[:, g] & (new >= 0)
+                    safe = np.where(ok, new, cur)
+                    dl = self._w_lat[g][safe] - self._w_lat[g][cur]
+                    da = self._w_acc[g][safe] - self._w_acc[g][cur]
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        down_score = np.where(
+                            dl < 0, da / -dl, -np.inf
+                        )  # accuracy kept per ms saved
+                        up_ok = (dl > 0) & (da > 0) & (lat + dl <= budget_ms)
+                        up_score = np.where(up_ok, da / dl, -np.inf)  # accuracy gained per ms
+                    score = np.where(ok, np.where(over, down_score, up_score), -np.inf)
+                    better = score > best
+                    best = np.where(better, score, best)
+                    best_gene = np.where(better, g, best_gene)
+                    best_code = np.where(better, safe, best_code)
+                    best_dl = np.where(better, dl, best_dl)
+            moving = np.isfinite(best)
+            if not moving.any():
+                break
+            r = rows[moving]
+            out[r, best_gene[moving]] = best_code[moving]
+            lat = lat + np.where(moving, best_dl, 0.0)
+        return out

@@ -22,7 +22,13 @@ One generation:
    gave it. Devices that report latency in steps (whole milliseconds on some phones) are detected
    from the measured values, and both probabilities then count a candidate whose latency rounds to
    a known point's (or to the budget) as tied with it.
-4. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
+4. **Dynamic channel scaling** (constraint and weighted modes, spaces with channel genes): a share
+   of the fresh offspring is copied and channel-scaled towards the budget from below by
+   :class:`~hsconas.search.channel_scaling.CodeScaler` (additive latency and accuracy models
+   refitted on the history each generation, moves where the predicted accuracy gain per ms is
+   highest); the scaled copies join the pool that the surrogates score, next to the originals.
+   Spaces without channel genes (NB201, FBNet) are unaffected.
+5. **Progressive space shrinking** (optional): when the number of queries reaches each entry of
    ``shrink_at``, the marginal effect of every (gene, choice) is estimated from the evaluated
    architectures and clearly dominated choices are removed (:mod:`hsconas.search.shrinking`).
 
@@ -36,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from hsconas.search.channel_scaling import CodeScaler
 from hsconas.search.core.algorithm import SearchAlgorithm, select_best
 from hsconas.search.core.problem import EvalRecord, Problem, SearchConfigError
 from hsconas.search.indicators import non_dominated_sort
@@ -83,6 +90,9 @@ class HSCoNASEvolution(SearchAlgorithm):
         shrink_at: query counts after which a shrinking stage ends.
         shrink_z: significance (standard errors) needed to call a choice dominated.
         min_choices: choices every gene keeps.
+        channel_scaling: in constraint and weighted modes, add channel-scaled copies of the
+            offspring to the pool (spaces with channel genes only).
+        scaled_offspring: offspring copied and scaled per generation.
     """
 
     name = "hsconas"
@@ -110,6 +120,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         shrink_at: Sequence[int] = (100, 200, 400),
         shrink_z: float = 3.0,
         min_choices: int = 2,
+        channel_scaling: bool = True,
+        scaled_offspring: int = 256,
     ) -> None:
         super().__init__(problem, seed=seed)
         if population_size < 2 or initial_queries < 2 or batch_size < 1:
@@ -142,6 +154,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         self.shrink_at = tuple(sorted(int(s) for s in shrink_at))
         self.shrink_z = shrink_z
         self.min_choices = min_choices
+        self.channel_scaling = channel_scaling
+        self.scaled_offspring = int(scaled_offspring)
 
         self.codec = GeneCodec(self.space)
         self.surrogates = SearchSurrogates(
@@ -149,6 +163,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         )
         self.current_space = self.space
         self._allowed = self.codec.allowed_mask(self.space)
+        self._scaler = CodeScaler(self.space, self.codec)
+        self.n_scaled_picked = 0  # evaluated architectures that came from channel scaling
         self._codes: list[np.ndarray] = []
         self._keys: set[int] = set()
         self._stage = 0
@@ -178,13 +194,19 @@ class HSCoNASEvolution(SearchAlgorithm):
             "shrink_at",
             "shrink_z",
             "min_choices",
+            "channel_scaling",
+            "scaled_offspring",
         ]
         cfg = {k: getattr(self, k) for k in keys}
         cfg["shrink_at"] = list(self.shrink_at)
         return {**super().config(), **cfg}
 
     def info(self) -> dict[str, Any]:
-        return {"stages": self.stages, "space": self.current_space.restriction()}
+        return {
+            "stages": self.stages,
+            "space": self.current_space.restriction(),
+            "channel_scaled_picks": self.n_scaled_picked,
+        }
 
     def _after_tell(self, records: Sequence[EvalRecord]) -> None:
         while len(self._codes) < len(self.history):
@@ -295,6 +317,8 @@ class HSCoNASEvolution(SearchAlgorithm):
         if space_pool is not None:  # offspring first (the EA's proposals), then the rest
             offspring = np.concatenate([offspring, space_pool])
         pool = self._fresh(offspring)
+        n_plain = len(pool)
+        pool = self._with_scaled(pool)
         if len(pool) == 0:
             pool = self._fresh(self._random_codes(1000))
             if len(pool) == 0:
@@ -302,7 +326,38 @@ class HSCoNASEvolution(SearchAlgorithm):
         if not self.surrogate or len(pool) <= self.batch_size:
             return self.codec.decode(pool[: self.batch_size])
         chosen = self._select(pool)
+        self.n_scaled_picked += int(np.sum(chosen >= n_plain))
         return self.codec.decode(pool[chosen])
+
+    # ------------------------------------------------------------------ channel scaling
+    def _scaling_on(self) -> bool:
+        return (
+            self.channel_scaling
+            and self._scaler.active
+            and self.problem.mode in ("constraint", "weighted")
+            and self.problem.budget_ms is not None
+            and len(self.history) >= 2
+        )
+
+    def _with_scaled(self, pool: np.ndarray) -> np.ndarray:
+        """``pool`` followed by the fresh channel-scaled copies of its first offspring."""
+        if not self._scaling_on() or len(pool) == 0:
+            return pool
+        assert self.problem.budget_ms is not None
+        hist = np.stack(self._codes)
+        self._scaler.fit(
+            hist,
+            np.array([r.latency_ms for r in self.history]),
+            np.array([r.accuracy for r in self.history]),
+        )
+        self._scaler.set_allowed(self._allowed)
+        scaled = self._scaler.scale(pool[: self.scaled_offspring], self.problem.budget_ms)
+        keys = set(self.codec.keys(pool).tolist())
+        extra = self._fresh(scaled)
+        extra = (
+            extra[[k not in keys for k in self.codec.keys(extra).tolist()]] if len(extra) else extra
+        )
+        return np.concatenate([pool, extra]) if len(extra) else pool
 
     # ------------------------------------------------------------------ surrogate selection
     def _predict(self, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
