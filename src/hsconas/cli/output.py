@@ -100,7 +100,20 @@ def error_line(message: object) -> str:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser whose usage errors are one shortened line (plus the usage) and exit 2."""
+    """argparse's parser whose usage errors are one shortened line (plus the usage) and exit 2,
+    and whose help (with every subcommand's) shows each option's default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("formatter_class") in (
+            None, argparse.HelpFormatter, argparse.RawDescriptionHelpFormatter,
+        ):  # fmt: skip
+            kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
+
+    def _add_action(self, action: argparse.Action) -> argparse.Action:
+        if action.help is None and _has_default(action):
+            action.help = "(default: %(default)s)"
+        return super()._add_action(action)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -166,7 +179,8 @@ def _check_dir(flag: str, path: Path, folder: Path) -> None:
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Wraps prose lines of descriptions and epilogs; keeps indented lines (examples) verbatim."""
+    """Wraps prose lines of descriptions and epilogs; keeps indented lines (examples) verbatim;
+    ends every option's help with its default unless the help already states one."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         lines = []
@@ -178,6 +192,22 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                     textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
                 )
         return "\n".join(lines)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or not _has_default(action):
+            return action.help
+        return f"{text} (default: %(default)s)".lstrip()
+
+
+def _has_default(action: argparse.Action) -> bool:
+    """Whether ``action`` is an option whose default is worth printing."""
+    default = action.default
+    if not action.option_strings or default is None or default is argparse.SUPPRESS:
+        return False
+    if isinstance(action, argparse._StoreConstAction | argparse._AppendAction):
+        return bool(default) and not isinstance(action, argparse._StoreConstAction)
+    return not (isinstance(default, list | tuple) and not default)
 
 
 def positive_int(text: str) -> int:
