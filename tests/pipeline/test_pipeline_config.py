@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hsconas.cli.main import main
 from hsconas.pipeline.config import (
@@ -70,7 +71,7 @@ def test_toml_and_yaml_give_the_same_config(tmp_path: Path) -> None:
         ({"device": {"backend": "tensorrt"}}, "device.backend",
          ["unknown backend", "onnxruntime", "torch"]),
         ({"space": {"name": "nope"}}, "space.name", ["unknown space", "hsconas-digits"]),
-        ({"space": {"name": "nb201"}}, "space.name", ["no supernet"]),
+        ({"space": {"name": "fbnet"}}, "space.name", ["no supernet"]),
         ({"dataset": {"name": "cifar10", "path": "/no/such/dir"}}, "dataset.path",
          ["does not exist", "/no/such/dir"]),
         ({"dataset": {"name": "folder"}}, "dataset.path", ["required"]),
@@ -137,3 +138,26 @@ def test_device_reference_gives_a_backend_timed_against_the_spaces_middle_networ
     be = _backend(config_from_dict({"device": {"reference": True}}))
     assert be.reference is not None and be.reference.key.startswith("hsconas-digits:")
     assert be.settings()["reference"] == be.reference.key
+
+
+def test_ofa_family_space_takes_the_streamed_image_size_as_its_resolution(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    archive = data_dir / "images" / "cifar10_jpg.tar.gz"
+    doc = {"space": {"name": "proxylessnas"}, "dataset": {"name": "cifar10", "path": str(archive)}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    cfg = load_config(path)  # no image size: the smallest resolution of the space
+    assert cfg.dataset.image_size == 128 and cfg.space.restrict == {"resolution": [128]}
+    doc["dataset"]["image_size"] = 160  # type: ignore[index]
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert load_config(path).space.restrict == {"resolution": [160]}
+    doc["dataset"]["image_size"] = 32  # type: ignore[index]
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a resolution of space 'proxylessnas'") as info:
+        load_config(path)
+    assert info.value.field == "dataset.image_size"
+    doc = {"space": {"name": "ofa-mbv3"}, "dataset": {"name": "imagefolder"}}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(ConfigError, match="required for dataset 'imagefolder'"):
+        load_config(path)

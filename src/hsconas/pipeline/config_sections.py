@@ -9,7 +9,7 @@ from typing import Any
 
 from hsconas.errors import HsconasError
 
-DATASET_NAMES = ("digits", "mnist", "cifar10", "folder")
+DATASET_NAMES = ("digits", "mnist", "cifar10", "imagefolder", "folder")
 """Dataset kinds ``dataset.name`` accepts (``mnist`` and ``cifar10`` take an optional path)."""
 
 
@@ -56,7 +56,8 @@ class SpaceConfig:
 
     Attributes:
         name: a registered space with a supernet (``hsconas``, ``hsconas-cifar``,
-            ``hsconas-digits``).
+            ``hsconas-digits``, ``ofa-mbv3``, ``ofa-mbv3-w1.2``, ``proxylessnas``,
+            ``ofa-resnet50``, ``nb201``).
         restrict: optional ``{gene: [choices]}`` limiting the space before anything runs.
     """
 
@@ -70,17 +71,24 @@ class DatasetConfig:
 
     Attributes:
         name: ``digits`` (scikit-learn's bundled 8x8 digits, no download), ``mnist``,
-            ``cifar10`` or ``folder`` (an image tree ``split/class/*.png``).
+            ``cifar10`` (the JPEG archive, streamed; or the python batches), ``imagefolder``
+            (``train/<class>/*`` + ``val/<class>/*``, or one class tree; streamed from disk) or
+            ``folder`` (a small image tree ``split/class/*.png`` decoded into memory).
         path: where the files are (required for ``folder``; ``mnist``/``cifar10`` default to the
             shared data directory); relative paths are relative to the config file.
         subset: keep at most this many training images (``null``: all).
         val_fraction: share of the training pool held out for validation (search accuracy).
+        image_size: side of the images in pixels for streamed datasets (``null``: 32 for
+            ``cifar10``, 224 for ``imagefolder``).
+        workers: ``DataLoader`` processes decoding streamed images (0: the main process).
     """
 
     name: str = "digits"
     path: str | None = None
     subset: int | None = None
     val_fraction: float = 0.15
+    image_size: int | None = None
+    workers: int = 0
 
     def spec(self) -> str:
         """The ``load_dataset`` spec (``digits``, ``cifar10:/data/cifar``, ...)."""
@@ -158,6 +166,9 @@ class SupernetConfig:
         sampling: ``uniform`` or ``sandwich``.
         num_random: random members per step under the sandwich rule.
         calib_images: training images used to recalibrate batch norms of each evaluated member.
+        device: where the supernet (and the chosen network from scratch) trains: ``auto``
+            (CUDA when present), ``cpu``, ``cuda[:N]`` or ``mps``.
+        amp: mixed precision (bf16 on the CPU, fp16 with a gradient scaler on CUDA).
     """
 
     epochs: int = 6
@@ -168,6 +179,8 @@ class SupernetConfig:
     sampling: str = "sandwich"
     num_random: int = 1
     calib_images: int = 512
+    device: str = "auto"
+    amp: bool = False
 
 
 @dataclass(frozen=True)

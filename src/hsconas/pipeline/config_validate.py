@@ -69,7 +69,9 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
         "space.name",
         f"is {cfg.space.name!r}, an unknown space; use one of: {', '.join(spaces)}",
     )
-    supernet_spaces = ("hsconas", "hsconas-cifar", "hsconas-digits")
+    from hsconas.nn.supernet import supernet_spaces as _supernet_spaces
+
+    supernet_spaces = tuple(_supernet_spaces())
     _check(
         cfg.space.name in supernet_spaces,
         "space.name",
@@ -112,6 +114,24 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
         )
         ds = dataclasses.replace(ds, path=str(p))
     _check(ds.subset is None or ds.subset >= 20, "dataset.subset", "must be null or >= 20")
+    _check(
+        ds.name != "imagefolder" or ds.path is not None,
+        "dataset.path",
+        "is required for dataset 'imagefolder'; give the image folder or archive",
+    )
+    _check(
+        ds.image_size is None or ds.image_size >= 8,
+        "dataset.image_size",
+        f"must be null or >= 8 pixels, got {ds.image_size}",
+    )
+    _check(ds.workers >= 0, "dataset.workers", f"must be >= 0, got {ds.workers}")
+    from hsconas.accuracy.devices import DEVICES
+
+    _check(
+        cfg.supernet.device.split(":")[0] in DEVICES,
+        "supernet.device",
+        f"is {cfg.supernet.device!r}; use one of: {', '.join(DEVICES)}",
+    )
     _check(0 < ds.val_fraction < 0.9, "dataset.val_fraction", "must lie in (0, 0.9), e.g. 0.15")
 
     pr = cfg.profile
@@ -184,4 +204,34 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
     _check(f.lr > 0, "final.lr", "must be > 0")
     _check(f.batch_size >= 1, "final.batch_size", "must be >= 1")
     _check(7 <= f.onnx_opset <= 21, "final.onnx_opset", "must lie in 7..21 (17 is typical)")
-    return dataclasses.replace(cfg, dataset=ds)
+    cfg = dataclasses.replace(cfg, dataset=ds)
+    return _couple_resolution(cfg)
+
+
+def _couple_resolution(cfg: PipelineConfig) -> PipelineConfig:
+    """For a space with a ``resolution`` gene (OFA family) trained on streamed images
+    (``cifar10``, ``imagefolder``): one resolution for both. ``dataset.image_size`` must be one
+    of the gene's choices (default: the smallest) and the space is restricted to it, so that
+    the latency model, the search and the exported network run at the size the supernet was
+    trained at."""
+    from hsconas.space import get_space
+
+    ds = cfg.dataset
+    space = get_space(cfg.space.name)
+    if "resolution" not in space.gene_names or ds.name not in ("cifar10", "imagefolder"):
+        return cfg
+    restricted = space.restrict(cfg.space.restrict) if cfg.space.restrict else space
+    choices = [int(c) for c in restricted.gene("resolution").choices]
+    size = ds.image_size if ds.image_size is not None else min(choices)
+    _check(
+        size in choices,
+        "dataset.image_size",
+        f"is {size} px, not a resolution of space {cfg.space.name!r}; use one of: "
+        + ", ".join(str(c) for c in choices),
+    )
+    restrict = {**cfg.space.restrict, "resolution": [size]}
+    return dataclasses.replace(
+        cfg,
+        dataset=dataclasses.replace(ds, image_size=size),
+        space=dataclasses.replace(cfg.space, restrict=restrict),
+    )

@@ -85,18 +85,10 @@ def dataset_of(ctx: StageContext) -> Any:
             val_fraction=cfg.dataset.val_fraction,
             seed=cfg.seed,
             progress=False,
+            image_size=cfg.dataset.image_size,
+            workers=cfg.dataset.workers,
         )
-        if ds.test_images is None:
-            n = len(ds.val_labels)
-            half = n // 2
-            ds = dataclasses.replace(
-                ds,
-                val_images=ds.val_images[:half],
-                val_labels=ds.val_labels[:half],
-                test_images=ds.val_images[half:],
-                test_labels=ds.val_labels[half:],
-            )
-        cache["dataset"] = ds
+        cache["dataset"] = ds.with_test_from_val()
     return cache["dataset"]
 
 

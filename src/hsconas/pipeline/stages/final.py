@@ -129,8 +129,9 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
             fresh, ds, tc, ctx.dir / f"scratch-{ctx.key}", arch=chosen, resume=True,
             store=store_of(ctx), run_id=f"{run_name(ctx)}-scratch-{ctx.key}", progress=False,
             on_epoch_end=lambda e, m: ctx.progress(e, fc.epochs, "train from scratch (epochs)"),
+            device=cfg.supernet.device, amp=cfg.supernet.amp,
         )  # fmt: skip
-        fresh.eval()
+        fresh.cpu().eval()
         scratch = {
             "test_accuracy": 100.0 * evaluate_model(fresh, ds, split="test"),
             "epochs": tr.epochs,

@@ -27,7 +27,10 @@ def stage_supernet(ctx: StageContext) -> dict[str, Any]:
     ds = dataset_of(ctx)
     with seeded(cfg.seed):
         model = build_supernet(
-            cfg.space.name, restriction=cfg.space.restrict or None, num_classes=ds.num_classes
+            cfg.space.name,
+            restriction=cfg.space.restrict or None,
+            num_classes=ds.num_classes,
+            in_channels=ds.input_shape[0],
         )
     tc = TrainConfig(
         epochs=sc.epochs, batch_size=sc.batch_size, optimizer=sc.optimizer, lr=sc.lr,
@@ -40,9 +43,10 @@ def stage_supernet(ctx: StageContext) -> dict[str, Any]:
         model, ds, tc, out, resume=True, store=store_of(ctx),
         run_id=f"{run_name(ctx)}-supernet-{ctx.key}", extra={"dataset": cfg.dataset.spec()},
         progress=False, on_epoch_end=lambda e, m: ctx.progress(e, sc.epochs, "train supernet (epochs)"),
+        device=sc.device, amp=sc.amp,
     )  # fmt: skip
     cache = cache_of(ctx)
-    cache["supernet"] = model.eval()
+    cache["supernet"] = model.cpu().eval()  # later stages extract, measure and export on the CPU
     cache["supernet_path"] = relative_path(ctx, res.checkpoint)
     return {
         "checkpoint": relative_path(ctx, res.checkpoint),
@@ -50,6 +54,7 @@ def stage_supernet(ctx: StageContext) -> dict[str, Any]:
         "resumed_from": res.resumed_from,
         "history": res.history,
         "dataset": ds.name,
+        "input_shape": list(ds.input_shape),
         "n_train": len(ds.train_labels),
         "n_val": len(ds.val_labels),
         "n_test": 0 if ds.test_labels is None else len(ds.test_labels),
