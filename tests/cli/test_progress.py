@@ -85,3 +85,25 @@ def test_terminal_gets_a_rich_bar() -> None:
         for i in range(5):
             update(i, 4)
     assert "search nb201" in term.getvalue() and "4/4" in term.getvalue()
+
+
+def test_run_reporter_writes_progress_lines_in_a_log(
+    clock: _Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hsconas.cli.run import PlainReporter
+
+    for periodic, expected in ((True, 4), (False, 2)):
+        rep = PlainReporter(periodic=periodic)
+        rep.stage_start(1, 6, "hw_model", "profile the device")
+        rep.stage_progress(0, 40, "measure blocks")
+        clock.now += 30
+        rep.stage_progress(20, 40, "measure blocks")
+        rep.stage_end("hw_model", skipped=False, elapsed_s=30.0)
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == expected, lines
+        assert lines[0].startswith("[1/6] hw_model") and "done in 30.0 s" in lines[-1]
+    # periodic lines name the stage, the step and how far it is
+    rep = PlainReporter(periodic=True)
+    rep.stage_start(1, 6, "hw_model", "profile")
+    rep.stage_progress(10, 40, "measure blocks")
+    assert "hsconas run: hw_model: measure blocks: 10/40 (25%)" in capsys.readouterr().err

@@ -36,8 +36,8 @@ def _duration(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-class _PlainLines:
-    """The non-terminal reporter: timestamped lines, throttled per phase."""
+class PlainLines:
+    """The non-terminal reporter: timestamped lines, throttled per phase (call it as ``update``)."""
 
     def __init__(self, description: str, stream: TextIO, every_s: float) -> None:
         self.description = description
@@ -106,7 +106,7 @@ def progress(
     out = sys.stderr if stream is None else stream
     expected = total
     if not out.isatty():
-        plain = _PlainLines(description, out, every_s)
+        plain = PlainLines(description, out, every_s)
         try:
             yield plain
         finally:

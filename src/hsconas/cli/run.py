@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hsconas.cli.progress import PLAIN_EVERY_S, PlainLines
 from hsconas.pipeline.stages import STAGE_NAMES
 
 _RAW = argparse.RawDescriptionHelpFormatter
@@ -102,15 +103,24 @@ class RichReporter:
 
 
 class PlainReporter:
-    """One line per stage on stderr (``--no-progress`` or output not a terminal)."""
+    """One line per stage on stderr, and with ``periodic`` a progress line every 10 s within a
+    stage (output not a terminal: a log); ``--no-progress`` gives the stage lines only."""
+
+    def __init__(self, *, periodic: bool = False) -> None:
+        self.periodic = periodic
+        self.lines: PlainLines | None = None
 
     def stage_start(self, index: int, total: int, name: str, title: str) -> None:
         print(f"[{index}/{total}] {name}: {title} ...", file=sys.stderr, flush=True)
+        if self.periodic:
+            self.lines = PlainLines(f"run: {name}", sys.stderr, PLAIN_EVERY_S)
 
     def stage_progress(self, done: float, total: float, what: str) -> None:
-        pass
+        if self.lines is not None:
+            self.lines(int(done), int(total) if total else None, what)
 
     def stage_end(self, name: str, *, skipped: bool, elapsed_s: float) -> None:
+        self.lines = None
         state = "up to date (skipped)" if skipped else f"done in {elapsed_s:.1f} s"
         print(f"      {name}: {state}", file=sys.stderr, flush=True)
 
@@ -130,7 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     t0 = time.perf_counter()
     if args.no_progress or not sys.stderr.isatty():
-        outcomes = run_pipeline(cfg, reporter=PlainReporter(), force=args.rerun)
+        reporter = PlainReporter(periodic=not args.no_progress)
+        outcomes = run_pipeline(cfg, reporter=reporter, force=args.rerun)
     else:
         with RichReporter(len(_STAGES)) as rep:
             outcomes = run_pipeline(cfg, reporter=rep, force=args.rerun)
