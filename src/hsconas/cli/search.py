@@ -123,10 +123,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--algorithm",
-        choices=("hsconas", "random", "re", "nsga2"),
+        choices=("hsconas", "random", "re", "nsga2", "optuna-nsga2", "optuna-tpe"),
         default="hsconas",
         help="hsconas (default): surrogate-assisted evolution with space shrinking; baselines: "
-        "random search, regularised evolution (re), NSGA-II (pymoo)",
+        "random search, regularised evolution (re), NSGA-II (pymoo), Optuna's NSGA-II and TPE "
+        "samplers (optuna-nsga2, optuna-tpe; needs optuna)",
     )
     p.add_argument(
         "--no-shrinking", action="store_true", help="hsconas: disable progressive space shrinking"
