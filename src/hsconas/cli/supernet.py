@@ -68,7 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sampling",
         choices=("uniform", "sandwich"),
         default="uniform",
-        help="members per step: one uniform sample, or largest + smallest + 2 random",
+        help="members per step: one uniform sample (default: the cheapest, one member's compute "
+        "per step), or largest + smallest + 2 random (4 members' compute per step; `hsconas run` "
+        "defaults to sandwich, supernet.sampling, because its supernet's ranking steers the search)",
     )
     p.set_defaults(func=cmd_supernet_train)
 
@@ -138,7 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="SPEC", help=_DATA_HELP)
-    p.add_argument("--epochs", type=int, required=True, metavar="N")
+    p.add_argument("--epochs", type=int, required=True, metavar="N", help="passes over the data")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="checkpoint folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64, metavar="N")
@@ -147,7 +149,11 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=None, metavar="W")
     p.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS")
     p.add_argument("--subset", type=int, default=None, metavar="N", help="use N images")
-    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F")
+    p.add_argument(
+        "--val-fraction", type=float, default=0.1, metavar="F",
+        help="share of the training images held out to validate members (default 0.1; `hsconas "
+        "run` holds out dataset.val_fraction, default 0.15, as its search scores members on it)",
+    )  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
     p.add_argument("--store", type=Path, default=None, metavar="DB", help="results store")
