@@ -142,7 +142,7 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
             export_onnx(fresh, shape, tmp, opset=fc.onnx_opset)  # type: ignore[arg-type]
         scratch["onnx"] = "final/model_scratch.onnx"
 
-    layers = [dataclasses.asdict(lp) for lp in space.channel_plan(chosen)]  # type: ignore[attr-defined]
+    layers = _layer_rows(space, chosen)
     return {
         "arch": space.to_string(chosen),
         "budget_ms": budget,
@@ -166,3 +166,15 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
             "arch": "final/arch.json",
         },
     }
+
+
+def _layer_rows(space: Any, arch: Architecture) -> list[dict[str, Any]]:
+    """The chosen network's layers for the report: the channel plan of an ``hsconas`` space;
+    for the other spaces (OFA family, nb201) one row per gene with its value."""
+    if hasattr(space, "channel_plan"):
+        return [dataclasses.asdict(lp) for lp in space.channel_plan(arch)]
+    dash = {k: "-" for k in ("in_channels", "mid_channels", "out_channels", "kernel", "stride")}
+    return [
+        {"name": name, "op": str(value), **dash, "input_size": "-"}
+        for name, value in zip(space.gene_names, arch.values, strict=True)
+    ]

@@ -1,0 +1,71 @@
+"""``hsconas run`` on an OFA-family space with an imagefolder of real CIFAR-10 JPEGs (``slow``)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hsconas.cli.main import main
+
+CONFIG = """
+run_dir: {run}
+seed: 1
+device: {{name: test-cpu, backend: onnxruntime, threads: 1}}
+space: {{name: ofa-mbv3}}
+dataset: {{name: imagefolder, path: {data}, val_fraction: 0.2, image_size: 128}}
+profile:
+  lut_patience: 5
+  n_e2e: 8
+  n_validate: 4
+  block_timing: {{warmup_runs: 1, warmup_time_s: 0.0, min_runs: 5, max_runs: 10, max_time_s: 0.02, target_rel_ci: 0.2}}
+  e2e_timing: {{warmup_runs: 1, warmup_time_s: 0.0, min_runs: 5, max_runs: 30, max_time_s: 0.05, target_rel_ci: 0.1}}
+blocks: {{samples_per_block: 2, baseline_samples: 6}}
+supernet: {{epochs: 1, batch_size: 16, calib_images: 32}}
+search: {{n_queries: 16, initial_queries: 8, population_size: 4, batch_size: 4, shrink_at: [10], n_scaled: 1}}
+final: {{max_candidates: 2, train_from_scratch: true, epochs: 1, batch_size: 16}}
+"""
+
+
+def _cifar_folder(archive: Path, root: Path, per_class: dict[str, int]) -> None:
+    """``root/{train,val}/<class>/*.jpg``: the first JPEGs of each class of the shared archive."""
+    taken: Counter[tuple[str, str]] = Counter()
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 3:
+                continue
+            split, cls, name = parts[-3:]
+            out_split = "train" if split == "train" else "val"
+            if taken[(out_split, cls)] >= per_class[out_split]:
+                continue
+            taken[(out_split, cls)] += 1
+            fh = tar.extractfile(member)
+            assert fh is not None
+            target = root / out_split / cls / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(fh.read())
+
+
+@pytest.mark.slow
+def test_run_on_ofa_mbv3_with_real_cifar_jpegs(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _cifar_folder(
+        data_dir / "images" / "cifar10_jpg.tar.gz", tmp_path / "imgs", {"train": 8, "val": 3}
+    )
+    run = tmp_path / "run"
+    cfg = tmp_path / "ofa.yaml"
+    cfg.write_text(CONFIG.format(run=run, data=tmp_path / "imgs"), encoding="utf-8")
+    assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen network: r128|" in out
+    assert (run / "report" / "report.html").is_file()
+    assert (run / "final" / "model.onnx").stat().st_size > 10_000
+    arch = json.loads((run / "final" / "arch.json").read_text())
+    assert arch["space"] == "ofa-mbv3" and arch["input_shape"] == [3, 128, 128]
+    sn = json.loads((run / "supernet" / "result.json").read_text())
+    assert sn["dataset"].startswith("imagefolder:") and sn["n_train"] + sn["n_val"] == 80
