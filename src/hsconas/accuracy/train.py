@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -155,6 +156,16 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def _log_lines(description: str) -> Callable[[int, int | None, str | None], None] | None:
+    """Plain progress lines every 10 s on stderr when it is a log, not a terminal (tqdm's
+    carriage returns would clutter it); ``None`` on a terminal, where tqdm draws its bar."""
+    if sys.stderr.isatty():
+        return None
+    from hsconas.cli.progress import PLAIN_EVERY_S, PlainLines
+
+    return PlainLines(description, sys.stderr, PLAIN_EVERY_S)
 
 
 # ---------------------------------------------------------------------------------- checkpoints
@@ -400,15 +411,17 @@ def train(
         correct = 0
         seen = 0
         busy = 0.0
+        in_terminal = sys.stderr.isatty()
         bar = tqdm(
             loader.batches(gen),
             total=len(loader),
             desc=f"epoch {epoch}/{config.epochs}",
             unit="batch",
-            disable=not progress,
+            disable=not progress or not in_terminal,
             leave=False,
         )
-        for x, y in bar:
+        log_lines = _log_lines(f"train epoch {epoch}/{config.epochs}") if progress else None
+        for step, (x, y) in enumerate(bar, 1):
             t0 = time.perf_counter()
             x = x.to(dev, non_blocking=True)
             y = y.to(dev, non_blocking=True)
@@ -449,6 +462,8 @@ def train(
             correct += int((logits.detach().argmax(1) == y).sum())
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if log_lines is not None:
+                log_lines(step, len(loader), "batches")
         bar.close()
         if dinfo.distributed:
             loss_sum, correct, seen = _sum_over_ranks(loss_sum, correct, seen, dev)
