@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hsconas.accuracy.zero_cost import METHODS, ProxyConfig, ZeroCostScorer, combine
+from hsconas.accuracy.zero_cost import (
+    ENSEMBLE_MEMBERS,
+    METHODS,
+    ProxyConfig,
+    ZeroCostScorer,
+    combine,
+)
 from hsconas.cli import accuracy_rank
 from hsconas.cli.main import main
 from hsconas.space import get_space
@@ -69,9 +75,7 @@ def test_rank_prints_every_arch_best_first_with_the_ensemble_score(
     space = get_space("hsconas-digits")
     objs = [space.from_string(r["arch"]) for r in rows]
     scorer = ZeroCostScorer(space, ProxyConfig(data="digits", batch_size=32))
-    assert scores == pytest.approx(
-        list(combine(scorer.values_of(objs, ("naswot", "synflow", "jacov"))))
-    )
+    assert scores == pytest.approx(list(combine(scorer.values_of(objs, ENSEMBLE_MEMBERS))))
     # a repeat reads the store and prints the same lines
     assert _lines(argv, capsys) == rows
 
