@@ -18,7 +18,7 @@ device: {{name: test-cpu, backend: onnxruntime, threads: 1}}
 space: {{name: ofa-mbv3}}
 dataset: {{name: imagefolder, path: {data}, val_fraction: 0.2, image_size: 128}}
 profile:
-  lut_patience: 5
+  lut_patience: 60
   n_e2e: 8
   n_validate: 4
   block_timing: {{warmup_runs: 1, warmup_time_s: 0.0, min_runs: 5, max_runs: 10, max_time_s: 0.02, target_rel_ci: 0.2}}

@@ -294,6 +294,7 @@ def _run(args: argparse.Namespace, model: Any, data: Any, arch: Any = None) -> i
 def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     """Run ``hsconas <argv>`` in ``args.nproc`` processes with torch's elastic launcher (the
     machinery of ``torchrun --standalone``); returns 0 when every worker succeeded."""
+    import os
     import sys
     import uuid
 
@@ -310,6 +311,7 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
         max_restarts=0,
         monitor_interval=0.5,
     )
+    os.environ["HSCONAS_DDP_LAUNCHER"] = str(os.getpid())  # the workers inherit it
     try:
         elastic_launch(config, sys.executable)("-m", "hsconas", *argv)
     except ChildFailedError as exc:
@@ -318,6 +320,26 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
             f"training worker {rank} of {args.nproc} failed with exit code {failure.exitcode}"
         ) from None
     return 0
+
+
+def _die_with_launcher() -> None:
+    """In a worker started by ``--nproc``: end when the launcher ends, even by ``kill -9``
+    (Linux ``PR_SET_PDEATHSIG``), instead of training on as an orphan."""
+    import os
+    import signal
+    import sys
+
+    launcher = os.environ.get("HSCONAS_DDP_LAUNCHER")
+    if not launcher or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != launcher:  # the launcher died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
@@ -349,6 +371,7 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
         return _launch(args, _worker_argv(args))
     from hsconas.accuracy.devices import init_distributed, resolve_device
 
+    _die_with_launcher()
     device = resolve_device(args.device)  # a missing CUDA fails here, before any work
     with init_distributed(device):
         return _supernet_train(args)
