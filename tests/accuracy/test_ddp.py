@@ -123,3 +123,46 @@ def test_cli_nproc_2_trains_and_evaluates(tmp_path: Path) -> None:
     done = subprocess.run(ev, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert 0.0 <= json.loads(done.stdout.strip().splitlines()[-1])["top1"] <= 1.0
+
+
+@pytest.mark.slow
+def test_cli_nproc_resumes_after_kill_9(tmp_path: Path) -> None:
+    """kill -9 of ``--nproc 2`` after the first checkpoint: no rank lives on, and ``--resume``
+    finishes the run from the checkpoint (about 60 s)."""
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "hsconas", "supernet", "train", "hsconas-digits"]
+    cmd += ["--data", "digits", "--epochs", "3", "--batch-size", "16", "--nproc", "2"]
+    cmd += ["--out", str(tmp_path / "sn"), "--store", str(tmp_path / "s.db"), "--json"]
+    cmd += ["--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "sn" / "checkpoint.pt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        proc.kill()
+        proc.wait(timeout=10)
+        stamp = str(tmp_path / "sn")
+
+        def ranks() -> int:
+            found = subprocess.run(["pgrep", "-f", stamp], capture_output=True, text=True)
+            return len(found.stdout.split())
+
+        for _ in range(50):
+            if ranks() == 0:
+                break
+            time.sleep(0.2)
+        assert ranks() == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    first = load_checkpoint(tmp_path / "sn")["epoch"]
+    assert 1 <= first <= 3
+    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt = load_checkpoint(tmp_path / "sn")
+    assert ckpt["epoch"] == 3 and [h["epoch"] for h in ckpt["history"]] == [1.0, 2.0, 3.0]
+    assert {h["world_size"] for h in ckpt["history"]} == {2.0}
