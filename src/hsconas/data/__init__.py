@@ -19,6 +19,7 @@ __all__ = [
     "Augment",
     "ImageDataset",
     "LatencyTable",
+    "StreamedImageDataset",
     "TensorLoader",
     "data_dir",
     "load_dataset",
@@ -26,7 +27,7 @@ __all__ = [
     "load_nb201_accuracy",
 ]
 
-_LAZY = {"Augment", "ImageDataset", "TensorLoader", "load_dataset"}
+_LAZY = {"Augment", "ImageDataset", "StreamedImageDataset", "TensorLoader", "load_dataset"}
 
 
 def __getattr__(name: str) -> Any:
