@@ -78,3 +78,17 @@ def test_cli_run_on_a_busy_folder_exits_2_with_one_line(
     assert code == 2
     assert len([line for line in err if "error" in line]) == 1
     assert f"pid {holder.pid}" in err[-1] and "in use" in err[-1]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cli_run_asking_for_a_missing_gpu_fails_before_any_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hsconas.cli.main import main
+
+    cfg = tmp_path / "gpu.yaml"
+    cfg.write_text(f"run_dir: {tmp_path / 'run'}\nsupernet: {{device: cuda}}\n", encoding="utf-8")
+    assert main(["run", "--config", str(cfg), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no usable CUDA GPU" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -138,6 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
         return 0
+    from hsconas.accuracy.devices import resolve_device
+
+    resolve_device(cfg.supernet.device)  # a missing GPU fails now, not after profiling
     t0 = time.perf_counter()
     if args.no_progress or not sys.stderr.isatty():
         reporter = PlainReporter(periodic=not args.no_progress)
