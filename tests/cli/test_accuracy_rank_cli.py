@@ -115,6 +115,7 @@ def test_bad_inputs_are_one_line_errors(
     missing = tmp_path / "nowhere.tar.gz"
     assert "not found" in _error([*base, archs[0], "--data", f"cifar10:{missing}"], capsys)
     assert "no architectures" in _error([*base, *DIGITS], capsys)
+    assert "unknown torch device" in _error([*base, archs[0], *DIGITS, "--device", "tpu9"], capsys)
     assert "--supernet" in _error([*base, archs[0], *DIGITS, "--method", "supernet"], capsys)
     assert "not found" in _error([*base, archs[0], *DIGITS, "--archs-file", str(missing)], capsys)
 

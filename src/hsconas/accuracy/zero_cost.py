@@ -34,6 +34,8 @@ __all__ = [
     "ProxyConfig",
     "UnknownMethodError",
     "ZeroCostScorer",
+    "check_device",
+    "check_method",
     "combine",
     "load_proxy_batches",
 ]
@@ -61,6 +63,18 @@ def check_method(method: str) -> str:
             f"unknown accuracy method {method!r}; choose one of: {', '.join(METHODS)}"
         )
     return method
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`HsconasError` unless ``device`` names a torch device usable here."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise HsconasError(f"unknown torch device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HsconasError(f"device {device!r}: no CUDA GPU is available here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise HsconasError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) here")
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,7 @@ def load_proxy_batches(config: ProxyConfig, *, progress: bool = False) -> tuple[
     """
     from hsconas.data.datasets import load_dataset
 
+    check_device(config.device)
     data = load_dataset(config.data, subset=config.pool, seed=0, progress=progress)
     loader = data.loader("train", config.batch_size, shuffle=True, augment=False, drop_last=True)
     gen = torch.Generator().manual_seed(config.seed)
