@@ -10,19 +10,25 @@ calibration and validation batches once and reuses them for every architecture.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from hsconas.data.datasets import AnyDataset
+from hsconas.data.streamed import StreamedImageDataset
 from hsconas.nn.supernet.base import Supernet
 from hsconas.space import Architecture
 
 log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+STREAM_EVAL_ABOVE_BYTES = 512 * 2**20
+"""A streamed evaluation split bigger than this as float32 batches (bytes) is re-decoded per pass
+instead of being held in memory."""
 
 
 @torch.no_grad()
@@ -82,11 +88,13 @@ class EvalBatches:
 
     Attributes:
         calibration: normalised training images for batch-norm recalibration.
-        evaluation: (images, labels) of the evaluated split.
+        evaluation: (images, labels) of the evaluated split: a list, or for a streamed split
+            larger than :data:`STREAM_EVAL_ABOVE_BYTES` as floats, a re-iterable that decodes
+            the split again on every pass (memory stays flat at the cost of decoding).
     """
 
     calibration: list[torch.Tensor]
-    evaluation: list[Batch]
+    evaluation: Sequence[Batch] | Iterable[Batch]
 
     @classmethod
     def from_dataset(
@@ -110,8 +118,25 @@ class EvalBatches:
             x = x[: calib_images - taken]
             calib.append(x)
             taken += len(x)
-        evaluation = list(dataset.loader(split, batch_size, shuffle=False, augment=False).batches())
+        loader_e = dataset.loader(split, batch_size, shuffle=False, augment=False)
+        evaluation: Sequence[Batch] | Iterable[Batch]
+        c, h, w = dataset.input_shape
+        big = (
+            isinstance(dataset, StreamedImageDataset)
+            and len(dataset.labels(split)) * c * h * w * 4 > STREAM_EVAL_ABOVE_BYTES
+        )
+        evaluation = _Restream(loader_e) if big else list(loader_e.batches())
         return cls(calib, evaluation)
+
+
+class _Restream:
+    """A split's batches, decoded again on every iteration (for splits too big to hold)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[Batch]:
+        return iter(self.loader.batches())
 
 
 def evaluate_model(
