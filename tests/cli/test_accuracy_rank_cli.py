@@ -93,6 +93,25 @@ def test_rank_by_one_proxy_in_the_given_order_of_archs(
     assert all(r["method"] == "params" and r["score"] > 1000 for r in forward)
 
 
+def test_rank_against_a_reference_sample_does_not_depend_on_the_company(
+    digits_archs: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archs, _ = digits_archs
+    ref = [*DIGITS, "--reference", "4", "--store", str(tmp_path / "r.db"), "--json"]
+    alone = _lines(["accuracy", "rank", "hsconas-digits", archs[0], *ref], capsys)
+    together = _lines(["accuracy", "rank", "hsconas-digits", *archs, *ref], capsys)
+    assert alone[0]["score"] == pytest.approx(
+        next(r["score"] for r in together if r["arch"] == archs[0])
+    )
+    # against themselves, a lone architecture always sits in the middle
+    assert _lines(["accuracy", "rank", "hsconas-digits", archs[0], *DIGITS, "--json"], capsys)[0][
+        "score"
+    ] == pytest.approx(0.5)
+    assert "0 or more" in _error(
+        ["accuracy", "rank", "hsconas-digits", archs[0], *DIGITS, "--reference", "-1"], capsys
+    )
+
+
 @pytest.mark.slow  # decodes 2000 CIFAR-10 JPEGs on first use
 def test_rank_nb201_on_cifar10_images(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = _lines(

@@ -78,6 +78,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--calib-images", type=positive_int, default=2000, metavar="N",
         help="with --supernet: training images for BN recalibration (default 2000)",
     )  # fmt: skip
+    p.add_argument(
+        "--reference", type=int, default=0, metavar="N",
+        help="score against N seeded random architectures of SPACE instead of against the ones "
+        "given, so that a score does not depend on what it is ranked with (as `search "
+        "--accuracy proxy:METHOD` does with 64); 0 (default): against the ones given",
+    )  # fmt: skip
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--store", type=Path, metavar="DB", help="results store of the proxy values")
     p.add_argument("--json", action="store_true", help="JSON Lines: {arch, score, rank, ...}")
@@ -140,6 +146,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from hsconas.store import ResultStore
 
     check_method(args.method)
+    if args.reference < 0:
+        raise HsconasError(f"--reference must be 0 or more, not {args.reference}")
     space = get_space(args.space)
     archs = _read_archs(args, space)
     if args.method == "supernet" and args.supernet is None:
@@ -161,6 +169,18 @@ def cmd_rank(args: argparse.Namespace) -> int:
         extra["supernet"] = _supernet_accuracy(args, space, archs)
     if args.method == "supernet":
         scores = extra["supernet"]
+    elif args.reference > 0:
+        from hsconas.evaluation.proxy import ProxyAccuracy
+
+        if extra:
+            raise HsconasError("--reference scores proxies only; leave out --supernet with it")
+        source = ProxyAccuracy(
+            space, args.method, args.data, seed=args.seed, store=store,
+            reference=args.reference, device=args.device, batches=args.batches,
+            batch_size=args.batch_size,
+        )  # fmt: skip
+        source.scorer.batches()  # a missing dataset fails before any network is built
+        scores = [float(v) / 100.0 for v in source.evaluate(archs)]
     else:
         scorer.batches()  # a missing dataset fails before any network is built
         scores = [float(s) for s in scorer.scores(archs, args.method, extra=extra)]

@@ -72,6 +72,8 @@ class ProxyAccuracy:
         store: results store of the proxy values (``None``: in memory only).
         reference: architectures in the reference sample.
         device: torch device.
+        batches: minibatches per proxy.
+        batch_size: images per minibatch.
     """
 
     def __init__(
@@ -84,6 +86,8 @@ class ProxyAccuracy:
         store: ResultStore | None = None,
         reference: int = 64,
         device: str = "cpu",
+        batches: int = 1,
+        batch_size: int = 64,
     ) -> None:
         from hsconas.accuracy.zero_cost import (
             ENSEMBLE_MEMBERS,
@@ -98,7 +102,9 @@ class ProxyAccuracy:
         self.space = space
         self.method = method
         self.members = tuple(ENSEMBLE_MEMBERS) if method == "ensemble" else (method,)
-        self.config = ProxyConfig(data=data, seed=seed, device=device)
+        self.config = ProxyConfig(
+            data=data, seed=seed, batches=batches, batch_size=batch_size, device=device
+        )
         self.scorer = ZeroCostScorer(space, self.config, store=store)
         self.reference_size = min(reference, space.size())
         self._reference: dict[str, np.ndarray] | None = None
