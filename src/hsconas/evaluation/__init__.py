@@ -2,8 +2,8 @@
 
 One :class:`AccuracySource` and one :class:`LatencySource` contract (:mod:`.base`), fulfilled by
 recorded tables (:mod:`.tables`), saved latency models (:mod:`.models`), saved accuracy models
-(:mod:`.predictor`), real timing on a backend (:mod:`.backend`) and trained supernets
-(:mod:`.supernet`); :func:`make_evaluator` joins two of them
+(:mod:`.predictor`), zero-cost proxy estimates (:mod:`.proxy`), real timing on a backend
+(:mod:`.backend`) and trained supernets (:mod:`.supernet`); :func:`make_evaluator` joins two of them
 for a search, :func:`parse_latency_source` reads the CLI's ``--source``. Used alike by the search,
 block profiling, the pipeline and the benchmarks. Importing this package loads no torch.
 """
@@ -20,6 +20,7 @@ from hsconas.evaluation.base import (
 from hsconas.evaluation.factory import make_evaluator, parse_latency_source
 from hsconas.evaluation.models import ModelLatency
 from hsconas.evaluation.predictor import PredictorAccuracy
+from hsconas.evaluation.proxy import ProxyAccuracy
 from hsconas.evaluation.supernet import CallableAccuracy, SupernetAccuracy, SupernetEvaluator
 from hsconas.evaluation.tables import TableAccuracy, TableLatency, TabularEvaluator, check_coverage
 
@@ -32,6 +33,7 @@ __all__ = [
     "LatencySource",
     "ModelLatency",
     "PredictorAccuracy",
+    "ProxyAccuracy",
     "SourceError",
     "SupernetAccuracy",
     "SupernetEvaluator",
