@@ -3,6 +3,7 @@ per-client concurrency; every refusal counted and logged."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -20,27 +21,29 @@ def _raw(agent: LiveAgent, request: bytes, *, read_s: float = 10.0, shut: bool =
         s.sendall(request)
         if shut:
             s.shutdown(socket.SHUT_WR)
-        chunks = []
+        got = b""
         try:
             while chunk := s.recv(65536):
-                chunks.append(chunk)
-                if b"\r\n\r\n" in b"".join(chunks) and not shut:
-                    break
+                got += chunk
+                head, sep, body = got.partition(b"\r\n\r\n")
+                length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+                if sep and length and len(body) >= int(length.group(1)):
+                    break  # one whole answer
         except (TimeoutError, ConnectionResetError):
             pass
-        return b"".join(chunks)
+        return got
 
 
 def _put(agent: LiveAgent, data: bytes, digest: str | None = None) -> httpx.Response:
     return httpx.put(
         f"{agent.url}/v1/models/{digest or sha(data)}", content=data, headers=agent.headers(),
-        timeout=60,
+        timeout=120,
     )  # fmt: skip
 
 
 def _measure(agent: LiveAgent, body: str, token: str | None = "own") -> httpx.Response:
     return httpx.post(
-        f"{agent.url}/v1/measure", content=body, timeout=60,
+        f"{agent.url}/v1/measure", content=body, timeout=120,
         headers={**agent.headers(token), "Content-Type": "application/json"},
     )  # fmt: skip
 

@@ -94,10 +94,11 @@ def test_external_data_is_refused_before_anything_reads_a_file() -> None:
         check_model_bytes(data, LIMITS)
 
 
-def test_worker_accepts_a_model_after_a_trial_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fork_server", [True, False], ids=["fork-server", "interpreter"])
+def test_worker_accepts_a_model_after_a_trial_run(tmp_path: Path, fork_server: bool) -> None:
     path = tmp_path / "m.onnx"
     path.write_bytes(tiny_onnx())
-    s = validate_in_worker(path, LIMITS)
+    s = validate_in_worker(path, LIMITS, fork_server=fork_server)
     assert s["input_shape"] == [1, 3, 16, 16] and s["load_run_ms"] > 0
 
 
@@ -109,11 +110,21 @@ def test_worker_refuses_garbage_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_worker_out_of_memory_is_a_refusal_not_a_crash(tmp_path: Path) -> None:
-    path = tmp_path / "m.onnx"
-    path.write_bytes(tiny_onnx())
-    # 40 MiB of address space cannot even hold the interpreter with onnx: the worker dies
-    with pytest.raises(ValidationError, match=r"MiB|died|no verdict|cannot run"):
-        validate_in_worker(path, ModelLimits(worker_mem_mb=40))
+    # a valid model whose one convolution writes a 1 GiB tensor, under a 1 GiB address space
+    w = numpy_helper.from_array(np.ones((64, 3, 3, 3), np.float32), "w")
+    conv = helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [conv], "big",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 2048, 2048])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 64, 2048, 2048])],
+        [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "big.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ValidationError, match="needs more than 1024 MiB"):
+        validate_in_worker(path, ModelLimits(worker_mem_mb=1024))
 
 
 def test_worker_timeout_is_a_refusal(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from hsconas.agent.app import AgentConfig, create_app
+from hsconas.agent.validate import start_fork_server
 from hsconas.errors import HsconasError
 
 __all__ = [
@@ -178,6 +179,7 @@ def serve(
     sock.set_inheritable(True)
     bound = sock.getsockname()[1]
     app = create_app(config)
+    start_fork_server()
     uconfig = uvicorn.Config(
         app,
         log_level=log_level,

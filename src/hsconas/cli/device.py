@@ -48,32 +48,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tls-key k.pem\n  hsconas device serve --insecure-loopback --port 0",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
-        "--port", type=int, default=8765, help="port to listen on (0: a free port, printed)"
+        "--port",
+        type=int,
+        default=8765,
+        help="port to listen on; 0: a free port, printed (default: 8765)",
     )
-    p.add_argument("--token-file", type=Path, metavar="FILE", help="file holding the bearer token")
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the bearer token (default: none; needs --insecure-loopback)",
+    )
     p.add_argument(
         "--backend",
         default="onnxruntime",
         choices=("onnxruntime", "openvino"),
-        help="runtime that times the models",
+        help="runtime that times the models (default: onnxruntime)",
     )
     p.add_argument(
         "--max-model-mb", type=_positive_float, default=256.0, metavar="MB",
-        help="largest model upload, MiB",
+        help="largest model upload, MiB (default: 256)",
     )  # fmt: skip
-    p.add_argument("--tls-cert", type=Path, metavar="C", help="TLS certificate (PEM)")
-    p.add_argument("--tls-key", type=Path, metavar="K", help="TLS private key (PEM)")
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="C",
+        help="TLS certificate, PEM (default: none, plain HTTP)",
+    )
+    p.add_argument("--tls-key", type=Path, metavar="K", help="TLS private key, PEM (default: none)")
     p.add_argument(
         "--insecure-loopback",
         action="store_true",
-        help="serve without a token (only on a loopback address)",
+        help="serve without a token, only on a loopback address (default: off)",
     )
     p.add_argument(
         "--allow-plain-http",
         action="store_true",
-        help="serve a non-loopback address without TLS (the token crosses the network in clear)",
+        help="serve a non-loopback address without TLS; the token crosses the network in clear "
+        "(default: off)",
     )
     p.add_argument(
         "--cache-dir", type=Path, metavar="DIR",
@@ -81,22 +95,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--per-client", type=positive_int, default=4, metavar="N",
-        help="requests in flight per client address",
+        help="requests in flight per client address (default: 4)",
     )  # fmt: skip
     p.add_argument(
         "--max-measure-s", type=_positive_float, default=60.0, metavar="S",
-        help="longest timed phase a client may ask for, seconds",
+        help="longest timed phase a client may ask for, seconds (default: 60)",
     )  # fmt: skip
     p.add_argument(
         "--validate-mem-mb", type=positive_int, default=4096, metavar="MB",
-        help="address-space limit of the model validation worker, MiB",
+        help="address-space limit of the model validation worker, MiB (default: 4096)",
     )  # fmt: skip
     p.add_argument(
         "--validate-timeout-s", type=_positive_float, default=60.0, metavar="S",
-        help="time limit of the model validation worker, seconds",
+        help="time limit of the model validation worker, seconds (default: 60)",
     )  # fmt: skip
     p.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning"), help="log level"
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning"),
+        help="log level (default: info)",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -109,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="token file to write")
-    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.add_argument("--force", action="store_true", help="replace an existing file (default: off)")
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser(
@@ -121,9 +138,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("url", metavar="URL", help="the agent, http(s)://HOST:PORT")
-    p.add_argument("--token-file", type=Path, metavar="FILE", help="file holding the token")
     p.add_argument(
-        "--timeout", type=_positive_float, default=10.0, metavar="S", help="request timeout, s"
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the token (default: $HSCONAS_DEVICE_TOKEN)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="request timeout, seconds (default: 10)",
     )
     p.set_defaults(func=cmd_info)
 
