@@ -193,6 +193,10 @@ class SearchConfig:
         budget_percentile: percentile (0-100) of the measured latencies used when ``budget_ms``
             is ``null``.
         n_queries: distinct architectures evaluated (hardware model + supernet accuracy).
+        accuracy: where the search's accuracy comes from: ``supernet`` (the stage-3 supernet,
+            BN-recalibrated) or ``proxy:METHOD`` (a label-free zero-cost estimate on the
+            dataset's training images, e.g. ``proxy:ensemble``; a score of about 0..100, not a
+            percent; the final stage still reports the supernet's accuracy of the chosen net).
         mode: fitness mode: ``constraint``, ``weighted`` or ``pareto``.
         population_size: parents kept per generation.
         initial_queries: random architectures evaluated before evolution.
@@ -208,6 +212,7 @@ class SearchConfig:
     budget_ms: float | None = None
     budget_percentile: float = 40.0
     n_queries: int = 240
+    accuracy: str = "supernet"
     mode: str = "constraint"
     population_size: int = 24
     initial_queries: int = 40

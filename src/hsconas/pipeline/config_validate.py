@@ -177,6 +177,13 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
         "search.mode",
         "must be one of constraint, weighted, pareto",
     )
+    proxies = ("ensemble", "naswot", "synflow", "snip", "grad_norm", "jacov", "params", "macs")
+    _check(
+        se.accuracy in ("supernet", *(f"proxy:{m}" for m in proxies)),
+        "search.accuracy",
+        f"must be supernet or proxy:METHOD with METHOD one of {', '.join(proxies)}, "
+        f"got {se.accuracy!r}",
+    )
     _check(se.population_size >= 2, "search.population_size", "must be >= 2")
     _check(se.initial_queries >= 2, "search.initial_queries", "must be >= 2")
     _check(se.batch_size >= 1, "search.batch_size", "must be >= 1")

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hsconas.evaluation import SupernetEvaluator
+from hsconas.evaluation import CombinedEvaluator, ModelLatency, SupernetEvaluator
 from hsconas.pipeline.config import PipelineConfig, TimingSection
 from hsconas.pipeline.runner import StageContext
 from hsconas.space import SearchSpace, get_space
@@ -108,7 +108,30 @@ def relative_path(ctx: StageContext, path: Path) -> str:
     return str(Path(path).resolve().relative_to(Path(ctx.run_dir).resolve()))
 
 
+def search_evaluator_of(ctx: StageContext) -> SupernetEvaluator | CombinedEvaluator:
+    """The search's evaluator: :func:`evaluator_of`, or hardware-model latency with a zero-cost
+    estimate when ``search.accuracy`` is ``proxy:METHOD``."""
+    cfg = config_of(ctx)
+    if not cfg.search.accuracy.startswith("proxy:"):
+        return evaluator_of(ctx)
+    cache = cache_of(ctx)
+    ident = (cfg.search.accuracy, ctx.inputs["hw_model"]["model_path"])
+    if cache.get("proxy_evaluator_id") != ident:
+        from hsconas.evaluation.proxy import proxy_accuracy_source
+
+        source = proxy_accuracy_source(
+            cfg.search.accuracy, space=space_of(cfg), data=cfg.dataset.spec(), seed=cfg.seed,
+            store=store_of(ctx),
+        )  # fmt: skip
+        cache["proxy_evaluator"] = CombinedEvaluator(source, ModelLatency(hw_model_of(ctx)))
+        cache["proxy_evaluator_id"] = ident
+    ev = cache["proxy_evaluator"]
+    assert isinstance(ev, CombinedEvaluator)
+    return ev
+
+
 def evaluator_of(ctx: StageContext) -> SupernetEvaluator:
+    """Hardware-model latency with the supernet's BN-recalibrated validation accuracy."""
     from hsconas.accuracy.evaluate import EvalBatches
 
     cfg = config_of(ctx)

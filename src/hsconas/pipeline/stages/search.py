@@ -10,8 +10,8 @@ import numpy as np
 from hsconas.pipeline.runner import StageContext, write_json_atomic
 from hsconas.pipeline.stages.common import (
     config_of,
-    evaluator_of,
     run_name,
+    search_evaluator_of,
     space_of,
     store_of,
 )
@@ -33,7 +33,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     se = cfg.search
     space = space_of(cfg)
     budget = float(ctx.inputs["hw_model"]["budget_ms"])
-    ev = evaluator_of(ctx)
+    ev = search_evaluator_of(ctx)
     problem = Problem(space, mode=se.mode, budget_ms=budget)
     algo = HSCoNASEvolution(
         problem, seed=cfg.seed, population_size=se.population_size,
