@@ -82,4 +82,4 @@ class DataFormatError(HsconasError, ValueError):
 
 
 class CheckpointError(HsconasError):
-    """A checkpoint or weight file that cannot be read, or was written for another model."""
+    """A checkpoint or weight file that is unreadable, or does not match the requested run."""

@@ -170,3 +170,38 @@ def test_garbage_arguments_are_not_echoed_whole(
     assert code == 2 and "Traceback" not in err
     assert len(err) < 8 * MAX_ECHO_CHARS + 400, len(err)
     assert "more characters]" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [
+            "supernet",
+            "train",
+            "hsconas-digits",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--out",
+            "{f}",
+        ],
+        ["train", "hsconas-digits:{arch}", "--data", "digits", "--epochs", "1", "--out", "{f}"],
+    ],
+    ids=["supernet-train", "train"],
+)
+def test_training_out_is_a_file(
+    argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("")
+    arch = get_space("hsconas-digits").to_string(get_space("hsconas-digits").sample(0))
+    code, err = run(capsys, *[a.format(f=blocker, arch=arch) for a in argv])
+    assert_one_line(code, err, "--out", "is a file, not a directory")
+
+
+def test_empty_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    empty = tmp_path / "checkpoint.pt"
+    empty.write_bytes(b"")
+    code, err = run(capsys, "export", str(empty), "--onnx", str(tmp_path / "n.onnx"))
+    assert_one_line(code, err, "cannot read as a checkpoint", "empty or truncated")

@@ -31,8 +31,9 @@ from torch import nn
 
 from hsconas.accuracy.devices import Precision, dist_info, resolve_device
 from hsconas.data.datasets import AnyDataset
-from hsconas.errors import DataFormatError, DataNotFoundError, HsconasError
+from hsconas.errors import CheckpointError, DataFormatError, DataNotFoundError
 from hsconas.nn.supernet.base import Supernet
+from hsconas.nn.weights import read_torch_file
 from hsconas.space import Architecture
 
 if TYPE_CHECKING:
@@ -44,10 +45,6 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "hsconas-checkpoint-v1"
 OPTIMIZERS = ("sgd", "adamw")
 SAMPLINGS = ("uniform", "sandwich")
-
-
-class CheckpointError(HsconasError):
-    """A checkpoint that is missing, unreadable, or does not match the requested run."""
 
 
 @dataclass(frozen=True)
@@ -183,10 +180,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         p = p / CHECKPOINT_NAME
     if not p.is_file():
         raise DataNotFoundError(f"checkpoint not found: expected {p}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"{p}: cannot read as a checkpoint ({exc})") from None
+    ckpt = read_torch_file(p, what="checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p}: not an hsconas checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt

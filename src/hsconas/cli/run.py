@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hsconas.cli.output import check_outputs
 from hsconas.cli.progress import PLAIN_EVERY_S, PlainLines
 from hsconas.pipeline.stages import STAGE_NAMES
 
@@ -140,6 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     from hsconas.accuracy.devices import resolve_device
 
+    check_outputs(dirs={"run_dir": Path(cfg.run_dir)})  # an unwritable folder fails now
     resolve_device(cfg.supernet.device)  # a missing GPU fails now, not after profiling
     t0 = time.perf_counter()
     if args.no_progress or not sys.stderr.isatty():

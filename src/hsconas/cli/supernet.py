@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hsconas.cli.output import print_json_line, print_table
+from hsconas.cli.output import check_outputs, print_json_line, print_table
 from hsconas.errors import HsconasError
 
 _RAW = argparse.RawDescriptionHelpFormatter
@@ -365,6 +365,7 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
 def cmd_supernet_train(args: argparse.Namespace) -> int:
     import os
 
+    check_outputs(files={"--store": args.store}, dirs={"--out": args.out})
     if args.nproc < 1:
         raise HsconasError(f"--nproc must be >= 1, got {args.nproc}")
     if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
@@ -407,6 +408,7 @@ def _supernet_train(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from hsconas.accuracy.devices import resolve_device
 
+    check_outputs(files={"--store": args.store}, dirs={"--out": args.out})
     resolve_device(args.device)
     _setup_torch(args.threads)
     from hsconas.accuracy.train import seeded
@@ -486,6 +488,7 @@ def cmd_supernet_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    check_outputs(files={"--onnx": args.onnx})
     from hsconas.accuracy.evaluate import EvalBatches, recalibrate_bn
     from hsconas.accuracy.extract import extract_subnet
     from hsconas.accuracy.train import load_trained

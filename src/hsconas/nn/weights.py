@@ -32,7 +32,9 @@ def read_torch_file(path: str | os.PathLike[str], *, what: str = "weights file")
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
         reason = " ".join(str(exc).split())
-        if "weights only load failed" in reason.lower():
+        if not reason or p.stat().st_size == 0:
+            reason = "empty or truncated file"
+        elif "weights only load failed" in reason.lower():
             reason = "corrupt, or holds objects other than tensors"
         reason = reason if len(reason) <= 160 else reason[:157] + "..."
         raise CheckpointError(
