@@ -43,6 +43,7 @@ LEFT_OUT = {
 SLOW_ONLY = (
     "latency profile", "latency eval", "latency predict", "latency measure", "accuracy ",
     "proxy:", "cpu_digits.json", "ofa_top1.json", "titan_rtx", "gbdt", "proxylessnas --data",
+    "--ofa-config",
 )  # fmt: skip
 
 
