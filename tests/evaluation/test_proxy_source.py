@@ -23,6 +23,10 @@ def test_positions_interpolate_inside_and_extend_past_the_reference() -> None:
     assert got[3] > got[2] and got[4] < got[0]  # past the ends: still ranked
     assert np.isnan(got[5])
     assert got[6] < got[4]  # -inf (a zero on a log scale) is below everything
+    # an outlier (a dead network's sentinel) stays within half a reference step of the ends
+    far = positions_against(np.array([-1e9, 1e9]), ref)
+    assert far == pytest.approx([0.0, 1.0], abs=1e-9)
+    assert 0.0 <= got[4] < got[0] and got[2] < got[3] <= 1.0
     # ties in the reference take their mid-rank position
     assert positions_against(np.array([2.0]), np.array([1.0, 2.0, 2.0, 3.0])) == pytest.approx(
         [0.5]

@@ -425,7 +425,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     else:
         n_sn = summary["n_accuracy_evals"]
-        print(f"time {result.time_s:.2f} s" + (f" ({n_sn} supernet evaluations)" if n_sn else ""))
+        what = "networks scored by proxies" if args.accuracy else "supernet evaluations"
+        print(f"time {result.time_s:.2f} s" + (f" ({n_sn} {what})" if n_sn else ""))
     for stage in stages:
         start, end = stage["queries"]
         quality = (

@@ -31,9 +31,11 @@ def positions_against(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The position of each value among ``reference`` (finite values only), about 0..1.
 
     The reference values sorted, with mid-rank positions ``(i + 0.5) / n``, define a piecewise
-    linear increasing map; past the smallest and largest it continues with the mean slope, so
-    values beyond the reference still rank. ``-inf`` (a proxy of 0 on a log scale) maps below
-    every other position; NaN stays NaN (a missing signal).
+    linear increasing map; past the smallest and largest value it saturates within half a step
+    (``1 / 2n``, a tanh of the distance in units of the reference's range), so values beyond the
+    reference still rank but an outlier (a dead network's sentinel score) cannot dominate a
+    mean. ``-inf`` (a proxy of 0 on a log scale) maps below every other position; NaN stays NaN
+    (a missing signal).
     """
     ref = np.sort(reference[np.isfinite(reference)])
     out = np.full(values.shape, np.nan)
@@ -44,11 +46,11 @@ def positions_against(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     pos = (first + last) / (2.0 * ref.size)  # mid-rank position of each distinct value
     finite = np.isfinite(values)
     out[finite] = np.interp(values[finite], uniq, pos)
-    if uniq.size > 1:
-        slope = (pos[-1] - pos[0]) / (uniq[-1] - uniq[0])
-        lo, hi = finite & (values < uniq[0]), finite & (values > uniq[-1])
-        out[lo] = pos[0] + slope * (values[lo] - uniq[0])
-        out[hi] = pos[-1] + slope * (values[hi] - uniq[-1])
+    span = float(uniq[-1] - uniq[0]) or 1.0
+    half_step = 0.5 / ref.size
+    lo, hi = finite & (values < uniq[0]), finite & (values > uniq[-1])
+    out[lo] = pos[0] + half_step * np.tanh((values[lo] - uniq[0]) / span)
+    out[hi] = pos[-1] + half_step * np.tanh((values[hi] - uniq[-1]) / span)
     out[values == -np.inf] = np.nanmin(np.append(out, pos[0])) - 1.0 / ref.size
     out[values == np.inf] = np.nanmax(np.append(out, pos[-1])) + 1.0 / ref.size
     return out
