@@ -20,6 +20,27 @@ import pytest
 
 START_TIMEOUT_S = 60.0
 
+NOT_ON_DEVICE = frozenset(
+    {"torch", "pandas", "scipy", "sklearn", "matplotlib", "pyarrow", "pymoo", "onnxscript", "httpx"}
+)
+"""Libraries of the search side that a device running only the agent does not have."""
+
+_BLOCKER = """
+import sys
+
+
+class _NotOnDevice:
+    blocked = set({blocked!r})
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.blocked:
+            raise ImportError(name + " is not installed on this device")
+        return None
+
+
+sys.meta_path.insert(0, _NotOnDevice())
+"""
+
 
 @dataclass
 class LiveAgent:
@@ -50,8 +71,14 @@ class LiveAgent:
 
 
 @contextmanager
-def live_agent(tmp: Path, *extra: str, token: bool = True) -> Iterator[LiveAgent]:
-    """Start an agent on a free loopback port; stop it (terminate, then kill) on exit."""
+def live_agent(
+    tmp: Path, *extra: str, token: bool = True, minimal: bool = False
+) -> Iterator[LiveAgent]:
+    """Start an agent on a free loopback port; stop it (terminate, then kill) on exit.
+
+    ``minimal``: run ``python -m hsconas.agent serve`` in an interpreter where importing any of
+    :data:`NOT_ON_DEVICE` fails, as on a board with only the agent's dependencies.
+    """
     tmp.mkdir(parents=True, exist_ok=True)
     token_file = None
     token_text = None
@@ -67,9 +94,16 @@ def live_agent(tmp: Path, *extra: str, token: bool = True) -> Iterator[LiveAgent
     log = tmp / "agent.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HSCONAS_DEVICE_TOKEN", None)
+    command = ["-m", "hsconas.cli.main", "device", "serve"]
+    if minimal:
+        site = tmp / "site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(_BLOCKER.format(blocked=sorted(NOT_ON_DEVICE)))
+        env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+        command = ["-m", "hsconas.agent", "serve"]
     with log.open("wb") as log_fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hsconas.cli.main", "device", "serve", *args],
+            [sys.executable, *command, *args],
             stdout=subprocess.PIPE, stderr=log_fh, stdin=subprocess.DEVNULL, env=env,
         )  # fmt: skip
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import logging
 import os
@@ -12,8 +13,9 @@ import sys
 from pathlib import Path
 
 from hsconas.agent.app import AgentConfig, create_app
-from hsconas.agent.validate import start_fork_server
+from hsconas.agent.validate import ModelLimits, start_fork_server
 from hsconas.errors import HsconasError
+from hsconas.hardware.runtimes import runtime_unavailable
 
 __all__ = [
     "AgentStartupError",
@@ -21,6 +23,7 @@ __all__ = [
     "default_cache_dir",
     "is_loopback",
     "read_token_file",
+    "run_serve",
     "serve",
     "startup_token",
     "write_token_file",
@@ -199,3 +202,32 @@ def serve(
         flush=True,
     )
     uvicorn.Server(uconfig).run(sockets=[sock])
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Check the options of :func:`add_serve_arguments`, then serve until interrupted."""
+    token = startup_token(
+        args.host, args.token_file, insecure_loopback=args.insecure_loopback,
+        tls=args.tls_cert is not None, allow_plain_http=args.allow_plain_http,
+    )  # fmt: skip
+    reason = runtime_unavailable(args.backend)
+    if reason is not None:
+        raise AgentStartupError(f"backend {args.backend!r} is unavailable here: {reason}")
+    config = AgentConfig(
+        token=token,
+        cache_dir=args.cache_dir or default_cache_dir(),
+        runtime=args.backend,
+        max_model_bytes=int(args.max_model_mb * (1 << 20)),
+        per_client=args.per_client,
+        max_measure_s=args.max_measure_s,
+        limits=ModelLimits(
+            worker_mem_mb=args.validate_mem_mb,
+            worker_time_s=args.validate_timeout_s,
+            runtime=args.backend,
+        ),
+    )
+    serve(
+        config, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        log_level=args.log_level,
+    )  # fmt: skip
+    return 0

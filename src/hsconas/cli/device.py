@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hsconas.cli.output import HelpFormatter, positive_int, print_json
+from hsconas.agent.options import add_serve_arguments
+from hsconas.cli.output import HelpFormatter, print_json
 
 
 def _positive_float(text: str) -> float:
@@ -48,73 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tls-key k.pem\n  hsconas device serve --insecure-loopback --port 0",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument(
-        "--port",
-        type=int,
-        default=8765,
-        help="port to listen on; 0: a free port, printed (default: 8765)",
-    )
-    p.add_argument(
-        "--token-file",
-        type=Path,
-        metavar="FILE",
-        help="file holding the bearer token (default: none; needs --insecure-loopback)",
-    )
-    p.add_argument(
-        "--backend",
-        default="onnxruntime",
-        choices=("onnxruntime", "openvino"),
-        help="runtime that times the models (default: onnxruntime)",
-    )
-    p.add_argument(
-        "--max-model-mb", type=_positive_float, default=256.0, metavar="MB",
-        help="largest model upload, MiB (default: 256)",
-    )  # fmt: skip
-    p.add_argument(
-        "--tls-cert",
-        type=Path,
-        metavar="C",
-        help="TLS certificate, PEM (default: none, plain HTTP)",
-    )
-    p.add_argument("--tls-key", type=Path, metavar="K", help="TLS private key, PEM (default: none)")
-    p.add_argument(
-        "--insecure-loopback",
-        action="store_true",
-        help="serve without a token, only on a loopback address (default: off)",
-    )
-    p.add_argument(
-        "--allow-plain-http",
-        action="store_true",
-        help="serve a non-loopback address without TLS; the token crosses the network in clear "
-        "(default: off)",
-    )
-    p.add_argument(
-        "--cache-dir", type=Path, metavar="DIR",
-        help="where received models are kept (default: $XDG_CACHE_HOME/hsconas/agent-models)",
-    )  # fmt: skip
-    p.add_argument(
-        "--per-client", type=positive_int, default=4, metavar="N",
-        help="requests in flight per client address (default: 4)",
-    )  # fmt: skip
-    p.add_argument(
-        "--max-measure-s", type=_positive_float, default=60.0, metavar="S",
-        help="longest timed phase a client may ask for, seconds (default: 60)",
-    )  # fmt: skip
-    p.add_argument(
-        "--validate-mem-mb", type=positive_int, default=4096, metavar="MB",
-        help="address-space limit of the model validation worker, MiB (default: 4096)",
-    )  # fmt: skip
-    p.add_argument(
-        "--validate-timeout-s", type=_positive_float, default=60.0, metavar="S",
-        help="time limit of the model validation worker, seconds (default: 60)",
-    )  # fmt: skip
-    p.add_argument(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning"),
-        help="log level (default: info)",
-    )
+    add_serve_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -155,36 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hsconas.agent.app import AgentConfig
-    from hsconas.agent.server import AgentStartupError, default_cache_dir, serve, startup_token
-    from hsconas.agent.validate import ModelLimits
-    from hsconas.hardware.runtimes import runtime_unavailable
+    from hsconas.agent.server import run_serve
 
-    token = startup_token(
-        args.host, args.token_file, insecure_loopback=args.insecure_loopback,
-        tls=args.tls_cert is not None, allow_plain_http=args.allow_plain_http,
-    )  # fmt: skip
-    reason = runtime_unavailable(args.backend)
-    if reason is not None:
-        raise AgentStartupError(f"backend {args.backend!r} is unavailable here: {reason}")
-    config = AgentConfig(
-        token=token,
-        cache_dir=args.cache_dir or default_cache_dir(),
-        runtime=args.backend,
-        max_model_bytes=int(args.max_model_mb * (1 << 20)),
-        per_client=args.per_client,
-        max_measure_s=args.max_measure_s,
-        limits=ModelLimits(
-            worker_mem_mb=args.validate_mem_mb,
-            worker_time_s=args.validate_timeout_s,
-            runtime=args.backend,
-        ),
-    )
-    serve(
-        config, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        log_level=args.log_level,
-    )  # fmt: skip
-    return 0
+    return run_serve(args)
 
 
 def cmd_token(args: argparse.Namespace) -> int:
