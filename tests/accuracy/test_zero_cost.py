@@ -106,3 +106,7 @@ def test_scorer_ensemble_is_the_combination_of_its_members(digits_scorer_parts) 
     assert got == pytest.approx(expected)
     with pytest.raises(UnknownMethodError):
         scorer.scores(archs, "supernet")
+    with pytest.raises(UnknownMethodError, match="not a zero-cost proxy"):
+        scorer.values(archs, "supernet")
+    with pytest.raises(UnknownMethodError, match="not a zero-cost proxy"):
+        scorer.scores(archs, "ensemble", members=("naswot", "zen"))

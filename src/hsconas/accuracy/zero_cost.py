@@ -3,8 +3,8 @@ results store, and their combination (``ensemble``).
 
 :class:`ZeroCostScorer` builds each architecture's network freshly initialised under a fixed seed,
 draws a few seeded minibatches from the training split of the user's dataset, and computes the
-proxies of :mod:`hsconas.accuracy.proxies` (only those asked for; ``snip`` and ``grad_norm`` share one
-gradient pass). With a :class:`~hsconas.store.ResultStore` every value is stored under
+proxies of :mod:`hsconas.accuracy.proxies` (only those asked for; ``snip`` and ``grad_norm``
+share one gradient pass). With a :class:`~hsconas.store.ResultStore` every value is stored under
 (space, architecture, method, dataset spec, seed, batches, batch size), so a repeat call is free.
 
 :func:`combine` is the ensemble: the mean over signals of each architecture's quantile position
@@ -229,16 +229,17 @@ class ZeroCostScorer:
 
     def values(self, archs: Sequence[Architecture], method: str) -> np.ndarray:
         """The raw value of proxy ``method`` for each architecture (NaN where it failed)."""
-        if method not in PROXIES:
-            raise UnknownMethodError(
-                f"{method!r} is not a zero-cost proxy; choose one of: {', '.join(PROXIES)}"
-            )
         return self.values_of(archs, (method,))[method]
 
     def values_of(
         self, archs: Sequence[Architecture], methods: Sequence[str]
     ) -> dict[str, np.ndarray]:
         """The raw values of several proxies (all computed together for a new architecture)."""
+        unknown = [m for m in methods if m not in PROXIES]
+        if unknown:
+            raise UnknownMethodError(
+                f"{unknown[0]!r} is not a zero-cost proxy; choose one of: {', '.join(PROXIES)}"
+            )
         keys = [self.space.to_string(a) for a in archs]
         for m in methods:
             missing = [k for k in keys if (m, k) not in self._cache]
