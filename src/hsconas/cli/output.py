@@ -10,9 +10,11 @@ import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, TypeVar
 
 from hsconas.errors import HsconasError
+
+_ActionT = TypeVar("_ActionT", bound=argparse.Action)
 
 MAX_ECHO_CHARS = 80
 """Longest piece of user input an error message repeats verbatim; longer pieces are shortened."""
@@ -110,7 +112,7 @@ class ArgumentParser(argparse.ArgumentParser):
             kwargs["formatter_class"] = HelpFormatter
         super().__init__(*args, **kwargs)
 
-    def _add_action(self, action: argparse.Action) -> argparse.Action:
+    def _add_action(self, action: _ActionT) -> _ActionT:
         if action.help is None and _has_default(action):
             action.help = "(default: %(default)s)"
         return super()._add_action(action)
