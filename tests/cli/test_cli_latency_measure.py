@@ -43,7 +43,8 @@ def test_unknown_backend_exits_2_and_lists_backends(
     rc = main(["latency", command, target, "--backend", "tpu", *extra])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "unknown backend 'tpu'" in err and "cuda, onnxruntime, torch" in err
+    assert "unknown backend 'tpu'" in err and "cuda, onnxruntime, openvino, torch" in err
+    assert "remote:http(s)://HOST:PORT" in err
 
 
 def _lut_for_eval(backend: Any) -> tuple[list[Architecture], LookupTable, list[float]]:
