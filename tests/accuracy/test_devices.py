@@ -38,7 +38,7 @@ def test_cuda_without_a_gpu_is_one_line_and_exit_2(
     code = main([*args, "--out", str(tmp_path / "sn"), "--device", "cuda"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "CUDA" in err[0]
-    assert not (tmp_path / "sn").exists()  # refused before any work
+    assert not (tmp_path / "sn" / "checkpoint.pt").exists()  # refused before any work
 
 
 def test_precision_per_device() -> None:

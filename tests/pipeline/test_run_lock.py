@@ -91,4 +91,4 @@ def test_cli_run_asking_for_a_missing_gpu_fails_before_any_stage(
     assert main(["run", "--config", str(cfg), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no usable CUDA GPU" in err[0]
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run" / "hw_model").exists()  # no stage started
