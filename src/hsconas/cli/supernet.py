@@ -366,14 +366,24 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
     import os
 
     check_outputs(files={"--store": args.store}, dirs={"--out": args.out})
-    if args.nproc < 1:
-        raise HsconasError(f"--nproc must be >= 1, got {args.nproc}")
-    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        return _launch(args, _worker_argv(args))
     from hsconas.accuracy.devices import init_distributed, resolve_device
 
-    _die_with_launcher()
+    if args.nproc < 1:
+        raise HsconasError(f"--nproc must be >= 1, got {args.nproc}")
     device = resolve_device(args.device)  # a missing CUDA fails here, before any work
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
+        if device.type == "cuda":
+            import torch
+
+            if args.nproc > torch.cuda.device_count():
+                raise HsconasError(
+                    f"--nproc {args.nproc} on CUDA needs one GPU per process; this machine has "
+                    f"{torch.cuda.device_count()}"
+                )
+        elif device.type != "cpu":
+            raise HsconasError(f"--nproc > 1 runs on cpu (gloo) or cuda (NCCL), not {device}")
+        return _launch(args, _worker_argv(args))
+    _die_with_launcher()
     with init_distributed(device):
         return _supernet_train(args)
 
