@@ -118,9 +118,10 @@ def test_latency_profile_through_the_agent_builds_a_model(
     real = lut.collect_blocks
 
     def e2e_blocks(space: Any, *, seed: int = 0, **kw: Any) -> Any:
-        # only the blocks of the 4 networks the profile times end to end (sampled with seed + 1),
-        # not the full NB201 LUT of 5675 blocks
-        return real(space, seed=seed + 1, **{**kw, "max_samples": 4, "patience": 4})
+        # only the blocks of the 4 networks the profile times end to end (sampled with seed + 1)
+        # and of the 3 that `latency eval` samples (seed 12345), not NB201's 5675 blocks
+        few = {**kw, "max_samples": 4, "patience": 4}
+        return {**real(space, seed=seed + 1, **few), **real(space, seed=12345, **few)}
 
     monkeypatch.setattr(lut, "collect_blocks", e2e_blocks)
     out, store = tmp_path / "m.json", tmp_path / "p.db"
@@ -139,3 +140,13 @@ def test_latency_profile_through_the_agent_builds_a_model(
     # a rerun (as after a broken connection) takes everything from the store
     assert main(argv) == 0
     assert agent.info()["counters"]["measurements_served"] == first["measurements_served"]
+    capsys.readouterr()
+    # evaluated on fresh networks through the same agent
+    ev = ["latency", "eval", str(out), "--n", "3", "--max-time", "0.05", "--device",
+          "agent-on-loopback", "--json"]  # fmt: skip
+    assert main(ev) == 2
+    assert "name the agent with --backend remote:" in capsys.readouterr().err
+    remote = ["--backend", f"remote:{agent.url}", "--token-file", str(agent.token_file)]
+    assert main([*ev, *remote]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["backend"] == "remote" and doc["n"] == 3 and "HSCoNAS" in doc["metrics"]

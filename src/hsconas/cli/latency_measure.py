@@ -133,6 +133,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", type=Path, metavar="MODEL", help="model file from `latency profile`")
     _common(p, backend=False)
+    p.add_argument(
+        "--backend",
+        metavar="B",
+        help="a model profiled through a device agent: remote:http(s)://HOST:PORT of the agent "
+        "(default: the model's own backend)",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="remote backends: file holding the agent's token (default: $HSCONAS_DEVICE_TOKEN)",
+    )
     p.add_argument("--n", type=positive_int, default=100, help="held-out networks (100)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the held-out sample")
     p.add_argument("--store", type=Path, metavar="DB", help="results store to reuse and fill")
@@ -279,6 +291,37 @@ def _check_machine(model: Any) -> None:
         )
 
 
+def _eval_backend(model: Any, asked: str | None) -> str:
+    """The backend that evaluates ``model``: its own, or the agent named for a remote model."""
+    from hsconas.latency.base import IncompatibleModelError
+
+    own = str(model.backend)
+    if own == "remote":
+        if asked is None or not asked.startswith("remote:"):
+            raise IncompatibleModelError(
+                "this latency model was profiled through a device agent; name the agent with "
+                "--backend remote:http(s)://HOST:PORT"
+            )
+        return asked
+    if asked is not None and asked != own:
+        raise IncompatibleModelError(
+            f"this latency model was profiled on backend {own!r}; evaluate it on the same backend "
+            "(leave out --backend)"
+        )
+    return own
+
+
+def _check_agent(model: Any, agent_fp: dict[str, Any]) -> None:
+    from hsconas.latency.base import IncompatibleModelError
+
+    theirs = (model.info.get("fingerprint") or {}).get("cpu_model")
+    if theirs and agent_fp.get("cpu_model") != theirs:
+        raise IncompatibleModelError(
+            f"this latency model was profiled on CPU {theirs!r}, but the agent at "
+            f"{agent_fp.get('remote')} runs on {agent_fp.get('cpu_model')!r}"
+        )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     check_outputs(files={"--store": args.store, "--plot": args.plot})
     import numpy as np
@@ -292,13 +335,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model = HSCoNASModel.load(args.model)
     model.check_compatible(device=args.device)
-    _check_machine(model)
+    name = _eval_backend(model, args.backend)
+    if name.startswith("remote:"):
+        args.backend = name
+        _use_token(args)
+    else:
+        _check_machine(model)
     be = get_backend(
-        model.backend,
+        name,
         threads=model.lut.settings.get("threads"),
         clock=model.lut.settings.get("clock", "wall"),
         reference=model_reference(model),
     )
+    if name.startswith("remote:"):
+        _check_agent(model, be.device_fingerprint())
     store = ResultStore(args.store) if args.store else None
     archs = sample_archs(model.space, args.n, resolution=model.lut.resolution, seed=args.seed)
     measured = []
