@@ -150,3 +150,17 @@ def test_latency_profile_through_the_agent_builds_a_model(
     assert main([*ev, *remote]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["backend"] == "remote" and doc["n"] == 3 and "HSCoNAS" in doc["metrics"]
+
+
+def test_models_the_agent_lost_are_sent_again(agent: LiveAgent) -> None:
+    ref = Reference("test:conv8", nn.Conv2d(3, 8, 3, padding=1).eval(), (3, 32, 32))
+    be = get_backend(f"remote:{agent.url}", threads=1, reference=ref, token=agent.token)
+    quick = TimingConfig(max_time_s=0.1)
+    be.calibrate_reference(quick)
+    net = nn.Conv2d(3, 64, 3, padding=1)
+    assert be.measure(net, (3, 32, 32), timing=quick).median_ms > 0
+    received = agent.info()["counters"]["models_received"]
+    for f in (agent.log.parent / "cache").glob("*.*"):  # the agent restarted with an empty cache
+        f.unlink()
+    assert be.measure(net, (3, 32, 32), timing=quick).median_ms > 0
+    assert agent.info()["counters"]["models_received"] == received + 2  # network and reference

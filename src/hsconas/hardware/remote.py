@@ -38,6 +38,7 @@ from hsconas.hardware.timing import TimingConfig, TimingResult
 __all__ = [
     "TOKEN_ENV",
     "AgentClient",
+    "AgentLostModelError",
     "RemoteAuthError",
     "RemoteBackend",
     "RemoteError",
@@ -61,6 +62,10 @@ class RemoteError(HsconasError):
 
 class RemoteAuthError(RemoteError):
     """The agent refused the token (none given, or a wrong one)."""
+
+
+class AgentLostModelError(RemoteError):
+    """The agent does not hold a model it was sent before (restarted with another cache)."""
 
 
 def use_token_file(path: Path | None) -> None:
@@ -223,9 +228,10 @@ class AgentClient:
         }
         # the read may wait for the agent's other measurements (it times one at a time)
         wait = self.timeout_s + 4 * (timing.max_time_s + timing.warmup_time_s) + 30
-        doc = self._ok(
-            self._request("POST", "/v1/measure", json=body, timeout_s=wait), "a measurement"
-        )
+        r = self._request("POST", "/v1/measure", json=body, timeout_s=wait)
+        if r.status_code == 404:
+            raise AgentLostModelError(f"agent {self.url} does not hold the model: {_reason(r)}")
+        doc = self._ok(r, "a measurement")
         if not isinstance(doc.get("result"), dict) or not isinstance(doc.get("fingerprint"), dict):
             raise RemoteError(f"agent {self.url} answered a measurement without result/fingerprint")
         return doc
@@ -368,17 +374,30 @@ class RemoteBackend(Backend):
         Raises:
             RemoteError: the agent is unreachable or refused the model or the request.
         """
-        sha = self._upload_module(module, _example(tuple(input_shape), batch))
-        reference = None
-        if self.reference is not None:
-            base = self.reference.base_ms or self.calibrate_reference().median_ms
-            reference = (self._reference_sha(), base)
-        return self._measure_sha(sha, timing or TimingConfig(), reference)
+        example = _example(tuple(input_shape), batch)
+        for attempt in range(2):
+            sha = self._upload_module(module, example)
+            reference = None
+            if self.reference is not None:
+                base = self.reference.base_ms or self.calibrate_reference().median_ms
+                reference = (self._reference_sha(), base)
+            try:
+                return self._measure_sha(sha, timing or TimingConfig(), reference)
+            except AgentLostModelError:
+                if attempt:
+                    raise
+                self._ref_sha = None  # the agent lost its cache: send both again
+        raise AssertionError("unreachable")
 
     def calibrate_reference(self, timing: TimingConfig | None = None) -> TimingResult:
         """Time the reference network alone on the agent and set its ``base_ms``."""
         if self.reference is None:
             raise ValueError("this backend has no reference network")
-        result = self._measure_sha(self._reference_sha(), timing or calibration_timing(), None)
+        cfg = timing or calibration_timing()
+        try:
+            result = self._measure_sha(self._reference_sha(), cfg, None)
+        except AgentLostModelError:
+            self._ref_sha = None  # the agent lost its cache: send the reference again
+            result = self._measure_sha(self._reference_sha(), cfg, None)
         self.reference.base_ms = result.median_ms
         return result
