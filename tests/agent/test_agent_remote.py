@@ -4,17 +4,25 @@ agent's fingerprint in the results, the store filled as results arrive, token an
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import LiveAgent
+from agent_helpers import LiveAgent, live_agent
 from torch import nn
 
 from hsconas.cli.main import main
 from hsconas.hardware.backends import get_backend
 from hsconas.hardware.reference import Reference
-from hsconas.hardware.remote import AgentClient, RemoteBackend, RemoteError, use_token_file
+from hsconas.hardware.remote import (
+    AgentClient,
+    RemoteAuthError,
+    RemoteBackend,
+    RemoteError,
+    use_token_file,
+)
 from hsconas.hardware.timing import TimingConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -164,3 +172,27 @@ def test_models_the_agent_lost_are_sent_again(agent: LiveAgent) -> None:
         f.unlink()
     assert be.measure(net, (3, 32, 32), timing=quick).median_ms > 0
     assert agent.info()["counters"]["models_received"] == received + 2  # network and reference
+
+
+@pytest.mark.slow  # 15-20 s on the loaded 2-core machine (an agent with TLS starts)
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls_agent_needs_its_certificate_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout",
+         str(key), "-out", str(cert), "-subj", "/CN=localhost", "-addext",
+         "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with live_agent(tmp_path / "a", "--tls-cert", str(cert), "--tls-key", str(key)) as a:
+        assert a.url.startswith("https://127.0.0.1:")
+        monkeypatch.delenv("HSCONAS_DEVICE_CA", raising=False)
+        with pytest.raises(RemoteError, match=r"not trusted.*HSCONAS_DEVICE_CA"):
+            AgentClient(a.url, a.token, retries=4).info()
+        monkeypatch.setenv("HSCONAS_DEVICE_CA", str(cert))
+        info = AgentClient(a.url, a.token).info()
+        assert info["counters"]["requests_refused"] == 0 and info["fingerprint"]["cpu_model"]
+        with pytest.raises(RemoteAuthError):
+            AgentClient(a.url, "x" * 32).info()

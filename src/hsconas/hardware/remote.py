@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -140,7 +141,7 @@ class AgentClient:
             base_url=self.url,
             headers=headers,
             timeout=httpx.Timeout(timeout_s),
-            verify=ca if ca else True,
+            verify=ssl.create_default_context(cafile=ca) if ca else True,
         )
 
     def close(self) -> None:
@@ -160,6 +161,11 @@ class AgentClient:
                 )
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # retrying cannot help
+                    raise RemoteError(
+                        f"agent {self.url}: its TLS certificate is not trusted ({exc}); for a "
+                        f"self-signed certificate set ${CA_ENV} to its PEM file"
+                    ) from None
                 continue
             if r.status_code == 429 or r.status_code >= 500:
                 last = f"HTTP {r.status_code} {_reason(r)}"
