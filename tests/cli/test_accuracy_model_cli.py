@@ -109,8 +109,8 @@ def test_search_with_accuracy_model(
     _one_line_exit_2(
         [*argv[:-1], "--accuracy-table", str(table)], capsys, "not both --accuracy-table"
     )
-    # the EA with its channel scaling switched off (on by default)
+    # the EA's channel scaling: off by default, --channel-scaling switches it on
     hs = [*argv[:9], "--queries", "8", *argv[13:]]
-    for flag, on in (([], True), (["--no-channel-scaling"], False)):
+    for flag, on in (([], False), (["--channel-scaling"], True), (["--no-channel-scaling"], False)):
         assert main([*hs, "--algorithm", "hsconas", *flag]) == 0
         assert json.loads(capsys.readouterr().out)["algorithm"]["channel_scaling"] is on
