@@ -79,6 +79,7 @@ def test_round_trip_and_sd(ridge_model, ofa_table) -> None:
     assert doc["format"] == "hsconas-accuracy-model" and doc["format_version"] == 1
     assert doc["features"]["names"][-2:] == ["log_macs_m", "log_params_m"]
     assert {r["kind"] for r in doc["cv"]} == {"macs", "ridge"}
+    assert loaded.covered == {"resolution": [224]}  # the table was measured at 224 px only
 
 
 def test_gbdt_round_trip(ofa_table, tmp_path: Path) -> None:

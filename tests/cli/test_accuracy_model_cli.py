@@ -109,6 +109,13 @@ def test_search_with_accuracy_model(
     _one_line_exit_2(
         [*argv[:-1], "--accuracy-table", str(table)], capsys, "not both --accuracy-table"
     )
+    # without --space-restrict the search keeps to the resolution the accuracy table covers
+    free = [*argv[:7], *argv[9:]]
+    assert "--space-restrict" not in free
+    assert main(free) == 0
+    out = capsys.readouterr()
+    assert "note: searching resolution in [224] only" in out.err
+    assert all(r["arch"].startswith("r224|") for r in json.loads(out.out)["front"])
     # the EA's channel scaling: off by default, --channel-scaling switches it on
     hs = [*argv[:9], "--queries", "8", *argv[13:]]
     for flag, on in (([], False), (["--channel-scaling"], True), (["--no-channel-scaling"], False)):

@@ -401,6 +401,13 @@ class AccuracyPredictor:
         mean, spread = _predict_kind(self.components, X)
         return mean, np.sqrt(self.cv_rmse**2 + spread**2)
 
+    @property
+    def covered(self) -> dict[str, list[Any]]:
+        """Genes whose values the fitting table did not span, with the values it held (the
+        resolutions of a table measured at one input size): predictions elsewhere extrapolate."""
+        cover = self.meta.get("covered", {})
+        return {str(k): list(v) for k, v in cover.items()} if isinstance(cover, dict) else {}
+
     def accuracy(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Predicted top-1 accuracy (percent) of each architecture."""
         return self.predict(archs)[0]
@@ -568,8 +575,13 @@ def fit_accuracy_model(
     candidates = [r for r in rows if r.kind in kinds and r.kind != "macs"] or rows[:1]
     best = min(candidates, key=lambda r: (r.rmse, -r.kendall))
     components = _fit_kind(best.kind, X, y, seed)
+    covered: dict[str, list[Any]] = {}
+    if "resolution" in space.gene_names:  # the input sizes the table measured
+        i = space.gene_names.index("resolution")
+        covered["resolution"] = sorted({a.values[i] for a in archs})
     info = {
         "rows": len(y),
+        "covered": covered,
         "distinct_archs": len(set(groups)),
         "folds": folds,
         "seed": seed,

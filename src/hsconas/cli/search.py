@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,7 @@ def _sources(args: argparse.Namespace) -> _Sources:
         space = space.restrict(_load_restrict(args.space_restrict, args.space))
     if acc_source is None and args.accuracy_model is not None:
         acc_source = accuracy_model_source(args.accuracy_model, space=full.name)
+        space = _within_coverage(space, acc_source.covered, args.accuracy_model)
     if acc_source is None and args.accuracy is not None:
         from hsconas.evaluation.proxy import proxy_accuracy_source
         from hsconas.store import ResultStore
@@ -339,6 +341,31 @@ def _sources(args: argparse.Namespace) -> _Sources:
     if args.accuracy_model is not None or args.accuracy is not None:
         label = acc_source.name
     return _Sources(evaluator, None, device, label, space, min_ms)
+
+
+def _within_coverage(space: Any, covered: dict[str, list[Any]], path: Path) -> Any:
+    """``space`` restricted to the gene values an accuracy model's table held (a table measured
+    at resolution 224 says nothing about 160), with a note on stderr when that narrows it."""
+    narrowed = {
+        g: [c for c in space.gene(g).choices if c in values]
+        for g, values in covered.items()
+        if g in space.gene_names
+    }
+    for g, kept in narrowed.items():
+        if not kept:
+            raise HsconasError(
+                f"{path}: the accuracy model knows {g} {covered[g]} only, none of which the "
+                f"searched space allows"
+            )
+    changed = {g: v for g, v in narrowed.items() if len(v) < len(space.gene(g).choices)}
+    if changed:
+        shown = "; ".join(f"{g} in {v}" for g, v in changed.items())
+        print(
+            f"note: searching {shown} only: the accuracy model's table covers no other values",
+            file=sys.stderr,
+        )
+        space = space.restrict(changed)
+    return space
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -71,6 +71,11 @@ class PredictorAccuracy:
     def settings(self) -> Mapping[str, Any]:
         return dict(self._settings)
 
+    @property
+    def covered(self) -> dict[str, list[Any]]:
+        """Gene values the model's table held where it did not span the space (resolutions)."""
+        return dict(self.model.covered)
+
     def pool(self, space: SearchSpace) -> None:
         """Any member of the model's space.
 
