@@ -6,27 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hsconas.argtypes import positive_float, positive_int
+
 __all__ = ["add_serve_arguments"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,7 +33,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="runtime that times the models (default: onnxruntime)",
     )
     p.add_argument(
-        "--max-model-mb", type=_positive_float, default=256.0, metavar="MB",
+        "--max-model-mb", type=positive_float, default=256.0, metavar="MB",
         help="largest model upload, MiB (default: 256)",
     )  # fmt: skip
     p.add_argument(
@@ -77,19 +59,19 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="where received models are kept (default: $XDG_CACHE_HOME/hsconas/agent-models)",
     )  # fmt: skip
     p.add_argument(
-        "--per-client", type=_positive_int, default=4, metavar="N",
+        "--per-client", type=positive_int, default=4, metavar="N",
         help="requests in flight per client address (default: 4)",
     )  # fmt: skip
     p.add_argument(
-        "--max-measure-s", type=_positive_float, default=60.0, metavar="S",
+        "--max-measure-s", type=positive_float, default=60.0, metavar="S",
         help="longest timed phase a client may ask for, seconds (default: 60)",
     )  # fmt: skip
     p.add_argument(
-        "--validate-mem-mb", type=_positive_int, default=4096, metavar="MB",
+        "--validate-mem-mb", type=positive_int, default=4096, metavar="MB",
         help="address-space limit of the model validation worker, MiB (default: 4096)",
     )  # fmt: skip
     p.add_argument(
-        "--validate-timeout-s", type=_positive_float, default=60.0, metavar="S",
+        "--validate-timeout-s", type=positive_float, default=60.0, metavar="S",
         help="time limit of the model validation worker, seconds (default: 60)",
     )  # fmt: skip
     p.add_argument(

@@ -6,17 +6,8 @@ import argparse
 from pathlib import Path
 
 from hsconas.agent.options import add_serve_arguments
+from hsconas.argtypes import positive_float
 from hsconas.cli.output import HelpFormatter, print_json
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="S",
         help="request timeout, seconds (default: 10)",

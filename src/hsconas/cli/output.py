@@ -12,7 +12,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 
+from hsconas.argtypes import positive_int
 from hsconas.errors import HsconasError
+
+__all__ = [
+    "ArgumentParser", "HelpFormatter", "check_output_dir", "check_output_file", "check_outputs",
+    "error_line", "positive_int", "print_json", "print_json_line", "print_table", "shorten",
+]  # fmt: skip
 
 _ActionT = TypeVar("_ActionT", bound=argparse.Action)
 
@@ -210,14 +216,3 @@ def _has_default(action: argparse.Action) -> bool:
     if isinstance(action, argparse._StoreConstAction | argparse._AppendAction):
         return bool(default) and not isinstance(action, argparse._StoreConstAction)
     return not (isinstance(default, list | tuple) and not default)
-
-
-def positive_int(text: str) -> int:
-    """argparse type for counts: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
