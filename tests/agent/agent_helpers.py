@@ -72,27 +72,35 @@ class LiveAgent:
 
 @contextmanager
 def live_agent(
-    tmp: Path, *extra: str, token: bool = True, minimal: bool = False
+    tmp: Path,
+    *extra: str,
+    token: bool = True,
+    minimal: bool = False,
+    token_text: str | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[LiveAgent]:
     """Start an agent on a free loopback port; stop it (terminate, then kill) on exit.
+
+    ``token_text``: the agent's token (default: one derived from ``tmp``); ``env_extra``: set in
+    the agent's environment.
 
     ``minimal``: run ``python -m hsconas.agent serve`` in an interpreter where importing any of
     :data:`NOT_ON_DEVICE` fails, as on a board with only the agent's dependencies.
     """
     tmp.mkdir(parents=True, exist_ok=True)
     token_file = None
-    token_text = None
     args = ["--port", "0", "--cache-dir", str(tmp / "cache"), *extra]
     if token:
         token_file = tmp / "agent.token"
-        token_text = "t0k3n-" + hashlib.sha256(str(tmp).encode()).hexdigest()[:32]
+        token_text = token_text or "t0k3n-" + hashlib.sha256(str(tmp).encode()).hexdigest()[:32]
         token_file.write_text(token_text + "\n")
         token_file.chmod(0o600)
         args += ["--token-file", str(token_file)]
     else:
+        token_text = None
         args += ["--insecure-loopback"]
     log = tmp / "agent.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     env.pop("HSCONAS_DEVICE_TOKEN", None)
     command = ["-m", "hsconas.cli.main", "device", "serve"]
     if minimal:

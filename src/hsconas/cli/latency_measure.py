@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,14 @@ _RAW = argparse.RawDescriptionHelpFormatter
 _BACKEND_HELP = (
     "measurement backend: torch, onnxruntime, openvino, cuda, or remote:http(s)://HOST:PORT "
     "(a device agent, `hsconas device serve`) (default: torch)"
+)
+_FANOUT_BACKEND_HELP = (
+    "measurement backend: torch, onnxruntime, openvino, cuda, remote:http(s)://HOST:PORT (a "
+    "device agent, `hsconas device serve`), or with --executor ray ray:RESOURCE:BACKEND (the Ray "
+    "nodes started with the custom resource RESOURCE, timing with their local BACKEND, e.g. "
+    "ray:device:pi5:onnxruntime). Repeat it with --executor ray to spread the measurements over "
+    "several units of the SAME device model (e.g. two identical boards): their results form one "
+    "model, and units whose CPUs or runtimes differ are refused (default: torch)"
 )
 
 
@@ -40,9 +50,27 @@ def _reference_flag(p: argparse.ArgumentParser, *, default: bool) -> None:
     )
 
 
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: measure here, one network at a time on one backend (default); ray: spread "
+        "the measurements over the --backend units through Ray (one actor per agent or node, "
+        "each timing one network at a time), every result stored as it arrives "
+        "(needs pip install hsconas[ray])",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: the Ray cluster to join, HOST:6379 (default: $RAY_ADDRESS, "
+        "else a new local Ray instance on this machine)",
+    )
+
+
 def _common(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
     if backend:
-        p.add_argument("--backend", default="torch", metavar="B", help=_BACKEND_HELP)
+        p.add_argument("--backend", action="append", metavar="B", help=_FANOUT_BACKEND_HELP)
         p.add_argument(
             "--threads", type=positive_int, default=1, metavar="T", help="intra-op threads (1)"
         )
@@ -93,6 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", metavar="SOURCE", help="SPACE:ARCH_STRING or an architecture file")
     _common(p)
+    _executor_options(p)
     _reference_flag(p, default=False)
     p.add_argument("--store", type=Path, metavar="DB", help="results store to reuse and fill")
     p.add_argument("--json", action="store_true", help="JSON Lines output")
@@ -112,6 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("space", metavar="SPACE", help="search space name")
     _common(p)
+    _executor_options(p)
     _reference_flag(p, default=True)
     p.add_argument("--resolution", type=positive_int, metavar="R", help="input size, pixels")
     p.add_argument(
@@ -159,51 +189,88 @@ def _timing(args: argparse.Namespace) -> Any:
     return TimingConfig(max_time_s=args.max_time)
 
 
-def _use_token(args: argparse.Namespace) -> None:
-    """A remote backend's token from --token-file (checked before any work)."""
-    if args.backend.startswith("remote:"):
+def _use_token(args: argparse.Namespace) -> str | None:
+    """A remote backend's token from --token-file (checked before any work); the token."""
+    names = args.backend if isinstance(args.backend, list) else [args.backend]
+    if any(n.startswith("remote:") for n in names):
         from hsconas.hardware.remote import resolve_token, use_token_file
 
         use_token_file(args.token_file)
-        resolve_token()
+        return resolve_token()
+    return None
+
+
+def _backends(args: argparse.Namespace) -> list[str]:
+    """The --backend values (default torch); several or ray:... only with --executor ray."""
+    from hsconas.hardware.fanout import FanoutError, import_ray
+
+    args.backend = args.backend or ["torch"]
+    if args.executor == "ray":
+        import_ray()  # not installed: one line naming the extra, before any work
+    elif len(args.backend) > 1 or args.backend[0].startswith("ray:"):
+        what = f"{len(args.backend)} --backend" if len(args.backend) > 1 else args.backend[0]
+        raise FanoutError(f"{what}: spreading measurements over devices needs --executor ray")
+    return list(args.backend)
+
+
+@contextmanager
+def _executor(
+    args: argparse.Namespace, token: str | None, reference: tuple[str, int | None] | None
+) -> Iterator[Any]:
+    """The --executor over the --backend units (within a Ray session for ``ray``)."""
+    from hsconas.hardware.backends import BackendUnavailableError
+    from hsconas.hardware.fanout import make_executor, ray_session
+
+    names = list(args.backend)
+    if args.executor == "local":
+        ex = make_executor(
+            "local", names, threads=args.threads, clock=args.clock, reference=reference
+        )
+        reason = ex.backend.unavailable_reason()  # type: ignore[attr-defined]
+        if reason is not None:
+            raise BackendUnavailableError(f"backend {ex.name!r} is unavailable: {reason}")
+        yield ex
+        return
+    with (
+        ray_session(args.ray_address),
+        make_executor(
+            "ray", names, threads=args.threads, clock=args.clock, reference=reference, token=token
+        ) as ex,
+    ):
+        yield ex
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
     check_outputs(files={"--store": args.store})
-    from hsconas.hardware.backends import get_backend
-    from hsconas.hardware.measure import measure_network
-    from hsconas.hardware.reference import space_reference
+    from hsconas.hardware.fanout import MeasureJob
     from hsconas.spaces.resolve import arch_input_shape, resolve_source
     from hsconas.store import ResultStore
 
-    _use_token(args)
-    plain = get_backend(args.backend, threads=args.threads, clock=args.clock)
-    reason = plain.unavailable_reason()
-    if reason is not None:
-        from hsconas.hardware.backends import BackendUnavailableError
-
-        raise BackendUnavailableError(f"backend {plain.name!r} is unavailable: {reason}")
+    _backends(args)
+    token = _use_token(args)
     store = ResultStore(args.store) if args.store else None
+    sources = list(resolve_source(args.source))
+    # one reference per (space, resolution): the space's middle network at that size
+    groups: dict[tuple[str, int] | None, list[int]] = {}
+    for i, src in enumerate(sources):
+        ref_key = (src.arch.space, arch_input_shape(src.arch, src.image_size)[1])
+        groups.setdefault(ref_key if args.reference else None, []).append(i)
+    if not groups:
+        groups[None] = []
+    measured: dict[int, Any] = {}
+    backend_name = ""
+    for group, idx in groups.items():
+        with _executor(args, token, group) as ex:
+            backend_name = ex.name
+            jobs = [MeasureJob(sources[i].arch, image_size=sources[i].image_size) for i in idx]
+            ms = ex.measure(jobs, timing=_timing(args), store=store, device=args.device)
+            measured.update(zip(idx, ms, strict=True))
     rows = []
-    backends: dict[tuple[str, int], Any] = {}
-    for src in resolve_source(args.source):
-        be = plain
-        if args.reference:
-            # one reference per (space, resolution): the space's middle network at that size
-            ref_key = (src.arch.space, arch_input_shape(src.arch, src.image_size)[1])
-            if ref_key not in backends:
-                backends[ref_key] = get_backend(
-                    args.backend, threads=args.threads, clock=args.clock,
-                    reference=space_reference(*ref_key),
-                )  # fmt: skip
-            be = backends[ref_key]
-        m = measure_network(
-            src.arch, be, image_size=src.image_size, store=store, device=args.device,
-            timing=_timing(args),
-        )  # fmt: skip
+    for i, src in enumerate(sources):
+        m = measured[i]
         doc = {
             "name": src.name,
-            "backend": be.name,
+            "backend": backend_name,
             "threads": args.threads,
             "clock": args.clock,
             "reference": bool(args.reference),
@@ -239,26 +306,23 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     check_outputs(files={"--out": args.out, "--store": args.store})
-    from hsconas.hardware.backends import BackendUnavailableError, get_backend
-    from hsconas.hardware.reference import space_reference
     from hsconas.latency.hsconas.profile import profile_device
     from hsconas.space import get_space
     from hsconas.store import ResultStore
 
     get_space(args.space)  # unknown space: clear error before any work
-    _use_token(args)
-    ref = space_reference(args.space, args.resolution) if args.reference else None
-    be = get_backend(args.backend, threads=args.threads, clock=args.clock, reference=ref)
-    reason = be.unavailable_reason()
-    if reason is not None:
-        raise BackendUnavailableError(f"backend {be.name!r} is unavailable: {reason}")
+    _backends(args)
+    token = _use_token(args)
     store = ResultStore(args.store)
-    with progress(f"latency profile {args.space} on {be.name}") as update:
-        result = profile_device(
-            args.space, be, resolution=args.resolution, n_e2e=args.samples, seed=args.seed,
-            store=store, device=args.device, timing=_timing(args),
-            progress=lambda phase, done, total: update(done, total, phase),
-        )  # fmt: skip
+    reference = (args.space, args.resolution) if args.reference else None
+    with _executor(args, token, reference) as be:
+        units = f" ({len(args.backend)} units)" if len(args.backend) > 1 else ""
+        with progress(f"latency profile {args.space} on {be.name}{units}") as update:
+            result = profile_device(
+                args.space, be, resolution=args.resolution, n_e2e=args.samples, seed=args.seed,
+                store=store, device=args.device, timing=_timing(args),
+                progress=lambda phase, done, total: update(done, total, phase),
+            )  # fmt: skip
     path = result.model.save(args.out)
     fit = result.model.info["fit"]
     print(

@@ -98,7 +98,9 @@ def profile_device(
 
     Args:
         space: space name.
-        backend: a :class:`~hsconas.hardware.backends.Backend` or its name.
+        backend: a :class:`~hsconas.hardware.backends.Backend` or its name (measured here, one
+            at a time), or an :class:`~hsconas.hardware.fanout.Executor` (e.g. a
+            :class:`~hsconas.hardware.fanout.RayExecutor` over several units of one device).
         resolution: input resolution, pixels (``None``: the space's default).
         n_e2e: end-to-end measurements for the correction.
         seed: seed of block collection and of the end-to-end sample.
@@ -111,11 +113,11 @@ def profile_device(
     """
     import time
 
-    from hsconas.hardware.backends import get_backend
-    from hsconas.hardware.measure import DEFAULT_DEVICE, measure_network
-    from hsconas.latency.hsconas.lut import collect_blocks, measure_blocks
+    from hsconas.hardware.fanout import Executor, LocalExecutor, MeasureJob
+    from hsconas.hardware.measure import DEFAULT_DEVICE
+    from hsconas.latency.hsconas.lut import LookupTable, LutEntry, collect_blocks
 
-    be = get_backend(backend)
+    ex = backend if isinstance(backend, Executor) else LocalExecutor(backend)
     dev = device or DEFAULT_DEVICE
 
     def report(phase: str, done: int, total: int) -> None:
@@ -129,24 +131,37 @@ def profile_device(
             progress=lambda n, k: report("collect", n, k),
         )  # fmt: skip
     t1 = time.perf_counter()
-    lut = measure_blocks(
-        blocks, be, space=space, resolution=resolution, store=store, device=dev,
-        timing=block_timing or timing, progress=lambda n, k: report("measure", n, k),
+    block_jobs = [
+        MeasureJob(call.module, kind="block", key=key, space=space, input_shape=call.input_shape,
+                   extra={"block": call.name})
+        for key, call in blocks.items()
+    ]  # fmt: skip
+    measured = ex.measure(
+        block_jobs, timing=block_timing or timing, store=store, device=dev,
+        progress=lambda n, k: report("measure", n, k),
+    )  # fmt: skip
+    lut = LookupTable(
+        space=space, device=dev, backend=ex.name, settings=ex.settings(), resolution=resolution,
+        entries={
+            j.key: LutEntry(j.key, m.median_ms, m.spread_ms, m.stable, j.input_shape)
+            for j, m in zip(block_jobs, measured, strict=True)
+            if j.key is not None and j.input_shape is not None
+        },
     )  # fmt: skip
     t2 = time.perf_counter()
     archs = sample_archs(space, n_e2e, resolution=resolution, seed=seed + 1)
-    lat = []
-    for i, a in enumerate(archs):
-        m = measure_network(a, be, store=store, device=dev, timing=timing)
-        lat.append(m.median_ms)
-        report("e2e", i + 1, len(archs))
+    e2e = ex.measure(
+        [MeasureJob(a) for a in archs], timing=timing, store=store, device=dev,
+        progress=lambda n, k: report("e2e", n, k),
+    )  # fmt: skip
+    lat = [m.median_ms for m in e2e]
     t3 = time.perf_counter()
     info: dict[str, Any] = {
-        "fingerprint": be.device_fingerprint(),  # the agent's, for a remote backend
+        "fingerprint": ex.device_fingerprint(),  # the agent's, for a remote backend
         "timing": None if timing is None else timing.as_dict(),
         "seed": seed,
     }
-    if be.reference is not None:
-        info["reference"] = {"key": be.reference.key, "base_ms": be.reference.base_ms}
+    if ex.reference is not None:
+        info["reference"] = {"key": ex.reference.key, "base_ms": ex.reference.base_ms}
     model = HSCoNASModel.fit(lut, archs, lat, info=info)
     return ProfileResult(model, tuple(archs), tuple(lat), len(lut), t1 - t0, t2 - t1, t3 - t2)
