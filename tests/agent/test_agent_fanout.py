@@ -131,49 +131,69 @@ def test_measure_spreads_networks_over_both_agents_and_resumes_from_the_store(
     assert (_served(a1), _served(a2)) == after
 
 
-def test_profile_through_two_agents_measures_the_keys_of_a_local_profile(
-    agents: tuple[LiveAgent, LiveAgent], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+@pytest.fixture
+def few_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Profiles collect only the blocks of the networks they time end to end (sampled with seed
+    + 1), not NB201's 5675 blocks."""
     from hsconas.latency.hsconas import lut
-    from hsconas.latency.hsconas.model import HSCoNASModel
 
-    a1, a2 = agents
     real = lut.collect_blocks
 
     def e2e_blocks(space: Any, *, seed: int = 0, **kw: Any) -> Any:
-        # only the blocks of the networks the profile times end to end (sampled with seed + 1),
-        # not NB201's 5675 blocks
         return real(space, seed=seed + 1, **{**kw, "max_samples": 3, "patience": 3})
 
     monkeypatch.setattr(lut, "collect_blocks", e2e_blocks)
 
-    def profile(db: Path, out: Path, *backends: str, executor: str) -> list[str]:
-        argv = ["latency", "profile", "nb201", "--samples", "3", "--max-time", "0.03",
-                "--no-reference", "--token-file", str(a1.token_file), "--out", str(out),
-                "--store", str(db), "--device", "two-boards", "--executor", executor]  # fmt: skip
-        for b in backends:
-            argv += ["--backend", b]
-        return argv
 
+def _profile_argv(
+    db: Path, out: Path, token_file: Path | None, *backends: str, executor: str
+) -> list[str]:
+    argv = ["latency", "profile", "nb201", "--samples", "3", "--max-time", "0.03",
+            "--no-reference", "--token-file", str(token_file), "--out", str(out),
+            "--store", str(db), "--device", "two-boards", "--executor", executor]  # fmt: skip
+    for b in backends:
+        argv += ["--backend", b]
+    return argv
+
+
+@pytest.mark.usefixtures("few_blocks")
+def test_profile_through_two_agents_builds_one_model_from_both(
+    agents: tuple[LiveAgent, LiveAgent], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hsconas.latency.hsconas.model import HSCoNASModel
+
+    a1, a2 = agents
     before = _served(a1), _served(a2)
-    ray_db, ray_out = tmp_path / "ray.db", tmp_path / "ray.json"
-    argv = profile(ray_db, ray_out, f"remote:{a1.url}", f"remote:{a2.url}", executor="ray")
-    assert main(argv) == 0, capsys.readouterr().err
-    model = HSCoNASModel.load(ray_out)
-    assert model.backend == "remote" and len(model.lut) > 0
-    assert model.info["fingerprint"]["units"] == [f"remote:{a1.url}", f"remote:{a2.url}"]
+    db, out = tmp_path / "ray.db", tmp_path / "ray.json"
+    pool = f"remote:{a1.url}", f"remote:{a2.url}"
+    assert main(_profile_argv(db, out, a1.token_file, *pool, executor="ray")) == 0, (
+        capsys.readouterr().err
+    )
+    model = HSCoNASModel.load(out)
+    assert model.backend == "remote" and model.lut.settings["agent"].startswith("*/")
+    assert model.info["fingerprint"]["units"] == list(pool)
     after = _served(a1), _served(a2)
     assert after[0] > before[0] and after[1] > before[1]  # both agents' counters show work
-    # the local executor, one agent, measures the same blocks and networks
-    local_db = tmp_path / "local.db"
-    argv = profile(local_db, tmp_path / "local.json", f"remote:{a1.url}", executor="local")
+    assert sum(after) - sum(before) == len(_keys(db))  # each block and network timed once
+    assert len(model.lut) == len(_keys(db, "block")) > 0 and len(_keys(db, "network")) == 3
+
+
+@pytest.mark.slow  # 30-40 s on the loaded 2-core machine (two profiles)
+@pytest.mark.usefixtures("few_blocks")
+def test_profile_through_two_agents_measures_the_keys_of_a_local_profile(
+    agents: tuple[LiveAgent, LiveAgent], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a1, a2 = agents
+    ray_db, local_db = tmp_path / "ray.db", tmp_path / "local.db"
+    pool = f"remote:{a1.url}", f"remote:{a2.url}"
+    argv = _profile_argv(ray_db, tmp_path / "ray.json", a1.token_file, *pool, executor="ray")
+    assert main(argv) == 0, capsys.readouterr().err
+    # the local executor, on one agent, measures the same blocks and networks
+    argv = _profile_argv(local_db, tmp_path / "l.json", a1.token_file, pool[0], executor="local")
     assert main(argv) == 0, capsys.readouterr().err
     ray_keys = _keys(ray_db)
     assert ray_keys == _keys(local_db)
     assert {k for k in ray_keys if k[1] == "network"} and {k for k in ray_keys if k[1] == "block"}
-    n_blocks = len(_keys(ray_db, "block"))
-    assert n_blocks == len(model.lut)
 
 
 def test_agents_of_different_cpus_are_refused(

@@ -202,10 +202,12 @@ def _use_token(args: argparse.Namespace) -> str | None:
 
 def _backends(args: argparse.Namespace) -> list[str]:
     """The --backend values (default torch); several or ray:... only with --executor ray."""
-    from hsconas.hardware.fanout import FanoutError, import_ray
+    from hsconas.hardware.fanout import FanoutError, import_ray, parse_worker
 
     args.backend = args.backend or ["torch"]
     if args.executor == "ray":
+        for name in args.backend:
+            parse_worker(name)  # before Ray starts
         import_ray()  # not installed: one line naming the extra, before any work
     elif len(args.backend) > 1 or args.backend[0].startswith("ray:"):
         what = f"{len(args.backend)} --backend" if len(args.backend) > 1 else args.backend[0]
