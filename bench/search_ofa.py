@@ -10,8 +10,9 @@ latency; nothing is trained or timed here.
 
 Constraint mode at three budgets (the 25th, 50th and 75th percentile of the predicted latency of
 2000 random members of the space), ``--queries`` distinct architectures per run, ``--seeds`` seeds;
-algorithms: the HSCoNAS EA with and without dynamic channel scaling (``hsconas``,
-``hsconas-noscale``; both with their default space shrinking), random search, regularised evolution
+algorithms: the HSCoNAS EA with channel scaling and space shrinking (``hsconas``), without
+channel scaling (``hsconas-noscale``), without shrinking (``hsconas-noshrink``; the same channel
+scaling as ``hsconas``), random search, regularised evolution
 pymoo's NSGA-II and Optuna's NSGA-II and TPE samplers. Reported: the predicted accuracy of the best feasible network each run found,
 its mean over seeds, and HSCoNAS paired with each other method on the same (budget, seed): mean
 difference and wins / ties / losses (tie: within 0.005 points).
@@ -26,6 +27,7 @@ root:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -52,6 +54,7 @@ from bench.common import (
 ALGORITHMS = (
     "hsconas",
     "hsconas-noscale",
+    "hsconas-noshrink",
     "random",
     "re",
     "nsga2",
@@ -91,7 +94,8 @@ def run_one(task: tuple) -> list[dict]:
     name = algorithm
     if algorithm.startswith("hsconas"):
         name = "hsconas"
-        options["channel_scaling"] = algorithm == "hsconas"
+        options["channel_scaling"] = algorithm != "hsconas-noscale"
+        options["shrinking"] = algorithm != "hsconas-noshrink"
     algo = make_algorithm(name, problem, seed=seed, **options)
     ev = CombinedEvaluator(_STATE["acc"], _STATE["lat"])  # type: ignore[arg-type]
     t0 = time.time()
@@ -109,9 +113,18 @@ def run_one(task: tuple) -> list[dict]:
             "best_latency_ms": float(best.latency_ms) if best else float("nan"),
             "best_arch": best.key if best else "",
             "scaled_picks": int(info.get("channel_scaled_picks", 0)),
+            "n_dropped": int(sum(s.get("n_dropped", 0) for s in info.get("stages", []))),
+            "final_space_log10": float(np.log10(max(space_size(algo), 1))),
+            "stages": json.dumps(info.get("stages", []), default=str),
             "time_s": time.time() - t0,
         }
     ]
+
+
+def space_size(algo: object) -> int:
+    """Members of the space the algorithm searched when it stopped (shrunk for HSCoNAS)."""
+    space = getattr(algo, "current_space", None) or getattr(algo, "space", None)
+    return int(space.size()) if space is not None else 0
 
 
 def _fit_models(workdir: Path, device: str, model: str) -> tuple[Path, Path, dict]:
@@ -176,6 +189,9 @@ def _paired(df: pd.DataFrame, algorithms: list[str]) -> pd.DataFrame:
             else:
                 row["hsconas - it"] = float("nan")
                 row["W/T/L"] = "-"
+            if "n_dropped" in cur:
+                row["choices dropped"] = float(cur.n_dropped.mean())
+                row["log10 final space"] = float(cur.final_space_log10.mean())
             row["time s/run"] = float(cur.time_s.mean())
             out.append(row)
     return pd.DataFrame(out)

@@ -100,11 +100,13 @@ def test_cli_search_reports_each_shrinking_stage_at_its_end(
     assert code == 0, err
     doc = json.loads(out)
     stages = doc["info"]["stages"]
-    assert [s["queries"] for s in stages] == [[0, 100], [100, 120]]  # first stage ends at 100
+    # stages end at the first ask after 50 and 100 queries (batches of 4 after 16 random ones)
+    assert [s["queries"] for s in stages] == [[0, 52], [52, 100], [100, 120]]
+    assert all("space_size_before" in s and "n_dropped" in s for s in stages[1:])
     # the last stage ends with the search: its quality is the search's
     assert stages[-1]["hv_ratio"] == doc["quality"]["hv_ratio"]
     assert stages[-1]["front_share"] == doc["quality"]["front_share"]
-    assert 0 < stages[0]["hv_ratio"] <= stages[1]["hv_ratio"]
+    assert 0 < stages[0]["hv_ratio"] <= stages[1]["hv_ratio"] <= stages[2]["hv_ratio"]
 
 
 def test_cli_space_restrict_and_errors(
