@@ -31,11 +31,12 @@ def _run(slowdown: float, budget: float, n: int = 3) -> tuple[BudgetFit, list[fl
         measured.append(ms)
         return ms, 0.01 * ms
 
-    evaluated = [(SPACE.to_string(a), _accuracy(a), _predicted_ms(a)) for a in cands]
+    # the search's evaluations: the candidates and the rest of what it queried
+    searched = [*cands, *SPACE.sample_many(60, 1, unique=True)]
+    evaluated = [(SPACE.to_string(a), _accuracy(a), _predicted_ms(a)) for a in searched]
     fit = fit_to_budget(
         SPACE, cands, budget, measure=measure, predict_ms=_predicted_ms,
-        latency_fn=_predicted_ms, accuracy_fn=lambda: _accuracy,
-        evaluated=lambda: evaluated, max_candidates=2,
+        latency_fn=_predicted_ms, evaluated=lambda: evaluated, max_candidates=2,
     )  # fmt: skip
     return fit, measured
 
@@ -68,3 +69,33 @@ def test_an_impossible_budget_ends_on_the_fastest_attempt_reported_over_it() -> 
     # no re-scaling or re-selection fits 0.01 ms: only the two search candidates were measured
     assert [a.why for a in fit.attempts] == ["search candidate", "next candidate"]
     assert all(0 < s < 1 for s in SHRINK_STEPS)
+
+
+def test_re_scaling_is_the_eas_channel_scaling_operator_inside_the_searched_space() -> None:
+    """BudgetScaler is CodeScaler fitted on the search's evaluations: the same move for the same
+    fit, kept inside a restricted space and checked against the latency model."""
+    import numpy as np
+
+    from hsconas.search.budget_fit import BudgetScaler
+    from hsconas.search.channel_scaling import CodeScaler
+    from hsconas.space.codec import GeneCodec
+
+    gene = GENES[0]
+    low = [c for c in SPACE.gene(gene).choices if float(c) < float(max(SPACE.gene(gene).choices))]
+    space = SPACE.restrict({gene: low})
+    searched = space.sample_many(80, 2, unique=True)
+    evaluated = [(SPACE.to_string(a), _accuracy(a), _predicted_ms(a)) for a in searched]
+    bs = BudgetScaler(space, evaluated, _predicted_ms)
+    start = searched[0]
+    budget = _predicted_ms(start) * 0.7
+    new = bs.scale(start, budget)
+    assert new is not None and _predicted_ms(new) <= budget and space.contains(new)
+    codec = GeneCodec(space)
+    ref = CodeScaler(space, codec).fit(
+        codec.encode(searched),
+        np.array([e[2] for e in evaluated]),
+        np.array([e[1] for e in evaluated]),
+    )
+    ref.set_allowed(codec.allowed_mask(space))
+    assert codec.decode(ref.scale(codec.encode([start]), budget))[0] == new
+    assert bs.scale(start, 1e-6) is None  # no scaling reaches it

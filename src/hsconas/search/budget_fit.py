@@ -9,6 +9,11 @@ load), re-select the most accurate evaluated networks whose prediction times the
 measured/predicted ratio fits within :data:`RESELECT_MARGIN` of the budget; then step the fastest
 attempt's channels down to :data:`SHRINK_STEPS` of the budget. Failing all that, the fastest
 measured attempt is chosen and reported over budget. No torch here: measuring is a callable.
+
+Re-scaling is the same operator the HSCoNAS EA applies to its offspring
+(:class:`~hsconas.search.channel_scaling.CodeScaler`, wrapped by :class:`BudgetScaler`): additive
+latency and accuracy models fitted on the search's evaluations, channel genes moved one step at a
+time where the predicted accuracy per ms is best, the result checked against the latency model.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hsconas.search.channel_scaling import scale_channels
-from hsconas.search.core.problem import BudgetInfeasibleError
+from hsconas.search.channel_scaling import CodeScaler
 from hsconas.space import Architecture, SearchSpace, get_space
+from hsconas.space.codec import GeneCodec
 
 __all__ = [
     "RESCALE_MARGIN",
@@ -28,6 +33,7 @@ __all__ = [
     "SHRINK_STEPS",
     "Attempt",
     "BudgetFit",
+    "BudgetScaler",
     "fit_to_budget",
 ]
 
@@ -77,6 +83,57 @@ class BudgetFit:
         return next(a for a in self.attempts if a.arch == key)
 
 
+class BudgetScaler:
+    """The EA's channel-scaling operator (:class:`CodeScaler`) applied to one network at a time,
+    its result checked against the latency model.
+
+    Args:
+        space: the searched space (possibly restricted: moves stay inside it).
+        evaluated: the search's evaluations as (arch string, accuracy, predicted ms); the
+            additive models are fitted on them.
+        latency_fn: the latency model (ms) each result is checked with.
+        tries: re-scalings at a budget tightened by the additive model's miss, at most.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        evaluated: Sequence[tuple[str, float, float]],
+        latency_fn: Callable[[Architecture], float],
+        *,
+        tries: int = 3,
+    ) -> None:
+        full = get_space(space.name)
+        self.space = space
+        self.codec = GeneCodec(space)
+        self.latency_fn = latency_fn
+        self.tries = tries
+        self.scaler = CodeScaler(space, self.codec)
+        if self.scaler.active and evaluated:
+            codes = self.codec.encode([full.from_string(k) for k, _, _ in evaluated])
+            acc = np.array([a for _, a, _ in evaluated], dtype=np.float64)
+            lat = np.array([ms for _, _, ms in evaluated], dtype=np.float64)
+            self.scaler.fit(codes, lat, acc)
+            self.scaler.set_allowed(self.codec.allowed_mask(space))
+        self._fitted = self.scaler.active and bool(evaluated)
+
+    def scale(self, arch: Architecture, budget_ms: float) -> Architecture | None:
+        """``arch`` with its channel genes scaled so that its predicted latency approaches
+        ``budget_ms`` from below; ``None`` when no scaling the operator finds meets it (or the
+        space has no channel genes)."""
+        if not self._fitted:
+            return None
+        code = self.codec.encode([arch])
+        target = budget_ms
+        for _ in range(max(1, self.tries)):
+            new = self.codec.decode(self.scaler.scale(code, target))[0]
+            ms = float(self.latency_fn(new))
+            if ms <= budget_ms:
+                return new
+            target *= budget_ms / ms  # the additive model under-predicted: aim lower
+        return None
+
+
 def fit_to_budget(
     space: SearchSpace,
     candidates: Sequence[Architecture],
@@ -85,7 +142,6 @@ def fit_to_budget(
     measure: Callable[[Architecture], tuple[float, float]],
     predict_ms: Callable[[Architecture], float],
     latency_fn: Callable[[Architecture], float],
-    accuracy_fn: Callable[[], Callable[[Architecture], float]],
     evaluated: Callable[[], Sequence[tuple[str, float, float]]],
     max_candidates: int,
     on_attempt: Callable[[int], None] | None = None,
@@ -98,10 +154,9 @@ def fit_to_budget(
         budget_ms: the latency budget, ms.
         measure: arch -> (measured median, spread), ms, on the device.
         predict_ms: the latency model's prediction, ms.
-        latency_fn: the latency the channel scaling steers by (the model's), ms.
-        accuracy_fn: returns the accuracy estimate channel scaling compares neighbours with
-            (built on first use).
-        evaluated: returns the search's evaluations as (arch string, accuracy, predicted ms).
+        latency_fn: the latency model a re-scaled network is checked with, ms.
+        evaluated: returns the search's evaluations as (arch string, accuracy, predicted ms);
+            channel scaling fits its additive models on them (read on first use).
         max_candidates: search candidates measured at most.
         on_attempt: called with the number of attempts so far.
 
@@ -124,14 +179,12 @@ def fit_to_budget(
             chosen.append((arch, median))
         return ok
 
+    scalers: list[BudgetScaler] = []
+
     def rescaled(arch: Architecture, budget: float) -> Architecture | None:
-        try:
-            new, _ = scale_channels(
-                space, arch, budget_ms=budget, latency_fn=latency_fn, accuracy_fn=accuracy_fn()
-            )
-        except BudgetInfeasibleError:
-            return None
-        return new
+        if not scalers:
+            scalers.append(BudgetScaler(space, evaluated(), latency_fn))
+        return scalers[0].scale(arch, budget)
 
     for i, arch in enumerate(candidates[:max_candidates]):
         if attempt(arch, "search candidate" if i == 0 else "next candidate"):

@@ -39,7 +39,6 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
         save_state_dict,
     )
     from hsconas.search.budget_fit import fit_to_budget
-    from hsconas.search.channel_scaling import accuracy_predictor
 
     cfg = config_of(ctx)
     fc = cfg.final
@@ -62,15 +61,6 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
             evaluated_cache.extend((r["arch"], r["accuracy"], r["latency_ms"]) for r in recs)
         return evaluated_cache
 
-    predictor: list[Any] = []
-
-    def acc_pred() -> Any:
-        if not predictor:
-            recs = evaluated()
-            archs = [full.from_string(k) for k, _, _ in recs]
-            predictor.append(accuracy_predictor(space, archs, [a for _, a, _ in recs]))
-        return predictor[0]
-
     def measure(arch: Architecture) -> tuple[float, float]:
         m = measure_network(
             arch, be, store=store_of(ctx), device=cfg.device.name, timing=timing, reuse=False,
@@ -81,7 +71,7 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
     fit = fit_to_budget(
         space, cands, budget, measure=measure,
         predict_ms=lambda a: float(model.predict(a).latency_ms), latency_fn=ev.latency_ms,
-        accuracy_fn=acc_pred, evaluated=evaluated, max_candidates=fc.max_candidates,
+        evaluated=evaluated, max_candidates=fc.max_candidates,
         on_attempt=lambda n: ctx.progress(n, fc.max_candidates, "measure candidates on the device"),
     )  # fmt: skip
     chosen, chosen_ms = fit.chosen, fit.chosen_ms

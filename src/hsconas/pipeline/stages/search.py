@@ -20,12 +20,8 @@ from hsconas.pipeline.stages.common import (
 def stage_search(ctx: StageContext) -> dict[str, Any]:
     """HSCoNAS EA with progressive shrinking, then channel scaling of the best candidates."""
     from hsconas.search import HSCoNASEvolution, Problem, run_search
-    from hsconas.search.channel_scaling import (
-        accuracy_predictor,
-        distinct_operator_configs,
-        scale_channels,
-    )
-    from hsconas.search.core.problem import BudgetInfeasibleError
+    from hsconas.search.budget_fit import BudgetScaler
+    from hsconas.search.channel_scaling import distinct_operator_configs
     from hsconas.search.indicators import normalised_hypervolume
     from hsconas.search.runner import front_of, stage_ranges
 
@@ -51,21 +47,21 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     acc = np.array([r.accuracy for r in records])
     lat = np.array([r.latency_ms for r in records])
 
-    # dynamic channel scaling of the best distinct operator configurations
+    # dynamic channel scaling of the best distinct operator configurations, by the EA's operator
     scaled: list[dict[str, Any]] = []
     if se.channel_scaling:
-        acc_pred = accuracy_predictor(space, [r.arch for r in records], acc)
+        scaler = BudgetScaler(
+            space, [(r.key, r.accuracy, r.latency_ms) for r in records], ev.latency_ms
+        )
         # the most accurate distinct operator configurations, over budget or not: channel
         # scaling brings each to the budget from below (down if over, up while it pays)
         picked = distinct_operator_configs(space, records, se.n_scaled)
         for i, r in enumerate(picked):
-            try:
-                new, steps = scale_channels(
-                    space, r.arch, budget_ms=budget, latency_fn=ev.latency_ms,
-                    accuracy_fn=acc_pred,
-                )  # fmt: skip
-            except BudgetInfeasibleError as exc:
-                scaled.append({"from": r.key, "error": str(exc)})
+            new = scaler.scale(r.arch, budget)
+            if new is None:
+                scaled.append(
+                    {"from": r.key, "error": f"channel scaling cannot meet {budget:.4g} ms"}
+                )
                 continue
             scaled.append(
                 {
@@ -75,7 +71,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
                     "arch": space.to_string(new),
                     "accuracy": ev.accuracy(new),
                     "latency_ms": ev.latency_ms(new),
-                    "n_steps": len(steps),
+                    "n_steps": sum(a != b for a, b in zip(r.arch.values, new.values, strict=True)),
                 }
             )
             ctx.progress(i + 1, len(picked), "channel scaling")
