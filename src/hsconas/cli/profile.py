@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "  hsconas profile blocks nb201 --source table:latency_help.csv.gz --device pixel3 \\\n"
         "      --accuracy-table accuracy.csv --accuracy-column cifar100 --samples 20 --out prof/\n"
         "  hsconas profile blocks nb201 --source model:pixel3_model.json --samples 10 --out p/\n"
-        "  hsconas profile blocks ofa-mbv3 --source backend:onnxruntime --samples 3 --out cpu/",
+        "  hsconas profile blocks ofa-mbv3 --source backend:onnxruntime --samples 3 --out cpu/\n"
+        "  hsconas profile blocks ofa-mbv3 --source backend:onnxruntime \\\n"
+        "      --accuracy-model ofa_imagenet.json --samples 3 --out cpu_acc/",
         formatter_class=HelpFormatter,
     )
     p.add_argument("space", metavar="SPACE", help="registered space name")
@@ -66,6 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--accuracy-table", type=Path, help="accuracy CSV (NB201 schema)")
     p.add_argument("--accuracy-column", default=None, help="accuracy column (e.g. cifar100)")
+    p.add_argument(
+        "--accuracy-model",
+        type=Path,
+        metavar="MODEL",
+        help="accuracy from a saved accuracy model (hsconas accuracy fit; e.g. OFA-MBv3's "
+        "ImageNet predictor); the space keeps to the gene values its table covered "
+        "(resolution 224 for OFA-MBv3)",
+    )
     p.add_argument("--samples", type=int, default=20, help="networks per specification")
     p.add_argument("--baseline", type=int, default=None, help="random baseline size (default 4x)")
     p.add_argument("--seed", type=int, default=0)
@@ -136,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_blocks(args: argparse.Namespace) -> int:
     check_outputs(files={"--store": args.store}, dirs={"--out": args.out})
     import hsconas.spaces  # noqa: F401  (registers the spaces)
-    from hsconas.evaluation import TableAccuracy, parse_latency_source
+    from hsconas.evaluation import AccuracySource, TableAccuracy, parse_latency_source
     from hsconas.profiling import enumerate_specs, profile_blocks
     from hsconas.profiling.insights import device_insights, format_insights
     from hsconas.profiling.reduce import load_reduction
@@ -156,11 +166,20 @@ def cmd_blocks(args: argparse.Namespace) -> int:
                 f"{args.space_restrict} restricts space {red.space!r}, not {space.name!r}"
             )
         space = red.apply(space)
+    accuracy: AccuracySource | None = None
+    if args.accuracy_model is not None:
+        if args.accuracy_table is not None or args.accuracy_column is not None:
+            raise HsconasError("--accuracy-model and --accuracy-table exclude each other")
+        from hsconas.cli.search import _within_coverage
+        from hsconas.evaluation.factory import accuracy_model_source
+
+        model = accuracy_model_source(args.accuracy_model, space=space.name)
+        space = _within_coverage(space, model.covered, args.accuracy_model)
+        accuracy = model
     specs = enumerate_specs(space, blocks=args.blocks, positions=args.positions)
     source = parse_latency_source(
         args.source, space=space.name, device=args.device, reference=args.reference
     )
-    accuracy = None
     if args.accuracy_table is not None or args.accuracy_column is not None:
         if args.accuracy_column is None:
             raise HsconasError("--accuracy-table needs --accuracy-column (e.g. cifar100)")
