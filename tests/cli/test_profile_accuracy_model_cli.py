@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import hsconas.spaces  # noqa: F401
@@ -61,10 +62,10 @@ def test_profile_blocks_with_the_accuracy_model(
     assert doc["accuracy"].startswith("model:") and doc["n_specs"] == 6
     assert "resolution in [224]" in cap.err  # the table's only resolution
     prof = json.loads((out / "profile.json").read_text())
-    draws = __import__("pandas").read_parquet(out / "draws.parquet")
+    draws = pd.read_parquet(out / "draws.parquet")
     assert draws["arch"].str.startswith("r224|").all()
     acc = draws["accuracy"].to_numpy(float)
-    assert np.isfinite(acc).all() and 65 < acc.min() and acc.max() < 80 and acc.std() > 0
+    assert np.isfinite(acc).all() and acc.min() > 65 and acc.max() < 80 and acc.std() > 0
     assert prof["space"] == "ofa-mbv3"
     # accuracy from two places is refused
     rc = main([*args[:-4], "--accuracy-table", str(acc_path), "--out", str(tmp_path / "x")])
