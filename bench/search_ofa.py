@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -114,7 +115,7 @@ def run_one(task: tuple) -> list[dict]:
             "best_arch": best.key if best else "",
             "scaled_picks": int(info.get("channel_scaled_picks", 0)),
             "n_dropped": int(sum(s.get("n_dropped", 0) for s in info.get("stages", []))),
-            "final_space_log10": float(np.log10(max(space_size(algo), 1))),
+            "final_space_log10": math.log10(max(space_size(algo), 1)),
             "stages": json.dumps(info.get("stages", []), default=str),
             "time_s": time.time() - t0,
         }
