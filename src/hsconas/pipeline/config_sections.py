@@ -144,13 +144,20 @@ class BlocksConfig:
     Attributes:
         samples_per_block: networks sampled with each (layer, op) forced.
         baseline_samples: random networks of the baseline.
-        source: latency source: ``model`` (the stage-1 hardware model) or ``measure``
-            (end-to-end measurement of every sampled network: slower).
+        source: latency source: ``model`` (the stage-1 hardware model), ``measure``
+            (end-to-end measurement of every sampled network: slower, but what block profiling
+            is about) or ``auto`` (``measure`` on a local backend, ``model`` on a remote one).
+        reduce_search: the search stage searches the space reduced by this profile (front-rate
+            rule; the profile's networks get the search's accuracy, e.g. the supernet's, since
+            accuracy is not known when this stage runs).
+        keep_min: choices every layer keeps in that reduction.
     """
 
     samples_per_block: int = 12
     baseline_samples: int = 60
-    source: str = "model"
+    source: str = "auto"
+    reduce_search: bool = False
+    keep_min: int = 2
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,12 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
     b = cfg.blocks
     _check(b.samples_per_block >= 2, "blocks.samples_per_block", "must be >= 2")
     _check(b.baseline_samples >= 5, "blocks.baseline_samples", "must be >= 5")
-    _check(b.source in ("model", "measure"), "blocks.source", "must be 'model' or 'measure'")
+    _check(
+        b.source in ("model", "measure", "auto"),
+        "blocks.source",
+        "must be 'model', 'measure' or 'auto'",
+    )
+    _check(b.keep_min >= 1, "blocks.keep_min", "must be >= 1")
 
     s = cfg.supernet
     _check(s.epochs >= 1, "supernet.epochs", f"must be >= 1, got {s.epochs}")

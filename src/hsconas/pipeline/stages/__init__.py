@@ -75,7 +75,13 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
         Stage(
             "search",
             stage_search,
-            {**base, "search": d["search"], "calib": d["supernet"]["calib_images"]},
+            {
+                **base,
+                "search": d["search"],
+                "calib": d["supernet"]["calib_images"],
+                # a search in the profile's reduced space depends on the profile
+                **({"blocks": d["blocks"]} if d["blocks"]["reduce_search"] else {}),
+            },
             "search under the latency budget",
         ),
         Stage(

@@ -53,12 +53,38 @@ def _placement_insights(effects: Any) -> list[str]:
     return out
 
 
-def stage_blocks(ctx: StageContext) -> dict[str, Any]:
-    """Profile blocks (Mills et al.: every op forced at every layer against a random baseline)
-    with :mod:`hsconas.profiling` and write the device's insights."""
+def blocks_source_kind(cfg: Any) -> str:
+    """``measure`` or ``model``: ``blocks.source``, with ``auto`` measuring end to end on a
+    local backend and using the hardware model on a remote one (each network a round trip)."""
+    source = str(cfg.blocks.source)
+    if source == "auto":
+        return "model" if str(cfg.device.backend).startswith("remote:") else "measure"
+    return source
+
+
+def blocks_latency_source(ctx: StageContext) -> Any:
+    """The latency source of the block profile (the same one when the search stage profiles
+    again with accuracy: measurements come back from the store)."""
     import hashlib
 
     from hsconas.evaluation import BackendLatency, ModelLatency
+
+    cfg = config_of(ctx)
+    if blocks_source_kind(cfg) == "model":
+        model_file = ctx.run_dir / str(ctx.inputs["hw_model"]["model_path"])
+        digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+        settings = {"model": "hw_model.json", "sha256": digest}
+        return ModelLatency(hw_model_of(ctx), device=cfg.device.name, settings=settings)
+    return BackendLatency(
+        backend=cfg.device.backend, device=cfg.device.name, batch=cfg.device.batch,
+        threads=cfg.device.threads,
+    )  # fmt: skip
+
+
+def stage_blocks(ctx: StageContext) -> dict[str, Any]:
+    """Profile blocks (Mills et al.: every op forced at every layer against a random baseline)
+    with :mod:`hsconas.profiling` and write the device's insights; latency measured end to end on
+    a local device (``blocks.source``, see :func:`blocks_source_kind`)."""
     from hsconas.profiling import enumerate_specs, profile_blocks
     from hsconas.profiling.insights import device_insights, format_insights
 
@@ -66,18 +92,9 @@ def stage_blocks(ctx: StageContext) -> dict[str, Any]:
     bc = cfg.blocks
     space = space_of(cfg)
     specs = enumerate_specs(space)  # every (layer gene, choice): ops, channel and width factors
-    source: Any
     store = store_of(ctx)  # the profile's draws are recorded as a run of the store
-    if bc.source == "model":
-        model_file = ctx.run_dir / str(ctx.inputs["hw_model"]["model_path"])
-        digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
-        settings = {"model": "hw_model.json", "sha256": digest}
-        source = ModelLatency(hw_model_of(ctx), device=cfg.device.name, settings=settings)
-    else:
-        source = BackendLatency(
-            backend=cfg.device.backend, device=cfg.device.name, batch=cfg.device.batch,
-            threads=cfg.device.threads,
-        )  # fmt: skip
+    kind = blocks_source_kind(cfg)
+    source = blocks_latency_source(ctx)
     profile = profile_blocks(
         space, specs, source, samples=bc.samples_per_block, baseline_samples=bc.baseline_samples,
         seed=cfg.seed, store=store,
@@ -96,7 +113,7 @@ def stage_blocks(ctx: StageContext) -> dict[str, Any]:
     return {
         "profile_dir": "blocks/profile",
         "insights": insights,
-        "source": bc.source,
+        "source": kind,
         "n_specs": len(specs),
         "n_networks": profile.n_distinct,
         "baseline_mean_ms": float(profile.stats.loc[0, "lat_mean"]),

@@ -30,6 +30,9 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     space = space_of(cfg)
     budget = float(ctx.inputs["hw_model"]["budget_ms"])
     ev = search_evaluator_of(ctx)
+    reduction = _blocks_reduction(ctx, space, ev) if cfg.blocks.reduce_search else None
+    if reduction is not None:
+        space = space.restrict(reduction.restrict)
     problem = Problem(space, mode=se.mode, budget_ms=budget)
     algo = HSCoNASEvolution(
         problem, seed=cfg.seed, population_size=se.population_size,
@@ -131,4 +134,35 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
         "scaled": scaled,
         "candidates": candidates,
         "final_space": {k: [str(v) for v in vs] for k, vs in res.info.get("space", {}).items()},
+        "blocks_reduction": None
+        if reduction is None
+        else {
+            "full_size": reduction.full_size,
+            "size": reduction.size,
+            "dropped": {k: [str(v) for v in vs] for k, vs in reduction.dropped.items()},
+            "rule": reduction.rule,
+        },
     }
+
+
+def _blocks_reduction(ctx: StageContext, space: Any, ev: Any) -> Any:
+    """The space reduction of the block profile (:func:`~hsconas.profiling.reduce.reduce_space`,
+    front-rate rule). The blocks stage ran before any accuracy existed, so the profile is drawn
+    again (same seed and specifications: the same networks, their latencies read back from the
+    store) with the search's accuracy (the supernet's, or the configured proxy)."""
+    from hsconas.evaluation.supernet import CallableAccuracy
+    from hsconas.pipeline.stages.blocks import blocks_latency_source
+    from hsconas.profiling import enumerate_specs, profile_blocks
+    from hsconas.profiling.reduce import reduce_space
+
+    cfg = config_of(ctx)
+    bc = cfg.blocks
+    accuracy = CallableAccuracy(lambda archs: [ev.accuracy(a) for a in archs], label="search")
+    profile = profile_blocks(
+        space, enumerate_specs(space), blocks_latency_source(ctx), accuracy=accuracy,
+        samples=bc.samples_per_block, baseline_samples=bc.baseline_samples, seed=cfg.seed,
+        store=store_of(ctx),
+        progress=lambda d, t: ctx.progress(d, t, "block profile with accuracy (networks)"),
+    )  # fmt: skip
+    profile.save(ctx.dir / "blocks_profile")
+    return reduce_space(profile, keep_min=bc.keep_min)
