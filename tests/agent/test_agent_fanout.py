@@ -218,6 +218,21 @@ def test_agents_of_different_cpus_are_refused(
         assert other.info()["counters"]["measurements_served"] == 0
 
 
+def test_a_wrong_token_through_ray_is_one_line(
+    agents: tuple[LiveAgent, LiveAgent], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a1, a2 = agents
+    bad = tmp_path / "bad.token"
+    bad.write_text("not-the-token-of-these-boards-at-all\n")
+    argv = [
+        "latency", "measure", ARCHS[0], "--backend", f"remote:{a1.url}", "--backend",
+        f"remote:{a2.url}", "--executor", "ray", "--token-file", str(bad),
+    ]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "refused the token (wrong token)" in err
+
+
 def test_ray_nodes_with_a_custom_resource_measure_with_their_local_backend(
     ray_local: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -98,6 +98,7 @@ def test_executor_ray_without_ray_names_the_extra(
         (["--backend", "ray:device:pi5:onnxruntime"], "needs --executor ray"),
         (["--backend", "torch", "--executor", "ray"], "not 'torch'"),
         (["--backend", "ray:device:pi5:nope", "--executor", "ray"], "bad Ray backend"),
+        (["--backend", "remote:ftp://10.0.0.5:1", "--executor", "ray"], "bad agent URL"),
     ],
 )
 def test_fanout_mistakes_are_one_line(

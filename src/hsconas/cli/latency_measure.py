@@ -15,10 +15,6 @@ from hsconas.cli.progress import progress, track
 
 _RAW = argparse.RawDescriptionHelpFormatter
 _BACKEND_HELP = (
-    "measurement backend: torch, onnxruntime, openvino, cuda, or remote:http(s)://HOST:PORT "
-    "(a device agent, `hsconas device serve`) (default: torch)"
-)
-_FANOUT_BACKEND_HELP = (
     "measurement backend: torch, onnxruntime, openvino, cuda, remote:http(s)://HOST:PORT (a "
     "device agent, `hsconas device serve`), or with --executor ray ray:RESOURCE:BACKEND (the Ray "
     "nodes started with the custom resource RESOURCE, timing with their local BACKEND, e.g. "
@@ -70,7 +66,7 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
 
 def _common(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
     if backend:
-        p.add_argument("--backend", action="append", metavar="B", help=_FANOUT_BACKEND_HELP)
+        p.add_argument("--backend", action="append", metavar="B", help=_BACKEND_HELP)
         p.add_argument(
             "--threads", type=positive_int, default=1, metavar="T", help="intra-op threads (1)"
         )

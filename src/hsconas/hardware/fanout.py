@@ -302,7 +302,9 @@ def parse_worker(name: str) -> WorkerSpec:
         FanoutError: anything else (a local backend cannot be fanned out from this machine).
     """
     if name.startswith(REMOTE_PREFIX):
-        return WorkerSpec(name)
+        from hsconas.hardware.remote import check_url
+
+        return WorkerSpec(REMOTE_PREFIX + check_url(name[len(REMOTE_PREFIX) :]))
     if name.startswith(RAY_PREFIX):
         resource, _, backend = name[len(RAY_PREFIX) :].rpartition(":")
         if not resource or backend not in list_backends():
@@ -449,7 +451,8 @@ class RayExecutor(Executor):
         except ray.exceptions.RayTaskError as exc:
             raise self._cause(exc, what) from None
         except ray.exceptions.RayActorError as exc:
-            raise FanoutError(f"a Ray unit died before it could {what}: {exc}") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FanoutError(f"a Ray unit died before it could {what}: {first}") from None
         return out
 
     @staticmethod
@@ -457,8 +460,9 @@ class RayExecutor(Executor):
         cause = getattr(exc, "cause", None)
         if isinstance(cause, HsconasError):
             return cause
-        text = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc).splitlines()[0]
-        return FanoutError(f"a Ray unit failed to {what}: {text}")
+        text = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+        lines = text.strip().splitlines() or [type(exc).__name__]
+        return FanoutError(f"a Ray unit failed to {what}: {lines[0]}")
 
     def _check_same_device(self, infos: list[dict[str, Any]]) -> None:
         for label, info in zip(self.labels, infos, strict=True):
