@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from hsconas.report.pipeline_report import _fingerprint_value, model_warning, plot_stage_fronts
+from hsconas.report.pipeline_plots import plot_stage_fronts
+from hsconas.report.pipeline_report import _fingerprint_value, model_warning
 
 
 def _prof(within: float, kendall: float) -> dict[str, object]:
