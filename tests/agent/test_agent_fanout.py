@@ -17,7 +17,8 @@ from hsconas.store import ResultStore
 
 ray = pytest.importorskip("ray")
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# one worker of `make test` (-n 2 --dist loadgroup) runs the module: one Ray instance, two agents
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.xdist_group("ray-fanout")]
 
 ARCHS = [
     "nb201:|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
