@@ -20,7 +20,7 @@ difference and wins / ties / losses (tie: within 0.005 points).
 Writes ``bench/results/<machine>/search_ofa.{md,csv}`` (``search_ofa_<tag>`` with ``--tag``); runs
 are logged to ``.partial.jsonl`` as they finish, so an interrupted grid resumes. From the repository
 root:
-    python -m bench.search_ofa                                  # 3 budgets x 5 seeds x 7 methods
+    python -m bench.search_ofa                                  # 3 budgets x 5 seeds x 8 methods
     python -m bench.search_ofa --seeds 1 --queries 60 --tag trial      # a few minutes
 """
 
