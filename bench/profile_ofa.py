@@ -123,7 +123,7 @@ def _search_compare(prof: object, acc_path: Path, args: argparse.Namespace) -> p
                           device="local-cpu")  # fmt: skip
     acc = PredictorAccuracy.from_file(acc_path, space="ofa-mbv3")
     lat = ModelLatency.from_file(lat_path, space="ofa-mbv3")
-    red = reduce_space(prof, keep_min=2)  # type: ignore[arg-type]
+    red = reduce_space(prof, keep_min=2)
     ctrl = random_reduction(red, seed=1)
     spaces = {"full": full, "reduced": red.apply(full), "random": ctrl.apply(full)}
     budget = float(np.median(lat.model.predict_ms(full.sample_many(2000, 12345))))
@@ -143,7 +143,7 @@ def _search_compare(prof: object, acc_path: Path, args: argparse.Namespace) -> p
     allL = np.concatenate([p[1] for p in points.values()])
     bounds = (float(allA.min()), float(allA.max()), float(allL.min()), float(allL.max()))
     for r in rows:
-        a, la = points[(r["space"], r["seed"])]
+        a, la = points[(str(r["space"]), int(r["seed"]))]  # type: ignore[call-overload]
         r["hv"] = normalised_hypervolume(a, la, bounds)
     df = pd.DataFrame(rows)
     df.attrs["budget"] = budget
