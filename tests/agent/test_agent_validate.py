@@ -128,7 +128,8 @@ def test_worker_out_of_memory_is_a_refusal_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_worker_timeout_is_a_refusal(tmp_path: Path) -> None:
+    # a trial run of about 2 G multiply-adds: far longer than 0.05 s even with a warm fork server
     path = tmp_path / "m.onnx"
-    path.write_bytes(tiny_onnx())
+    path.write_bytes(tiny_onnx(channels=64, size=1024))
     with pytest.raises(ValidationError, match=r"longer than 0\.05 s"):
         validate_in_worker(path, ModelLimits(worker_time_s=0.05))
