@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hsconas.argtypes import positive_float
 from hsconas.cli.latency_group import get_latency_subparsers
 from hsconas.cli.output import check_outputs, positive_int, print_json_line, print_table
 from hsconas.cli.progress import progress, track
@@ -22,16 +23,6 @@ _BACKEND_HELP = (
     "several units of the SAME device model (e.g. two identical boards): their results form one "
     "model, and units whose CPUs or runtimes differ are refused (default: torch)"
 )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def _reference_flag(p: argparse.ArgumentParser, *, default: bool) -> None:
@@ -85,7 +76,7 @@ def _common(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
         )
     p.add_argument(
         "--max-time",
-        type=_positive_float,
+        type=positive_float,
         default=1.5,
         metavar="S",
         help="cap on the timed runs of one network, seconds (1.5)",
