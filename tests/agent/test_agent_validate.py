@@ -133,3 +133,20 @@ def test_worker_timeout_is_a_refusal(tmp_path: Path) -> None:
     path.write_bytes(tiny_onnx(channels=64, size=1024))
     with pytest.raises(ValidationError, match=r"longer than 0\.05 s"):
         validate_in_worker(path, ModelLimits(worker_time_s=0.05))
+
+
+def test_fork_server_preloads_nothing_that_starts_a_thread() -> None:
+    # a fork server with a second thread can fork a worker that deadlocks on a lock held by it
+    import subprocess
+    import sys
+
+    from hsconas.agent.validate import fork_server_preload
+
+    code = (
+        "import importlib, threading\n"
+        f"for m in {fork_server_preload()!r}: importlib.import_module(m)\n"
+        "print(threading.active_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

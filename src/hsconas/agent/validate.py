@@ -233,6 +233,22 @@ def _worker_main(argv: list[str]) -> int:
 _FORKSERVER: Any = None
 
 
+def fork_server_preload() -> list[str]:
+    """The modules the fork server imports once for every worker.
+
+    The CLI too: each worker re-runs the main module (the ``hsconas`` command), which is then only
+    a lookup of modules already imported. Only modules that start no thread on import: forking a
+    process with a second thread can deadlock the child (a lock held by the other thread stays
+    held), so OpenVINO, whose import starts one, is imported by the worker itself.
+    """
+    preload = [
+        "hsconas.agent.validate", "hsconas.hardware.runtimes", "hsconas.cli.main", "onnx", "numpy",
+    ]  # fmt: skip
+    if importlib.util.find_spec("onnxruntime") is not None:
+        preload.append("onnxruntime")
+    return preload
+
+
 def _forkserver() -> Any:
     """A ``multiprocessing`` fork-server context with onnx and the runtimes imported, or ``None``
     where there is none (not POSIX): each worker is then a fresh interpreter."""
@@ -244,16 +260,7 @@ def _forkserver() -> Any:
             _FORKSERVER = False
         else:
             ctx = multiprocessing.get_context("forkserver")
-            # the CLI too: each worker re-runs the main module (the `hsconas` command), which is
-            # then only a lookup of modules already imported
-            preload = [
-                "hsconas.agent.validate", "hsconas.hardware.runtimes", "hsconas.cli.main", "onnx",
-                "numpy",
-            ]  # fmt: skip
-            for runtime in ("onnxruntime", "openvino"):
-                if importlib.util.find_spec(runtime) is not None:
-                    preload.append(runtime)
-            ctx.set_forkserver_preload(preload)
+            ctx.set_forkserver_preload(fork_server_preload())
             _FORKSERVER = ctx
     return _FORKSERVER or None
 
