@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hsconas.cli.ddp_launch import die_with_launcher, launch, worker_argv
 from hsconas.cli.output import check_outputs, print_json_line, print_table
 from hsconas.errors import HsconasError
 
@@ -291,77 +292,6 @@ def _run(args: argparse.Namespace, model: Any, data: Any, arch: Any = None) -> i
     return 0
 
 
-def _launch(args: argparse.Namespace, argv: list[str]) -> int:
-    """Run ``hsconas <argv>`` in ``args.nproc`` processes with torch's elastic launcher (the
-    machinery of ``torchrun --standalone``); returns 0 when every worker succeeded."""
-    import os
-    import sys
-    import uuid
-
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=args.nproc,
-        run_id=f"hsconas-{uuid.uuid4().hex[:8]}",
-        rdzv_backend="c10d",
-        rdzv_endpoint="localhost:0",
-        max_restarts=0,
-        monitor_interval=0.5,
-    )
-    os.environ["HSCONAS_DDP_LAUNCHER"] = str(os.getpid())  # the workers inherit it
-    try:
-        elastic_launch(config, sys.executable)("-m", "hsconas", *argv)
-    except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
-        raise HsconasError(
-            f"training worker {rank} of {args.nproc} failed with exit code {failure.exitcode}"
-        ) from None
-    return 0
-
-
-def _die_with_launcher() -> None:
-    """In a worker started by ``--nproc``: end when the launcher ends, even by ``kill -9``
-    (Linux ``PR_SET_PDEATHSIG``), instead of training on as an orphan."""
-    import os
-    import signal
-    import sys
-
-    launcher = os.environ.get("HSCONAS_DDP_LAUNCHER")
-    if not launcher or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        return
-    if str(os.getppid()) != launcher:  # the launcher died before the signal was armed
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _worker_argv(args: argparse.Namespace) -> list[str]:
-    """This command's arguments for the workers: the same, without ``--nproc``."""
-    import sys
-
-    argv = list(getattr(args, "argv", None) or sys.argv[1:])
-    out: list[str] = []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == "--nproc":
-            skip = True
-            continue
-        if a.startswith("--nproc="):
-            continue
-        out.append(a)
-    return out
-
-
 def cmd_supernet_train(args: argparse.Namespace) -> int:
     import os
 
@@ -382,8 +312,8 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
                 )
         elif device.type != "cpu":
             raise HsconasError(f"--nproc > 1 runs on cpu (gloo) or cuda (NCCL), not {device}")
-        return _launch(args, _worker_argv(args))
-    _die_with_launcher()
+        return launch(args.nproc, worker_argv(args))
+    die_with_launcher()
     with init_distributed(device):
         return _supernet_train(args)
 
