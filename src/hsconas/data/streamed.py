@@ -18,12 +18,7 @@ training images.
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import hashlib
 import logging
-import os
-import shutil
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +28,7 @@ import numpy as np
 import torch
 
 from hsconas.data.image_formats import _classify_paths, _Entry
+from hsconas.data.image_index import ImageReader, open_index, sub_reader
 from hsconas.errors import DataFormatError, DataNotFoundError
 
 __all__ = ["StreamLoader", "StreamedImageDataset", "load_streamed"]
@@ -42,122 +38,7 @@ log = logging.getLogger(__name__)
 _STATS_IMAGES = 500
 
 
-# ---------------------------------------------------------------------------------- sources
-@dataclass(frozen=True)
-class _Index:
-    """Where the images are: a folder (``root`` + relative names) or a plain tar (offsets)."""
-
-    root: str  # folder or plain .tar path
-    is_tar: bool
-    names: list[str]
-    offsets: np.ndarray | None = None  # int64 (N,), tar only
-    sizes: np.ndarray | None = None  # int64 (N,), tar only
-
-
-def _source_key(source: Path) -> str:
-    st = source.stat()
-    text = f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}|stream-v1"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _index_tar(tar_path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    names: list[str] = []
-    offsets: list[int] = []
-    sizes: list[int] = []
-    try:
-        with tarfile.open(tar_path, "r:") as tar:
-            for m in tar:
-                if m.isfile():
-                    names.append(m.name)
-                    offsets.append(m.offset_data)
-                    sizes.append(m.size)
-    except (tarfile.TarError, OSError) as exc:
-        raise DataFormatError(f"{tar_path}: not a tar archive of images ({exc})") from None
-    return names, np.asarray(offsets, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
-
-
-def _open_index(source: Path, cache_dir: Path) -> _Index:
-    """Index a folder, or a tar archive (a compressed one decompressed once into ``cache_dir``)."""
-    if source.is_dir():
-        names = sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
-        return _Index(str(source), False, names)
-    with source.open("rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        key = _source_key(source)
-        stem = source.name.split(".")[0] or "images"
-        plain = cache_dir / f"{stem}_{key}.tar"
-        if not plain.is_file():
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = plain.with_name(f"{plain.name}.tmp{os.getpid()}")
-            try:
-                with gzip.open(source, "rb") as src, tmp.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (OSError, EOFError) as exc:
-                tmp.unlink(missing_ok=True)
-                raise DataFormatError(f"{source}: not a valid .tar.gz ({exc})") from None
-            tmp.replace(plain)
-        tar_path = plain
-    else:
-        tar_path = source
-    index_file = cache_dir / f"{tar_path.name.split('.')[0]}_{_source_key(tar_path)}.index.npz"
-    if index_file.is_file():
-        try:
-            with np.load(index_file, allow_pickle=False) as npz:
-                return _Index(
-                    str(tar_path),
-                    True,
-                    [str(n) for n in npz["names"]],
-                    npz["offsets"],
-                    npz["sizes"],
-                )
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged index: rebuild it
-    names, offsets, sizes = _index_tar(tar_path)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp_index = index_file.with_name(f"{index_file.stem}.tmp{os.getpid()}.npz")
-    np.savez(tmp_index, names=np.asarray(names), offsets=offsets, sizes=sizes)
-    tmp_index.replace(index_file)
-    return _Index(str(tar_path), True, names, offsets, sizes)
-
-
 # ---------------------------------------------------------------------------------- reading
-class _Reader:
-    """Reads one image's bytes by position in the index; safe across forked workers (pread)."""
-
-    def __init__(self, index: _Index, positions: np.ndarray) -> None:
-        self.root = index.root
-        self.is_tar = index.is_tar
-        if index.is_tar:
-            assert index.offsets is not None and index.sizes is not None
-            self.offsets = index.offsets[positions]
-            self.sizes = index.sizes[positions]
-            self.names: list[str] = []
-        else:
-            self.names = [index.names[int(p)] for p in positions]
-        self._fd: int | None = None
-        self._pid = -1
-
-    def __len__(self) -> int:
-        return len(self.offsets) if self.is_tar else len(self.names)
-
-    def where(self, i: int) -> str:
-        return f"{self.root}@{int(self.offsets[i])}" if self.is_tar else self.names[i]
-
-    def read(self, i: int) -> bytes:
-        if not self.is_tar:
-            return (Path(self.root) / self.names[i]).read_bytes()
-        if self._fd is None or self._pid != os.getpid():
-            self._fd = os.open(self.root, os.O_RDONLY)
-            self._pid = os.getpid()
-        return os.pread(self._fd, int(self.sizes[i]), int(self.offsets[i]))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_fd"] = None  # every process opens its own descriptor
-        return state
-
-
 def _decode_pil(data: bytes, where: str) -> Any:
     import io
 
@@ -173,7 +54,7 @@ def _decode_pil(data: bytes, where: str) -> Any:
 class _SplitData(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
     """One split as a map-style dataset: (transformed image, label)."""
 
-    def __init__(self, reader: _Reader, labels: torch.Tensor, transform: Any) -> None:
+    def __init__(self, reader: ImageReader, labels: torch.Tensor, transform: Any) -> None:
         self.reader = reader
         self.labels = labels
         self.transform = transform
@@ -305,7 +186,7 @@ class StreamedImageDataset:
     crop: str
     crop_ratio: float
     workers: int
-    _readers: dict[str, _Reader] = dataclasses.field(repr=False, default_factory=dict)
+    _readers: dict[str, ImageReader] = dataclasses.field(repr=False, default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -371,7 +252,7 @@ class StreamedImageDataset:
             return self
         reader = self._readers["val"]
         half = len(self.val_labels) // 2
-        first, second = _sub_reader(reader, slice(0, half)), _sub_reader(reader, slice(half, None))
+        first, second = sub_reader(reader, slice(0, half)), sub_reader(reader, slice(half, None))
         return dataclasses.replace(
             self,
             val_labels=self.val_labels[:half],
@@ -380,19 +261,9 @@ class StreamedImageDataset:
         )
 
 
-def _sub_reader(reader: _Reader, part: slice) -> _Reader:
-    out = _Reader.__new__(_Reader)
-    out.__dict__.update(reader.__getstate__())
-    if reader.is_tar:
-        out.offsets, out.sizes = reader.offsets[part], reader.sizes[part]
-    else:
-        out.names = reader.names[part]
-    return out
-
-
 # ---------------------------------------------------------------------------------- loading
 def _estimate_stats(
-    reader: _Reader, size: int, n: int, seed: int
+    reader: ImageReader, size: int, n: int, seed: int
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of ``[0, 1]`` pixels over ``n`` seeded images (resized)."""
     from hsconas.data.transforms import CenterCrop, Resize, ToTensor
@@ -464,7 +335,7 @@ def load_streamed(
         raise ValueError(f"val_fraction must lie in [0, 1), got {val_fraction}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    index = _open_index(source, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    index = open_index(source, Path(cache_dir) if cache_dir is not None else default_cache_dir())
     position = {n: i for i, n in enumerate(index.names)}
     entries: list[_Entry] = _classify_paths(index.names)
     if not entries:
@@ -488,12 +359,12 @@ def load_streamed(
     if len(train_idx) == 0:
         raise DataFormatError(f"{source}: no training images left after the validation split")
 
-    def part(group: list[_Entry]) -> tuple[_Reader, torch.Tensor]:
+    def part(group: list[_Entry]) -> tuple[ImageReader, torch.Tensor]:
         pos = np.asarray([position[e.name] for e in group], dtype=np.int64)
         labels = torch.tensor([label_of[e.label] for e in group], dtype=torch.int64)
-        return _Reader(index, pos), labels
+        return ImageReader(index, pos), labels
 
-    readers: dict[str, _Reader] = {}
+    readers: dict[str, ImageReader] = {}
     readers["train"], train_y = part([pool[i] for i in train_idx])
     readers["val"], val_y = part([pool[i] for i in val_idx])
     test_y: torch.Tensor | None = None
