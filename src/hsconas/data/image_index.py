@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import logging
 import os
 import shutil
 import tarfile
@@ -19,8 +18,6 @@ import numpy as np
 from hsconas.errors import DataFormatError
 
 __all__ = ["ImageIndex", "ImageReader", "open_index", "sub_reader"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
