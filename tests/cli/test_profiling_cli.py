@@ -85,10 +85,10 @@ def test_profile_blocks_reduce_report_round_trip(
     assert "data:image/png;base64," in text and "pixel3" in text
 
     # the search's loader accepts the reduced space file
-    from hsconas.cli.search import _load_restrict
+    from hsconas.cli.search_sources import load_restrict
     from hsconas.space import get_space
 
-    assert get_space("nb201").restrict(_load_restrict(red, "nb201")).size() == r["size"]
+    assert get_space("nb201").restrict(load_restrict(red, "nb201")).size() == r["size"]
 
     # bad input: one-line error, exit 2
     assert main([*base, "--blocks", "conv5x5"]) == 2

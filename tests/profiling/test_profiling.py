@@ -216,10 +216,10 @@ def test_reduction_keeps_min_and_random_control_matches(tmp_path: Path) -> None:
         assert doc["space"] == "nb201" and doc["device"] == "dev_a"
         assert NB201.restrict(doc["restrict"]).size() == red.size
         assert load_reduction(path).restrict == red.restrict
-    from hsconas.cli.search import _load_restrict
+    from hsconas.cli.search_sources import load_restrict
 
     assert (
-        _load_restrict(tmp_path / "r2.json", "nb201")
+        load_restrict(tmp_path / "r2.json", "nb201")
         == json.loads((tmp_path / "r2.json").read_text())["restrict"]
     )
     with pytest.raises(HsconasError, match="keep-min"):

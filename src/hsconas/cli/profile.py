@@ -170,11 +170,11 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     if args.accuracy_model is not None:
         if args.accuracy_table is not None or args.accuracy_column is not None:
             raise HsconasError("--accuracy-model and --accuracy-table exclude each other")
-        from hsconas.cli.search import _within_coverage
+        from hsconas.cli.search_sources import within_coverage
         from hsconas.evaluation.factory import accuracy_model_source
 
         model = accuracy_model_source(args.accuracy_model, space=space.name)
-        space = _within_coverage(space, model.covered, args.accuracy_model)
+        space = within_coverage(space, model.covered, args.accuracy_model)
         accuracy = model
     specs = enumerate_specs(space, blocks=args.blocks, positions=args.positions)
     source = parse_latency_source(
