@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hsconas.accuracy.train import load_checkpoint
+from hsconas.accuracy.checkpoint import load_checkpoint
 
 _WORKER = textwrap.dedent(
     """

@@ -17,7 +17,7 @@ from supernet_helpers import randomise_bn
 from torch import nn
 
 from hsconas.accuracy import extract_subnet
-from hsconas.accuracy.train import load_trained
+from hsconas.accuracy.checkpoint import load_trained
 from hsconas.cli.main import main
 from hsconas.nn import build_model, count_params
 from hsconas.nn.supernet import ElasticMBConvSupernet, build_supernet, supernet_spaces

@@ -1,5 +1,6 @@
 """Accuracy side: supernet training, subnet extraction and evaluation with BN recalibration."""
 
+from hsconas.accuracy.checkpoint import load_checkpoint, load_trained
 from hsconas.accuracy.evaluate import (
     EvalBatches,
     accuracy,
@@ -8,13 +9,7 @@ from hsconas.accuracy.evaluate import (
     recalibrate_bn,
 )
 from hsconas.accuracy.extract import extract_subnet
-from hsconas.accuracy.train import (
-    TrainConfig,
-    TrainResult,
-    load_checkpoint,
-    load_trained,
-    train,
-)
+from hsconas.accuracy.train import TrainConfig, TrainResult, train
 
 __all__ = [
     "EvalBatches",

@@ -25,9 +25,13 @@ __all__ = [
     "DeviceError",
     "DistInfo",
     "Precision",
+    "all_reduce_gradients",
+    "barrier",
+    "broadcast_parameters",
     "dist_info",
     "init_distributed",
     "resolve_device",
+    "sum_over_ranks",
 ]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -184,3 +188,50 @@ def init_distributed(device: torch.device) -> Iterator[DistInfo]:
         yield dist_info()
     finally:
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------- collectives
+def broadcast_parameters(model: torch.nn.Module) -> None:
+    """Start every rank from rank 0's weights and buffers."""
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(t.data, src=0)
+
+
+def all_reduce_gradients(model: torch.nn.Module, world_size: int) -> None:
+    """Average the gradients over the ranks in one flat all-reduce.
+
+    Every rank trained the same members, so the same parameters hold gradients everywhere.
+    """
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= world_size
+    for g, reduced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
+        g.copy_(reduced)
+
+
+def sum_over_ranks(
+    loss_sum: float, correct: int, seen: int, device: torch.device
+) -> tuple[float, int, int]:
+    """One epoch's loss sum, correct and seen counts summed over the ranks."""
+    import torch.distributed as dist
+
+    t = torch.tensor([loss_sum, float(correct), float(seen)], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t[0]), int(t[1]), int(t[2])
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op outside a process group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -29,11 +29,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from hsconas.accuracy.devices import Precision, dist_info, resolve_device
+from hsconas.accuracy.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    model_config,
+    save_atomic,
+)
+from hsconas.accuracy.devices import (
+    Precision,
+    all_reduce_gradients,
+    barrier,
+    broadcast_parameters,
+    dist_info,
+    resolve_device,
+    sum_over_ranks,
+)
 from hsconas.data.datasets import AnyDataset
-from hsconas.errors import CheckpointError, DataFormatError, DataNotFoundError
+from hsconas.errors import CheckpointError, DataFormatError
 from hsconas.nn.supernet.base import Supernet
-from hsconas.nn.weights import read_torch_file
 from hsconas.space import Architecture
 
 if TYPE_CHECKING:
@@ -41,8 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = "hsconas-checkpoint-v1"
 OPTIMIZERS = ("sgd", "adamw")
 SAMPLINGS = ("uniform", "sandwich")
 
@@ -165,80 +177,6 @@ def _log_lines(description: str) -> Callable[[int, int | None, str | None], None
     return PlainLines(description, sys.stderr, PLAIN_EVERY_S)
 
 
-# ---------------------------------------------------------------------------------- checkpoints
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`train` with ``torch.load(weights_only=True)``.
-
-    ``path`` may be the file or its folder.
-
-    Raises:
-        DataNotFoundError: if there is no checkpoint there.
-        CheckpointError: if the file is not an hsconas checkpoint.
-    """
-    p = Path(path)
-    if p.is_dir():
-        p = p / CHECKPOINT_NAME
-    if not p.is_file():
-        raise DataNotFoundError(f"checkpoint not found: expected {p}")
-    ckpt = read_torch_file(p, what="checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{p}: not an hsconas checkpoint (format {CHECKPOINT_FORMAT})")
-    return ckpt
-
-
-def _save_atomic(obj: Mapping[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(obj), tmp)
-    tmp.replace(path)
-
-
-def model_config(
-    model: nn.Module,
-    arch: Architecture | None = None,
-    build_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """What :func:`load_trained` needs to rebuild ``model``: a supernet's config, or the space,
-    canonical string and builder options of a standalone architecture."""
-    if isinstance(model, Supernet):
-        return {"kind": "supernet", **model.config()}
-    if arch is None:
-        raise ValueError("a standalone model needs its architecture to be checkpointed")
-    from hsconas.space import get_space
-
-    cfg: dict[str, Any] = {
-        "kind": "standalone",
-        "space": arch.space,
-        "arch": get_space(arch.space).to_string(arch),
-    }
-    if build_options:
-        cfg["build_options"] = dict(build_options)
-    return cfg
-
-
-def load_trained(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the trained model of a checkpoint (supernet or standalone) with its weights.
-
-    Returns:
-        (model in eval mode, the checkpoint dict).
-    """
-    ckpt = load_checkpoint(path)
-    cfg = dict(ckpt["model_config"])
-    kind = cfg.pop("kind")
-    model: nn.Module
-    if kind == "supernet":
-        from hsconas.nn.supernet import build_supernet
-
-        model = build_supernet(cfg.pop("space"), **cfg)
-    else:
-        from hsconas.nn import build_model
-        from hsconas.space import get_space
-
-        arch = get_space(cfg["space"]).from_string(cfg["arch"])
-        model = build_model(arch, **dict(cfg.get("build_options", {})))
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt
-
-
 # ---------------------------------------------------------------------------------- training
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     # No weight decay on batch-norm and bias parameters (1-D tensors), as is standard.
@@ -338,7 +276,7 @@ def train(
     precision = Precision.for_device(dev, amp, amp_dtype)
     scaler = precision.grad_scaler()
     if dinfo.distributed:
-        _broadcast_parameters(model)
+        broadcast_parameters(model)
     np_rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     loader = dataset.loader(
@@ -440,7 +378,7 @@ def train(
                     loss = criterion(logits, y)
                 backward(loss)
             if dinfo.distributed:
-                _all_reduce_gradients(model, dinfo.world_size)
+                all_reduce_gradients(model, dinfo.world_size)
             if scaler is not None:
                 scaler.unscale_(optimizer)
             if config.grad_clip_norm is not None:
@@ -460,7 +398,7 @@ def train(
                 log_lines(step, len(loader), "batches")
         bar.close()
         if dinfo.distributed:
-            loss_sum, correct, seen = _sum_over_ranks(loss_sum, correct, seen, dev)
+            loss_sum, correct, seen = sum_over_ranks(loss_sum, correct, seen, dev)
         metrics: dict[str, float] = {
             "epoch": float(epoch),
             "train_loss": loss_sum / seen,
@@ -483,9 +421,9 @@ def train(
             model.train()
         history.append(metrics)
         if not dinfo.is_main:
-            _barrier()  # wait while rank 0 evaluates and writes
+            barrier()  # wait while rank 0 evaluates and writes
             continue
-        _save_atomic(
+        save_atomic(
             {
                 "format": CHECKPOINT_FORMAT,
                 "model_config": mcfg,
@@ -502,7 +440,7 @@ def train(
             ckpt_path,
         )
         if dinfo.distributed:
-            _barrier()
+            barrier()
         if store is not None:
             for name, value in metrics.items():
                 if name != "epoch":
@@ -514,50 +452,6 @@ def train(
         store.finish_run(rid, history[-1] if history else {})
     model.eval()
     return TrainResult(ckpt_path, config.epochs, history, start_epoch)
-
-
-def _broadcast_parameters(model: nn.Module) -> None:
-    """Start every rank from rank 0's weights and buffers."""
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        for t in [*model.parameters(), *model.buffers()]:
-            dist.broadcast(t.data, src=0)
-
-
-def _all_reduce_gradients(model: nn.Module, world_size: int) -> None:
-    """Average the gradients over the ranks in one flat all-reduce.
-
-    Every rank trained the same members, so the same parameters hold gradients everywhere.
-    """
-    import torch.distributed as dist
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = _flatten_dense_tensors(grads)
-    dist.all_reduce(flat)
-    flat /= world_size
-    for g, reduced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
-        g.copy_(reduced)
-
-
-def _sum_over_ranks(
-    loss_sum: float, correct: int, seen: int, device: torch.device
-) -> tuple[float, int, int]:
-    import torch.distributed as dist
-
-    t = torch.tensor([loss_sum, float(correct), float(seen)], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t[0]), int(t[1]), int(t[2])
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 def _members(model: Supernet, cfg: TrainConfig, rng: np.random.Generator) -> list[Architecture]:

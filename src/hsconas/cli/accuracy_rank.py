@@ -114,8 +114,8 @@ def _read_archs(args: argparse.Namespace, space: Any) -> list[Any]:
 
 def _supernet_accuracy(args: argparse.Namespace, space: Any, archs: list[Any]) -> list[float]:
     """Top-1 (percent) of each arch with weights inherited from ``--supernet``."""
+    from hsconas.accuracy.checkpoint import load_trained
     from hsconas.accuracy.evaluate import EvalBatches, evaluate_subnets
-    from hsconas.accuracy.train import load_trained
     from hsconas.data.datasets import load_dataset
     from hsconas.nn.supernet import Supernet
 

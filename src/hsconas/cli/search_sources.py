@@ -85,8 +85,8 @@ def check_choice(args: argparse.Namespace) -> None:
 
 def supernet_source(args: argparse.Namespace, space_name: str) -> Any:
     """Load the checkpoint and the data; the accuracy source of a supernet."""
+    from hsconas.accuracy.checkpoint import CHECKPOINT_NAME, load_trained
     from hsconas.accuracy.evaluate import EvalBatches
-    from hsconas.accuracy.train import CHECKPOINT_NAME, load_trained
     from hsconas.data.datasets import load_dataset
     from hsconas.evaluation import SupernetAccuracy
     from hsconas.latency.base import file_digest

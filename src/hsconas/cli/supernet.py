@@ -392,9 +392,9 @@ def cmd_supernet_eval(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from hsconas.accuracy.checkpoint import load_trained
     from hsconas.accuracy.devices import resolve_device
     from hsconas.accuracy.evaluate import EvalBatches, evaluate_subnets
-    from hsconas.accuracy.train import load_trained
     from hsconas.nn.supernet import Supernet
     from hsconas.spaces.resolve import resolve_source
 
@@ -429,9 +429,9 @@ def cmd_supernet_eval(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     check_outputs(files={"--onnx": args.onnx})
+    from hsconas.accuracy.checkpoint import load_trained
     from hsconas.accuracy.evaluate import EvalBatches, recalibrate_bn
     from hsconas.accuracy.extract import extract_subnet
-    from hsconas.accuracy.train import load_trained
     from hsconas.nn.export import check_onnx_outputs, export_onnx
     from hsconas.nn.supernet import Supernet
     from hsconas.space import get_space
