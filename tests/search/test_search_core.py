@@ -27,7 +27,7 @@ from hsconas.search.channel_scaling import scale_channels
 from hsconas.search.core.problem import BudgetInfeasibleError, make_record
 from hsconas.search.indicators import crowding_distance, dominates, hypervolume, hypervolume_2d
 from hsconas.search.shrinking import dominated_choices, estimate_effects
-from hsconas.search.surrogate.acquisition import hv_improvement
+from hsconas.search.surrogate.acquisition import hv_improvement, on_error_log_scale
 from hsconas.space import Architecture, Gene, SearchSpace, get_space
 from hsconas.space.codec import GeneCodec
 from hsconas.store import ResultStore, StoreError
@@ -274,7 +274,7 @@ def test_log_error_probability_scale_keeps_a_far_cell_out_of_the_front() -> None
     mu = scale.inverse(z)
     sd = np.array([0.176, 0.02]) * scale.slope(z)  # the model's sd, in accuracy points
     on_accuracy_scale = (mu, sd, known)  # a Gaussian linearised on the accuracy scale
-    on_log_scale = HSCoNASEvolution._probability_scale(mu, sd, known)
+    on_log_scale = on_error_log_scale(mu, sd, known)
     for (m, s, k), lo, hi in ((on_accuracy_scale, 0.025, 0.035), (on_log_scale, 0.008, 0.013)):
         assert np.all(np.diff(k) > 0) and np.all((m[:, None] > k) == (mu[:, None] > known))
         p = special.ndtr((m - k[-1]) / s)

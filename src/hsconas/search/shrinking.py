@@ -200,3 +200,23 @@ def front_dominated_choices(
         scored.sort(key=lambda t: -t[0])
         drop[gene.name] = [c for _, c in scored[:room]]
     return drop
+
+
+def merge_drops(
+    space: SearchSpace,
+    first: dict[str, list[Value]],
+    second: dict[str, list[Value]],
+    min_choices: int,
+) -> dict[str, list[Value]]:
+    """Union of two drop lists per gene (``first``'s choices first), every gene keeping
+    ``min_choices`` choices of ``space``."""
+    out: dict[str, list[Value]] = {}
+    for gene in space.genes:
+        merged: list[Value] = []
+        for c in [*first.get(gene.name, []), *second.get(gene.name, [])]:
+            if c not in merged:
+                merged.append(c)
+        room = len(gene.choices) - min_choices
+        if merged and room > 0:
+            out[gene.name] = merged[:room]
+    return out

@@ -56,19 +56,19 @@ from hsconas.search.shrinking import (
     dominated_choices,
     estimate_effects,
     front_dominated_choices,
+    merge_drops,
     shrink_space,
 )
 from hsconas.search.surrogate.acquisition import (
-    epsilon_gap,
     feasible_improvement_batch,
     feasible_probability,
-    hv_improvement,
+    hv_improvement_batch,
     latency_quantum,
     non_dominated_batch,
+    on_error_log_scale,
 )
-from hsconas.search.surrogate.models import ErrorLogScale
 from hsconas.search.surrogate.search_models import ACCURACY_MODELS, SearchSurrogates
-from hsconas.space import Architecture, SearchSpace, Value
+from hsconas.space import Architecture
 from hsconas.space.codec import GeneCodec
 
 
@@ -314,7 +314,7 @@ class HSCoNASEvolution(SearchAlgorithm):
                 margin=self.shrink_margin,
                 min_choices=self.min_choices,
             )
-            drop = _merge_drops(self.current_space, drop, evidence, self.min_choices)
+            drop = merge_drops(self.current_space, drop, evidence, self.min_choices)
             size_before = int(self.current_space.size())
             self.current_space = shrink_space(self.current_space, drop)
             self._allowed = self.codec.allowed_mask(self.current_space)
@@ -436,7 +436,7 @@ class HSCoNASEvolution(SearchAlgorithm):
             chosen = self._select_hvi(ucb, lat, n_exploit)
         elif self.problem.mode in ("pareto", "constraint"):
             known = np.array([r.accuracy for r in self.history])
-            scaled = self._probability_scale(mu, sd, known)
+            scaled = on_error_log_scale(mu, sd, known)
             if self.problem.mode == "pareto":
                 chosen = self._select_poi(*scaled, lat, n_exploit)
             else:
@@ -445,24 +445,6 @@ class HSCoNASEvolution(SearchAlgorithm):
             score = self.problem.scalar_fitness(ucb, lat)
             chosen = [int(i) for i in np.argsort(-score, kind="stable")[:n_exploit]]
         return np.asarray(chosen, dtype=np.int64)
-
-    @staticmethod
-    def _probability_scale(
-        mu: np.ndarray, sd: np.ndarray, known: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The candidates' accuracy mean and sd and the known accuracies on the log error scale
-        (:class:`~hsconas.search.surrogate.models.ErrorLogScale`, where the accuracy surrogate
-        fits), on which the acquisition's Gaussian probabilities are taken.
-
-        Only comparisons of accuracies enter those probabilities, so a monotone rescaling of
-        every accuracy changes nothing but the shape of each candidate's distribution: the sd is
-        divided by the slope at the mean, so a cell far below the front keeps the narrow
-        distribution its model gave it, instead of a Gaussian on the accuracy scale whose upper
-        tail, linearised at that low mean, reaches the front.
-        """
-        scale = ErrorLogScale(known)
-        z = scale.forward(mu)
-        return z, sd / scale.slope(z), scale.forward(known)
 
     def _select_constrained(
         self, mu: np.ndarray, sd: np.ndarray, known: np.ndarray, lat_pred: np.ndarray, k: int
@@ -499,45 +481,4 @@ class HSCoNASEvolution(SearchAlgorithm):
     def _select_hvi(self, acc_pred: np.ndarray, lat_pred: np.ndarray, k: int) -> list[int]:
         acc = np.array([r.accuracy for r in self.history])
         lat = np.array([r.latency_ms for r in self.history])
-        F = np.column_stack([-acc, lat])
-        lo, hi = F.min(axis=0), F.max(axis=0)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        ref = np.array([1.01, 1.01])
-        front = (F[non_dominated_sort(F)[0]] - lo) / span
-        C = (np.column_stack([-acc_pred, lat_pred]) - lo) / span
-        chosen: list[int] = []
-        avail = np.ones(len(C), dtype=bool)
-        for _ in range(min(k, len(C))):
-            hvi = hv_improvement(C, front, ref)
-            hvi[~avail] = -np.inf
-            if np.max(hvi) > 0:
-                i = int(np.argmax(hvi))
-            else:
-                eps = epsilon_gap(C, front)
-                eps[~avail] = np.inf
-                i = int(np.argmin(eps))
-            chosen.append(i)
-            avail[i] = False
-            front = np.vstack([front, C[i]])
-            front = front[non_dominated_sort(front)[0]]
-        return chosen
-
-
-def _merge_drops(
-    space: SearchSpace,
-    first: dict[str, list[Value]],
-    second: dict[str, list[Value]],
-    min_choices: int,
-) -> dict[str, list[Value]]:
-    """Union of two drop lists per gene (``first``'s choices first), every gene keeping
-    ``min_choices`` choices of ``space``."""
-    out: dict[str, list[Value]] = {}
-    for gene in space.genes:
-        merged: list[Value] = []
-        for c in [*first.get(gene.name, []), *second.get(gene.name, [])]:
-            if c not in merged:
-                merged.append(c)
-        room = len(gene.choices) - min_choices
-        if merged and room > 0:
-            out[gene.name] = merged[:room]
-    return out
+        return hv_improvement_batch(acc_pred, lat_pred, acc, lat, k)

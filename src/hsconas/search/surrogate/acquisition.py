@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from hsconas.search.surrogate.models import robust_sd
+from hsconas.search.indicators import non_dominated_sort
+from hsconas.search.surrogate.models import ErrorLogScale, robust_sd
 
 
 def hv_improvement(C: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -183,3 +184,51 @@ def feasible_improvement_batch(
         if lat_pred[i] <= budget_ms:
             best = max(best, float(mu[i]))
     return chosen
+
+
+def hv_improvement_batch(
+    acc_pred: np.ndarray, lat_pred: np.ndarray, acc: np.ndarray, lat: np.ndarray, k: int
+) -> list[int]:
+    """Greedy batch of ``k`` candidates by hypervolume improvement over the evaluated front
+    (``acc`` %, ``lat`` ms), each pick joining the front; when no candidate improves it, the one
+    closest to it (additive epsilon) is taken. Objectives are normalised to the evaluated range."""
+    F = np.column_stack([-acc, lat])
+    lo, hi = F.min(axis=0), F.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    ref = np.array([1.01, 1.01])
+    front = (F[non_dominated_sort(F)[0]] - lo) / span
+    C = (np.column_stack([-acc_pred, lat_pred]) - lo) / span
+    chosen: list[int] = []
+    avail = np.ones(len(C), dtype=bool)
+    for _ in range(min(k, len(C))):
+        hvi = hv_improvement(C, front, ref)
+        hvi[~avail] = -np.inf
+        if np.max(hvi) > 0:
+            i = int(np.argmax(hvi))
+        else:
+            eps = epsilon_gap(C, front)
+            eps[~avail] = np.inf
+            i = int(np.argmin(eps))
+        chosen.append(i)
+        avail[i] = False
+        front = np.vstack([front, C[i]])
+        front = front[non_dominated_sort(front)[0]]
+    return chosen
+
+
+def on_error_log_scale(
+    mu: np.ndarray, sd: np.ndarray, known: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidates' accuracy mean and sd and the known accuracies on the log error scale
+    (:class:`~hsconas.search.surrogate.models.ErrorLogScale`, where the accuracy surrogate
+    fits), on which the acquisition's Gaussian probabilities are taken.
+
+    Only comparisons of accuracies enter those probabilities, so a monotone rescaling of
+    every accuracy changes nothing but the shape of each candidate's distribution: the sd is
+    divided by the slope at the mean, so a cell far below the front keeps the narrow
+    distribution its model gave it, instead of a Gaussian on the accuracy scale whose upper
+    tail, linearised at that low mean, reaches the front.
+    """
+    scale = ErrorLogScale(known)
+    z = scale.forward(mu)
+    return z, sd / scale.slope(z), scale.forward(known)
