@@ -35,7 +35,8 @@ from typing import Any
 from bench.agent_overhead import _start_agent
 from bench.common import add_tag_argument, markdown_table, results_stem, write_results
 from hsconas.agent.server import write_token_file
-from hsconas.hardware.fanout import Executor, RayExecutor, make_executor, ray_session
+from hsconas.hardware.fanout import Executor, make_executor
+from hsconas.hardware.fanout_ray import RayExecutor, ray_session
 from hsconas.hardware.fingerprint import fingerprint, machine_name
 from hsconas.hardware.remote import AgentClient
 from hsconas.hardware.timing import TimingConfig

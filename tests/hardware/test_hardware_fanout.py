@@ -16,11 +16,9 @@ from hsconas.hardware.fanout import (
     LocalExecutor,
     MeasureJob,
     RayUnavailableError,
-    WorkerSpec,
-    import_ray,
     make_executor,
-    parse_worker,
 )
+from hsconas.hardware.fanout_ray import WorkerSpec, import_ray, parse_worker
 from hsconas.hardware.timing import TimingConfig
 from hsconas.space import get_space
 from hsconas.spaces.resolve import resolve_source

@@ -189,7 +189,8 @@ def _use_token(args: argparse.Namespace) -> str | None:
 
 def _backends(args: argparse.Namespace) -> list[str]:
     """The --backend values (default torch); several or ray:... only with --executor ray."""
-    from hsconas.hardware.fanout import FanoutError, import_ray, parse_worker
+    from hsconas.hardware.fanout import FanoutError
+    from hsconas.hardware.fanout_ray import import_ray, parse_worker
 
     args.backend = args.backend or ["torch"]
     if args.executor == "ray":
@@ -208,7 +209,8 @@ def _executor(
 ) -> Iterator[Any]:
     """The --executor over the --backend units (within a Ray session for ``ray``)."""
     from hsconas.hardware.backends import BackendUnavailableError
-    from hsconas.hardware.fanout import make_executor, ray_session
+    from hsconas.hardware.fanout import make_executor
+    from hsconas.hardware.fanout_ray import ray_session
 
     names = list(args.backend)
     if args.executor == "local":

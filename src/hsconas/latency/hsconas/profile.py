@@ -100,7 +100,7 @@ def profile_device(
         space: space name.
         backend: a :class:`~hsconas.hardware.backends.Backend` or its name (measured here, one
             at a time), or an :class:`~hsconas.hardware.fanout.Executor` (e.g. a
-            :class:`~hsconas.hardware.fanout.RayExecutor` over several units of one device).
+            :class:`~hsconas.hardware.fanout_ray.RayExecutor` over several units of one device).
         resolution: input resolution, pixels (``None``: the space's default).
         n_e2e: end-to-end measurements for the correction.
         seed: seed of block collection and of the end-to-end sample.
