@@ -55,38 +55,119 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "KINDS",
+    "LOG_PROXIES",
+    "SUPERNET_INPUT",
     "AccuracyFeatures",
     "AccuracyModelError",
     "AccuracyPredictor",
     "CVRow",
     "IncompatibleAccuracyModelError",
+    "MissingInputError",
     "cross_validate",
     "fit_accuracy_model",
     "load_accuracy_model",
 ]
 
 FORMAT = "hsconas-accuracy-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 added extra inputs (proxies, a supernet's accuracy); a model without them is still
+written as version 1, readable by older releases."""
+
+
+class MissingInputError(AccuracyModelError):
+    """An accuracy model asked to predict without an input it was fitted on (proxy values
+    need ``--data SPEC``; a supernet's accuracy needs ``--supernet CKPT``)."""
+
+
+#: proxies used as predictor inputs on a log scale (positive, spanning orders of magnitude)
+LOG_PROXIES = frozenset({"synflow", "snip", "grad_norm", "params", "macs"})
+
+#: the name of the supernet-accuracy input
+SUPERNET_INPUT = "supernet"
+
+
+def _input_column(name: str, raw: np.ndarray) -> np.ndarray:
+    """One extra input as a feature column: log of size-like proxies; NaN where undefined."""
+    v = np.asarray(raw, dtype=np.float64).ravel()
+    if name in LOG_PROXIES:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.log(v)
+    return np.where(np.isfinite(v), v, np.nan)
 
 
 class AccuracyFeatures:
-    """Feature matrix of architectures of one space: the space's features, log MACs, log params.
+    """Feature matrix of architectures of one space: the space's features, then the extra inputs
+    (zero-cost proxy values, a supernet's accuracy), then log MACs and log params (kept last: the
+    MACs baseline reads the second-to-last column).
+
+    Extra inputs are raw values handed to :meth:`transform` (``inputs``, one array per name);
+    size-like proxies (:data:`LOG_PROXIES`) enter on a log scale. A missing value (NaN: a proxy
+    that failed on that network) is replaced by the median of the fitting table's column
+    (:attr:`fill`). The ridge standardises every column; the trees need no scaling.
 
     Args:
         space: the (unrestricted) space.
+        proxies: names of the zero-cost proxies used as inputs
+            (:data:`hsconas.accuracy.proxies.PROXIES`), in column order.
+        supernet: whether a supernet's accuracy (percent) is an input.
+        proxy_settings: how the proxy values were computed (seed, minibatches, batch size,
+            image pool, dataset name); :meth:`~hsconas.accuracy.zero_cost.ProxyConfig.settings`
+            without the dataset path.
+        fill: per extra input, the value standing in for a missing one (feature scale).
     """
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        proxies: Sequence[str] = (),
+        supernet: bool = False,
+        proxy_settings: Mapping[str, Any] | None = None,
+        fill: Mapping[str, float] | None = None,
+    ) -> None:
         self.space = space
-        self.names: tuple[str, ...] = (*space.feature_names, "log_macs_m", "log_params_m")
+        self.proxies: tuple[str, ...] = tuple(proxies)
+        self.supernet = bool(supernet)
+        self.proxy_settings: dict[str, Any] = dict(proxy_settings or {})
+        self.inputs: tuple[str, ...] = (*self.proxies, *((SUPERNET_INPUT,) if supernet else ()))
+        self.fill: dict[str, float] = {k: float(v) for k, v in (fill or {}).items()}
+        extra = [f"proxy:{p}" for p in self.proxies] + (["supernet_acc"] if supernet else [])
+        self.names: tuple[str, ...] = (
+            *space.feature_names,
+            *extra,
+            "log_macs_m",
+            "log_params_m",
+        )
 
     def spec(self) -> dict[str, Any]:
         """JSON description (checked when a model file is loaded)."""
-        return {
+        out: dict[str, Any] = {
             "kind": "space-features+log-cost",
             "space": self.space.name,
             "names": list(self.names),
         }
+        if self.inputs:
+            out["kind"] = "space-features+inputs+log-cost"
+            out["inputs"] = {
+                "proxies": list(self.proxies),
+                "supernet": self.supernet,
+                "proxy_settings": self.proxy_settings,
+                "log_scale": sorted(p for p in self.proxies if p in LOG_PROXIES),
+                "fill": self.fill,
+            }
+        return out
+
+    @classmethod
+    def from_spec(cls, space: SearchSpace, spec: Mapping[str, Any]) -> AccuracyFeatures:
+        """The features a model file's ``features`` entry describes."""
+        inputs = spec.get("inputs") or {}
+        return cls(
+            space,
+            proxies=[str(p) for p in inputs.get("proxies", [])],
+            supernet=bool(inputs.get("supernet", False)),
+            proxy_settings=inputs.get("proxy_settings") or {},
+            fill=inputs.get("fill") or {},
+        )
 
     def check(self, archs: Sequence[Architecture]) -> None:
         """Raise :class:`IncompatibleAccuracyModelError` for an architecture of another space."""
@@ -97,6 +178,19 @@ class AccuracyFeatures:
                     f"architecture of space {a.space!r}"
                 )
 
+    def missing_message(self) -> str:
+        """What a user must give for the extra inputs (one line)."""
+        need = []
+        if self.proxies:
+            data = self.proxy_settings.get("dataset", "the fitting")
+            need.append(
+                f"zero-cost proxies {', '.join(self.proxies)} computed on {data} images: give "
+                "--data SPEC"
+            )
+        if self.supernet:
+            need.append("a supernet's accuracy: give --supernet CKPT --data SPEC")
+        return "this accuracy model needs " + "; and ".join(need)
+
     def cost(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
         """(params, MACs) of each architecture, both in millions."""
         costs = [arch_cost(self.space, a) for a in archs]
@@ -105,14 +199,55 @@ class AccuracyFeatures:
             np.array([c.macs / 1e6 for c in costs], dtype=np.float64),
         )
 
-    def transform(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """Feature matrix, shape (n, len(names)), float64."""
+    def input_columns(
+        self, archs: Sequence[Architecture], inputs: Mapping[str, Any] | None
+    ) -> np.ndarray:
+        """The extra inputs as feature columns (log scale where due, NaN where missing), shape
+        (n, len(:attr:`inputs`)).
+
+        Raises:
+            MissingInputError: an input the features need is not in ``inputs``.
+            AccuracyModelError: an input of the wrong length.
+        """
+        if not self.inputs:
+            return np.zeros((len(archs), 0))
+        given = dict(inputs or {})
+        absent = [k for k in self.inputs if k not in given]
+        if absent:
+            raise MissingInputError(self.missing_message())
+        cols = []
+        for k in self.inputs:
+            col = _input_column(k, given[k])
+            if len(col) != len(archs):
+                raise AccuracyModelError(
+                    f"input {k!r} has {len(col)} values for {len(archs)} architectures"
+                )
+            cols.append(col)
+        return np.column_stack(cols)
+
+    def transform(
+        self, archs: Sequence[Architecture], inputs: Mapping[str, Any] | None = None
+    ) -> np.ndarray:
+        """Feature matrix, shape (n, len(names)), float64.
+
+        Args:
+            archs: architectures of the space.
+            inputs: raw values of the extra inputs (:attr:`inputs`), one array per name, one
+                value per architecture (NaN: missing, replaced by :attr:`fill`).
+
+        Raises:
+            IncompatibleAccuracyModelError: an architecture of another space.
+            MissingInputError: an extra input not given.
+        """
         self.check(archs)
         if not archs:
             return np.zeros((0, len(self.names)))
+        extra = self.input_columns(archs, inputs)
+        for j, k in enumerate(self.inputs):
+            extra[:, j] = np.where(np.isnan(extra[:, j]), self.fill.get(k, 0.0), extra[:, j])
         params_m, macs_m = self.cost(archs)
         base = self.space.feature_matrix(list(archs))
-        return np.column_stack([base, np.log(macs_m), np.log(params_m)])
+        return np.column_stack([base, extra, np.log(macs_m), np.log(params_m)])
 
 
 # ---------------------------------------------------------------------- cross-validation
@@ -245,6 +380,7 @@ class AccuracyPredictor:
         cv_rmse: the kind's cross-validated RMSE (accuracy points): the floor of every sd.
         cv: the cross-validation table (:class:`CVRow` dicts), stored in the file.
         meta: training metadata (table, column, rows, seed, ...).
+        features: the features it was fitted on (default: the space's, no extra inputs).
     """
 
     def __init__(
@@ -256,6 +392,7 @@ class AccuracyPredictor:
         cv_rmse: float,
         cv: Sequence[Mapping[str, Any]] = (),
         meta: Mapping[str, Any] | None = None,
+        features: AccuracyFeatures | None = None,
     ) -> None:
         self.space = space
         self.kind = kind
@@ -263,15 +400,28 @@ class AccuracyPredictor:
         self.cv_rmse = float(cv_rmse)
         self.cv = [dict(r) for r in cv]
         self.meta = dict(meta or {})
-        self.features = AccuracyFeatures(get_space(space))
+        self.features = features or AccuracyFeatures(get_space(space))
 
-    def predict(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Extra inputs the model needs besides the architecture (proxy names, ``supernet``)."""
+        return self.features.inputs
+
+    def predict(
+        self, archs: Sequence[Architecture], inputs: Mapping[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(predicted top-1 accuracy, its standard deviation), both percent, one per arch.
+
+        Args:
+            archs: architectures of the model's space.
+            inputs: raw values of the extra inputs (:attr:`inputs`), one array per name
+                (:class:`~hsconas.accuracy.predictor_inputs.PredictorInputs` computes them).
 
         Raises:
             IncompatibleAccuracyModelError: an architecture of another space.
+            MissingInputError: the model needs inputs that were not given.
         """
-        X = self.features.transform(archs)
+        X = self.features.transform(archs, inputs)
         if len(X) == 0:
             return np.zeros(0), np.zeros(0)
         mean, spread = predict_kind(self.components, X)
@@ -284,15 +434,17 @@ class AccuracyPredictor:
         cover = self.meta.get("covered", {})
         return {str(k): list(v) for k, v in cover.items()} if isinstance(cover, dict) else {}
 
-    def accuracy(self, archs: Sequence[Architecture]) -> np.ndarray:
+    def accuracy(
+        self, archs: Sequence[Architecture], inputs: Mapping[str, Any] | None = None
+    ) -> np.ndarray:
         """Predicted top-1 accuracy (percent) of each architecture."""
-        return self.predict(archs)[0]
+        return self.predict(archs, inputs)[0]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of a model file."""
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if self.inputs else 1,
             "hsconas_version": __version__,
             "space": self.space,
             "kind": self.kind,
@@ -339,7 +491,8 @@ class AccuracyPredictor:
                 sp = get_space(space)
             except UnknownSpaceError as exc:
                 raise IncompatibleAccuracyModelError(f"{where}: {exc}") from None
-            want = AccuracyFeatures(sp).names
+            features = AccuracyFeatures.from_spec(sp, doc["features"])
+            want = features.names
             got = tuple(doc["features"]["names"])
             if got != want or doc["features"].get("space") != space:
                 raise IncompatibleAccuracyModelError(
@@ -354,10 +507,11 @@ class AccuracyPredictor:
                 cv_rmse=float(doc["cv_rmse"]),
                 cv=doc.get("cv", []),
                 meta=doc.get("meta", {}),
+                features=features,
             )
             # evaluate once: a truncated or edited parameter list fails here, not in a search
             probe = sp.sample(0)
-            mean, sd = model.predict([probe])
+            mean, sd = model.predict([probe], {k: [math.nan] for k in features.inputs})
             if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(sd))):
                 raise AccuracyModelError(f"{where}: the model predicts non-finite accuracies")
         except AccuracyModelError:
@@ -409,6 +563,8 @@ def fit_accuracy_model(
     folds: int = 10,
     seed: int = 0,
     meta: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Sequence[float] | np.ndarray] | None = None,
+    proxy_settings: Mapping[str, Any] | None = None,
 ) -> tuple[AccuracyPredictor, list[CVRow]]:
     """Cross-validate ``kinds`` (grouped by architecture), refit the best on every row.
 
@@ -423,13 +579,19 @@ def fit_accuracy_model(
         folds: cross-validation folds (>= 2).
         seed: seed of folds and models.
         meta: metadata stored in the file (table path, column, ...).
+        inputs: extra inputs, one value per row each: zero-cost proxy values by proxy name
+            (raw, as :class:`~hsconas.accuracy.zero_cost.ZeroCostScorer` gives them; NaN where a
+            proxy failed) and/or :data:`SUPERNET_INPUT`, a supernet's accuracy in percent. The
+            model then needs the same inputs to predict.
+        proxy_settings: how the proxy values were computed (stored in the file; the dataset
+            name under ``dataset``).
 
     Returns:
         The fitted predictor and the cross-validation table (``macs`` first).
 
     Raises:
-        AccuracyModelError: unknown kinds, too few distinct architectures, or non-finite
-            accuracies.
+        AccuracyModelError: unknown kinds, too few distinct architectures, non-finite
+            accuracies, or an input without a single value.
     """
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
@@ -444,8 +606,21 @@ def fit_accuracy_model(
         raise AccuracyModelError(f"{len(archs)} architectures but {len(y)} accuracies")
     if not np.all(np.isfinite(y)):
         raise AccuracyModelError("accuracies must be finite numbers (percent)")
-    feats = AccuracyFeatures(space)
-    X = feats.transform(archs)
+    given = dict(inputs or {})
+    proxies = [k for k in given if k != SUPERNET_INPUT]
+    feats = AccuracyFeatures(
+        space,
+        proxies=proxies,
+        supernet=SUPERNET_INPUT in given,
+        proxy_settings=proxy_settings if proxies else None,
+    )
+    cols = feats.input_columns(archs, given)
+    for j, k in enumerate(feats.inputs):
+        ok = np.isfinite(cols[:, j])
+        if not ok.any():
+            raise AccuracyModelError(f"input {k!r} has no finite value on any row of the table")
+        feats.fill[k] = float(np.median(cols[ok, j]))
+    X = feats.transform(archs, given)
     groups = [space.to_string(a) for a in archs]
     rows, _ = cross_validate(X, y, groups, kinds=kinds, folds=folds, seed=seed)
     candidates = [r for r in rows if r.kind in kinds and r.kind != "macs"] or rows[:1]
@@ -472,5 +647,6 @@ def fit_accuracy_model(
         cv_rmse=best.rmse if math.isfinite(best.rmse) else float(np.std(y)),
         cv=[r.as_dict() for r in rows],
         meta=info,
+        features=feats,
     )
     return model, rows

@@ -1,13 +1,16 @@
 """Accuracy predicted by a saved accuracy model (``hsconas accuracy fit``) as an accuracy source.
 
 This module does not import torch: the model file is read when the source is created, and the
-predictor computes MACs and parameters in closed form for the MobileNet spaces.
+predictor computes MACs and parameters in closed form for the MobileNet spaces. A model fitted
+with extra inputs (zero-cost proxies, a supernet's accuracy) gets them from
+:class:`~hsconas.accuracy.predictor_inputs.PredictorInputs` (torch is imported when a proxy is
+computed).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +30,66 @@ class PredictorAccuracy:
     Args:
         model: the fitted accuracy predictor.
         settings: JSON-ready identity (file name and digest).
+        inputs: computes the model's extra inputs of architectures (needed when the model has
+            any: :class:`~hsconas.accuracy.predictor_inputs.PredictorInputs`).
+
+    Raises:
+        MissingInputError: the model needs extra inputs and ``inputs`` is ``None``.
     """
 
-    def __init__(self, model: Any, *, settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        inputs: Callable[[Sequence[Architecture]], Mapping[str, Any]] | None = None,
+    ) -> None:
+        from hsconas.accuracy.predictor import MissingInputError
+
+        if model.inputs and inputs is None:
+            raise MissingInputError(model.features.missing_message())
         self.model = model
+        self.inputs = inputs
         self._settings = dict(settings or {"kind": "accuracy-model", "space": model.space})
+        if inputs is not None and hasattr(inputs, "settings"):
+            self._settings["inputs"] = dict(inputs.settings())
         self._cache: dict[Architecture, tuple[float, float]] = {}
 
     @classmethod
     def from_file(
-        cls, path: str | os.PathLike[str], *, space: str | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        space: str | None = None,
+        data: str | None = None,
+        store: Any = None,
+        supernet: Any = None,
     ) -> PredictorAccuracy:
         """The accuracy model saved at ``path``, identified in settings by name and SHA-256.
+
+        Args:
+            path: the model file.
+            space: the space it must describe (``None``: not checked).
+            data: dataset spec of the proxies' images (models with proxy inputs).
+            store: results store of the proxy values.
+            supernet: accuracy source of the supernet (models with a supernet input).
 
         Raises:
             DataNotFoundError: no such file.
             AccuracyModelError: not an accuracy model file, or a malformed one.
-            IncompatibleAccuracyModelError: a model of another space than ``space``.
+            IncompatibleAccuracyModelError: a model of another space than ``space``, or proxies
+                of another dataset than ``data``.
+            MissingInputError: the model needs proxies and no ``data``, or a supernet and none.
         """
         from hsconas.accuracy.predictor import load_accuracy_model
 
         p = Path(path)
         model = load_accuracy_model(p, space=space)
+        inputs = None
+        if model.inputs:
+            from hsconas.accuracy.predictor_inputs import PredictorInputs
+
+            inputs = PredictorInputs(model, data=data, store=store, supernet=supernet)
         settings = {
             "kind": "accuracy-model",
             "file": p.name,
@@ -56,7 +97,7 @@ class PredictorAccuracy:
             "space": model.space,
             "model": model.kind,
         }
-        return cls(model, settings=settings)
+        return cls(model, settings=settings, inputs=inputs)
 
     @property
     def name(self) -> str:
@@ -90,7 +131,8 @@ class PredictorAccuracy:
         """(predicted accuracy, its sd), percent, of each architecture."""
         todo = list(dict.fromkeys(a for a in archs if a not in self._cache))
         if todo:
-            mean, sd = self.model.predict(todo)
+            extra = self.inputs(todo) if self.inputs is not None else None
+            mean, sd = self.model.predict(todo, extra)
             for a, m, s in zip(todo, mean, sd, strict=True):
                 self._cache[a] = (float(m), float(s))
         vals = [self._cache[a] for a in archs]
