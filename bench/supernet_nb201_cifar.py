@@ -1,8 +1,9 @@
 """Benchmark: rank NAS-Bench-201 cells with a weight-sharing supernet trained on CIFAR-10.
 
-Trains the ``nb201`` supernet (single-path uniform sampling) on CIFAR-10 (the shared JPEG archive,
-or ``--data cifar10:PATH``), evaluates ``--archs`` seeded random cells with recalibrated batch
-norms, and compares their supernet accuracy with the published NAS-Bench-201 200-epoch CIFAR-10
+Trains the ``nb201`` supernet on CIFAR-10 (the shared JPEG archive, or ``--data cifar10:PATH``) with
+single-path uniform sampling (one member per step) or FairNAS fair sampling (``--sampling fair``:
+five members per step, each of the five ops of each of the six edges used once), evaluates
+``--archs`` seeded random cells with recalibrated batch norms, and compares their supernet accuracy with the published NAS-Bench-201 200-epoch CIFAR-10
 test accuracy (``nb201/accuracy.csv``): Kendall tau and Spearman rho, over all sampled cells and
 over cells whose published accuracy is above 15% (cut-off cells sit at chance).
 
@@ -15,6 +16,15 @@ Writes ``bench/results/<machine>/supernet_nb201_cifar.{md,csv}`` (the csv: one r
         --batch-size 128 --lr 0.1 --archs 120 --calib-images 1000 --threads 2   # about 80 min
     python -m bench.supernet_nb201_cifar --subset 2000 --epochs 1 --channels 8 \\
         --cells-per-stage 1 --archs 10 --calib-images 200 --threads 1 --tag trial   # a few min
+
+Uniform against fair at equal compute: a fair step runs five members, so give uniform five times
+the epochs of fair (the same number of member forward/backward passes; the table reports both
+runs' training CPU time)::
+
+    python -m bench.supernet_nb201_cifar --subset 10000 --channels 8 --cells-per-stage 1 \\
+        --archs 60 --threads 1 --sampling fair --epochs 2 --tag fair
+    python -m bench.supernet_nb201_cifar --subset 10000 --channels 8 --cells-per-stage 1 \\
+        --archs 60 --threads 1 --sampling uniform --epochs 10 --tag uniform_eq
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from scipy.stats import kendalltau, spearmanr
 from bench.common import add_tag_argument, results_stem, software, write_results
 from hsconas.accuracy import TrainConfig, evaluate_subnets, train
 from hsconas.accuracy.evaluate import EvalBatches
+from hsconas.accuracy.sampling import fair_width
 from hsconas.accuracy.train import seeded
 from hsconas.data import load_dataset, load_nb201_accuracy
 from hsconas.nn.supernet import build_supernet
@@ -50,6 +61,12 @@ def main() -> None:
     ap.add_argument("--calib-images", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--sampling",
+        choices=("uniform", "fair"),
+        default="uniform",
+        help="uniform: 1 member per step; fair: 5 members per step (default uniform)",
+    )
     ap.add_argument("--no-write", action="store_true")
     add_tag_argument(ap)
     args = ap.parse_args()
@@ -71,13 +88,16 @@ def main() -> None:
         lr=args.lr,
         weight_decay=5e-4,
         seed=args.seed,
+        sampling=args.sampling,
         calib_images=min(args.calib_images, 500),
         eval_every=args.epochs,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = train(sn, data, cfg, Path(tmp) / "sn", progress=True)
-        train_s = time.perf_counter() - t0
+        train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    per_step = fair_width(sn.space) if args.sampling == "fair" else 1
+    steps = args.epochs * (len(data.train_labels) // args.batch_size)
 
     table = load_nb201_accuracy()
     published = table.column("cifar10")
@@ -102,6 +122,8 @@ def main() -> None:
                  f"images, loaded in {load_s:.0f} s"),
         ("supernet", f"C={args.channels}, N={args.cells_per_stage}, {args.epochs} epochs, "
                      f"batch {args.batch_size}, SGD lr {args.lr}, {train_s / 60:.1f} min"),
+        ("sampling", f"{args.sampling}: {per_step} member(s) per step, {steps} steps, "
+                     f"{steps * per_step} member passes; training CPU time {train_cpu_s / 60:.1f} min"),
         ("train images/s", f"{np.mean([h['images_per_s'] for h in result.history]):.0f}"),
         ("evaluation", f"{len(archs)} cells in {eval_s:.0f} s ({args.calib_images} BN images)"),
         ("supernet val top-1 of cells: min / median / max",

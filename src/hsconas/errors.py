@@ -83,3 +83,8 @@ class DataFormatError(HsconasError, ValueError):
 
 class CheckpointError(HsconasError):
     """A checkpoint or weight file that is unreadable, or does not match the requested run."""
+
+
+class UnsupportedSamplingError(HsconasError, ValueError):
+    """A supernet training rule that the space or its supernet cannot follow (fair sampling on a
+    space with elastic depth, in-place distillation without the sandwich rule)."""

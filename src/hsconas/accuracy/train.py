@@ -1,9 +1,11 @@
 """Training loop for supernets and standalone networks, with checkpoint and exact resume.
 
 One loop serves both: a :class:`~hsconas.nn.supernet.Supernet` is trained with single-path
-uniform sampling (one random member per step) or the sandwich rule (the largest, the smallest and
+uniform sampling (one random member per step), the sandwich rule (the largest, the smallest and
 ``num_random`` random members per step, gradients summed; as in BigNAS / OFA's progressive
-shrinking), a standalone network is trained as usual.
+shrinking), optionally with in-place distillation from the largest member, or FairNAS strict
+fairness (every choice of every gene once per step; :mod:`hsconas.accuracy.sampling`); a
+standalone network is trained as usual.
 
 Randomness is explicit: a ``numpy.random.Generator`` samples members, a ``torch.Generator``
 drives data order and augmentation; both come from ``config.seed``. After every epoch
@@ -21,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +47,9 @@ from hsconas.accuracy.devices import (
     resolve_device,
     sum_over_ranks,
 )
+from hsconas.accuracy.sampling import SAMPLINGS, check_rule, step_members, train_members
 from hsconas.data.datasets import AnyDataset
-from hsconas.errors import CheckpointError, DataFormatError
+from hsconas.errors import CheckpointError, DataFormatError, UnsupportedSamplingError
 from hsconas.nn.supernet.base import Supernet
 from hsconas.space import Architecture
 
@@ -56,7 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("sgd", "adamw")
-SAMPLINGS = ("uniform", "sandwich")
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,15 @@ class TrainConfig:
         nesterov: Nesterov momentum for SGD.
         weight_decay: L2 (SGD) or decoupled (AdamW) weight decay.
         label_smoothing: label smoothing of the cross-entropy loss, in [0, 1).
-        sampling: ``uniform`` (one random member per step) or ``sandwich`` (supernets only).
+        sampling: ``uniform`` (one random member per step), ``sandwich`` (largest, smallest and
+            ``num_random`` random members) or ``fair`` (as many members as the most choices of
+            any gene, every choice of every gene used once); the last two for supernets only.
         num_random: random members per step under the sandwich rule.
+        distill: in-place distillation under the sandwich rule (BigNAS, US-Nets): the largest
+            member learns from the labels, every other member of the step from the largest
+            member's detached predictions (KL divergence at temperature 1).
+        distill_weight: share of the distillation term in the other members' loss, in [0, 1]:
+            ``(1 - w) * label loss + w * KL``; 1.0 (default) is pure distillation, as in BigNAS.
         grad_clip_norm: clip the global gradient norm to this value; ``None`` disables it.
         seed: seed of member sampling, data order and augmentation.
         calib_images: training images used to recalibrate batch norms when evaluating members.
@@ -90,6 +99,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     sampling: str = "uniform"
     num_random: int = 2
+    distill: bool = False
+    distill_weight: float = 1.0
     grad_clip_norm: float | None = None
     seed: int = 0
     calib_images: int = 1000
@@ -104,6 +115,13 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.distill and self.sampling != "sandwich":
+            raise UnsupportedSamplingError(
+                f"distillation needs the sandwich rule (its largest member is the teacher), "
+                f"not sampling {self.sampling!r}"
+            )
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must lie in [0, 1], got {self.distill_weight}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -114,6 +132,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of the fields."""
         return asdict(self)
+
+    @classmethod
+    def stored(cls, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint's ``train_config`` with fields added since it was written set to their
+        defaults (which reproduce the older behaviour), for comparison with :meth:`to_dict`."""
+        return {**{f.name: f.default for f in fields(cls)}, **doc}
 
 
 @dataclass(frozen=True)
@@ -261,8 +285,10 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_NAME
     is_supernet = isinstance(model, Supernet)
-    if config.sampling == "sandwich" and not is_supernet:
-        raise ValueError("the sandwich rule applies to supernets only")
+    if config.sampling != "uniform" and not is_supernet:
+        raise ValueError(f"the {config.sampling} rule applies to supernets only")
+    if isinstance(model, Supernet):
+        check_rule(model, config.sampling, config.distill)
     if dataset.input_shape[0] != _input_channels(model):
         raise DataFormatError(
             f"dataset {dataset.name} has {dataset.input_shape[0]}-channel images but the model "
@@ -306,7 +332,7 @@ def train(
             )
         ckpt = load_checkpoint(ckpt_path)
         same = (
-            ckpt["train_config"] == config.to_dict()
+            TrainConfig.stored(ckpt["train_config"]) == config.to_dict()
             and ckpt["model_config"] == mcfg
             and ckpt.get("extra", {}) == dict(extra or {})
         )
@@ -363,15 +389,11 @@ def train(
                 (scaler.scale(loss) if scaler is not None else loss).backward()
 
             if isinstance(model, Supernet):
-                members = _members(model, config, np_rng)
-                with precision.autocast():
-                    logits = model(x, members[0])
-                    loss = criterion(logits, y)
-                backward(loss)
-                for member in members[1:]:
-                    with precision.autocast():
-                        extra_loss = criterion(model(x, member), y)
-                    backward(extra_loss)
+                members = step_members(model, config.sampling, config.num_random, np_rng)
+                distill = config.distill_weight if config.distill else None
+                loss, logits = train_members(
+                    model, members, x, y, criterion, backward, precision.autocast, distill
+                )
             else:
                 with precision.autocast():
                     logits = model(x)
@@ -452,14 +474,6 @@ def train(
         store.finish_run(rid, history[-1] if history else {})
     model.eval()
     return TrainResult(ckpt_path, config.epochs, history, start_epoch)
-
-
-def _members(model: Supernet, cfg: TrainConfig, rng: np.random.Generator) -> list[Architecture]:
-    if cfg.sampling == "uniform":
-        return [model.sample(rng)]
-    big, small = model.largest(), model.smallest()
-    fixed = [a for a in (big, small) if a is not None]
-    return fixed + [model.sample(rng) for _ in range(cfg.num_random)]
 
 
 def _input_channels(model: nn.Module) -> int:
