@@ -10,6 +10,7 @@ from typing import Any
 
 from hsconas.cli.ddp_launch import die_with_launcher, launch, worker_argv
 from hsconas.cli.output import check_outputs, print_json_line, print_table
+from hsconas.cli.supernet_sampling import add_sampling_options, check_sampling
 from hsconas.errors import HsconasError
 
 _RAW = argparse.RawDescriptionHelpFormatter
@@ -39,13 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a supernet (checkpoint every epoch, --resume to continue)",
-        description="Train SPACE's supernet with single-path uniform sampling (or the sandwich "
-        "rule). OUT/checkpoint.pt is written after every epoch; per-epoch metrics go to the "
+        description="Train SPACE's supernet with single-path uniform sampling, the sandwich rule "
+        "(optionally with in-place distillation) or FairNAS fair sampling. OUT/checkpoint.pt is written after every epoch; per-epoch metrics go to the "
         "results store.",
         epilog="examples:\n"
         "  hsconas supernet train hsconas-digits --data digits --epochs 10 --out runs/sn\n"
         "  hsconas supernet train nb201 --data cifar10:../shared/data/images/cifar10_jpg.tar.gz "
         "--epochs 30 --out runs/nb201-sn\n"
+        "  hsconas supernet train nb201 --data cifar10 --sampling fair --epochs 6 --out runs/fair\n"
+        "  hsconas supernet train ofa-mbv3 --data imagefolder:DIR --sampling sandwich --distill "
+        "--epochs 90 --out runs/ofa\n"
         "  hsconas supernet train hsconas-digits --data digits --epochs 20 --out runs/sn --resume\n"
         "  hsconas supernet train proxylessnas --data imagefolder:/data/imagenet --image-size 160 "
         "--device cuda --amp --workers 8 --epochs 90 --out runs/pxl\n"
@@ -65,14 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "on CUDA; --batch-size is per process; default 1)",
     )
     _add_train_options(p)
-    p.add_argument(
-        "--sampling",
-        choices=("uniform", "sandwich"),
-        default="uniform",
-        help="members per step: one uniform sample (default: the cheapest, one member's compute "
-        "per step), or largest + smallest + 2 random (4 members' compute per step; `hsconas run` "
-        "defaults to sandwich, supernet.sampling, because its supernet's ranking steers the search)",
-    )
+    add_sampling_options(p)
     p.set_defaults(func=cmd_supernet_train)
 
     p = sub.add_parser(
@@ -236,6 +233,9 @@ def _train_config(args: argparse.Namespace, sampling: str = "uniform") -> Any:
             weight_decay=wd,
             label_smoothing=args.label_smoothing,
             sampling=sampling,
+            num_random=getattr(args, "num_random", 2),
+            distill=getattr(args, "distill", False),
+            distill_weight=getattr(args, "distill_weight", 1.0),
             seed=args.seed,
         )
     except ValueError as exc:
@@ -327,6 +327,8 @@ def _supernet_train(args: argparse.Namespace) -> int:
         raise HsconasError(
             f"no supernet for space {args.space!r}; choose one of: {', '.join(supernet_spaces())}"
         )
+    _train_config(args, args.sampling)  # bad options fail before the data loads
+    check_sampling(args.space, args.sampling)
     data = _load_data(
         args.data,
         args.subset,

@@ -162,7 +162,8 @@ class BlocksConfig:
 
 @dataclass(frozen=True)
 class SupernetConfig:
-    """Stage 3: supernet training (single-path uniform sampling, or the sandwich rule).
+    """Stage 3: supernet training (single-path uniform sampling, the sandwich rule with optional
+    in-place distillation, or FairNAS fair sampling).
 
     Attributes:
         epochs: passes over the training split.
@@ -170,8 +171,12 @@ class SupernetConfig:
         optimizer: ``sgd`` or ``adamw``.
         lr: peak learning rate (cosine schedule).
         weight_decay: weight decay.
-        sampling: ``uniform`` or ``sandwich``.
+        sampling: ``uniform`` (one member per step), ``sandwich`` (largest, smallest and
+            ``num_random`` random members) or ``fair`` (every choice of every layer once per
+            step: 5 members for ``nb201``, 7 for the ``hsconas`` spaces; not for the OFA family).
         num_random: random members per step under the sandwich rule.
+        distill: in-place distillation under the sandwich rule: the largest member learns from
+            the labels, the others from its predictions (KL divergence, temperature 1).
         calib_images: training images used to recalibrate batch norms of each evaluated member.
         device: where the supernet (and the chosen network from scratch) trains: ``auto``
             (CUDA when present), ``cpu``, ``cuda[:N]`` or ``mps``.
@@ -185,6 +190,7 @@ class SupernetConfig:
     weight_decay: float = 4e-5
     sampling: str = "sandwich"
     num_random: int = 1
+    distill: bool = False
     calib_images: int = 512
     device: str = "auto"
     amp: bool = False

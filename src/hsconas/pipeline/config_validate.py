@@ -28,6 +28,33 @@ def _validate_timing(t: TimingSection, where: str) -> None:
     _check(0 < t.target_rel_ci < 1, f"{where}.target_rel_ci", "must lie in (0, 1), e.g. 0.02")
 
 
+def _validate_sampling(cfg: PipelineConfig) -> None:
+    """``supernet.sampling: fair`` on a space that allows it; ``supernet.distill`` with the
+    sandwich rule on a supernet that has a largest member (the teacher)."""
+    from hsconas.errors import UnsupportedSamplingError
+
+    s = cfg.supernet
+    _check(
+        not s.distill or s.sampling == "sandwich",
+        "supernet.distill",
+        f"needs supernet.sampling: sandwich (its largest member is the teacher), not {s.sampling!r}",
+    )
+    if s.sampling != "fair" and not s.distill:
+        return
+    import torch
+
+    from hsconas.accuracy.sampling import check_rule
+    from hsconas.nn.supernet import build_supernet
+
+    field = "supernet.sampling" if s.sampling == "fair" else "supernet.distill"
+    try:
+        with torch.random.fork_rng(devices=[]):  # a throw-away supernet: leave the RNG alone
+            model = build_supernet(cfg.space.name, restriction=cfg.space.restrict or None)
+        check_rule(model, s.sampling, s.distill)
+    except UnsupportedSamplingError as exc:
+        raise ConfigError(f"config field {field!r}: {exc}", field=field) from None
+
+
 def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineConfig:
     """Check ranges and cross-field rules; returns ``cfg`` with dataset paths made absolute.
 
@@ -159,10 +186,11 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
     _check(s.lr > 0, "supernet.lr", f"must be > 0, got {s.lr}")
     _check(s.weight_decay >= 0, "supernet.weight_decay", "must be >= 0")
     _check(
-        s.sampling in ("uniform", "sandwich"),
+        s.sampling in ("uniform", "sandwich", "fair"),
         "supernet.sampling",
-        "must be 'uniform' or 'sandwich'",
+        f"must be 'uniform', 'sandwich' or 'fair', got {s.sampling!r}",
     )
+    _validate_sampling(cfg)
     _check(s.num_random >= 0, "supernet.num_random", "must be >= 0")
     _check(s.calib_images >= 1, "supernet.calib_images", "must be >= 1")
 

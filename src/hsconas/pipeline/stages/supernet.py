@@ -35,6 +35,7 @@ def stage_supernet(ctx: StageContext) -> dict[str, Any]:
     tc = TrainConfig(
         epochs=sc.epochs, batch_size=sc.batch_size, optimizer=sc.optimizer, lr=sc.lr,
         weight_decay=sc.weight_decay, sampling=sc.sampling, num_random=sc.num_random,
+        distill=sc.distill,
         seed=cfg.seed, calib_images=sc.calib_images,
     )  # fmt: skip
     out = ctx.dir / f"train-{ctx.key}"
