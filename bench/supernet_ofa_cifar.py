@@ -17,7 +17,7 @@ scratch network). From the repository root:
 
     OMP_NUM_THREADS=1 python -m bench.supernet_ofa_cifar --phase supernet &
     OMP_NUM_THREADS=1 python -m bench.supernet_ofa_cifar --phase scratch; wait
-    python -m bench.supernet_ofa_cifar --phase report          # about 60 + 70 CPU-minutes
+    python -m bench.supernet_ofa_cifar --phase report          # about 30 + 30 CPU-minutes
     python -m bench.supernet_ofa_cifar --subset 1500 --supernet-epochs 1 --scratch 3 \\
         --scratch-epochs 1 --work /tmp/sn-ofa-trial --tag trial      # a few minutes
 """
@@ -54,11 +54,11 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--space", default="proxylessnas")
     ap.add_argument("--data", default="cifar10")
     ap.add_argument("--image-size", type=int, default=32)
-    ap.add_argument("--subset", type=int, default=12000, help="training-pool images")
-    ap.add_argument("--supernet-epochs", type=int, default=10)
+    ap.add_argument("--subset", type=int, default=8000, help="training-pool images")
+    ap.add_argument("--supernet-epochs", type=int, default=6)
     ap.add_argument("--sampling", default="sandwich", choices=("uniform", "sandwich"))
-    ap.add_argument("--scratch", type=int, default=6, help="networks trained from scratch")
-    ap.add_argument("--scratch-epochs", type=int, default=8)
+    ap.add_argument("--scratch", type=int, default=5, help="networks trained from scratch")
+    ap.add_argument("--scratch-epochs", type=int, default=6)
     ap.add_argument("--pool", type=int, default=300, help="random members to pick them from")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
