@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -107,3 +108,21 @@ def test_store_resume_does_not_remeasure(tmp_path) -> None:  # type: ignore[no-u
     lut2 = measure_blocks(blocks, "torch", space="ofa-mbv3", store=store, timing=_FAST)
     assert len(store.measurements(kind="block")) == n_blocks == len(blocks)
     assert lut1 == lut2
+
+
+def test_nb201_table_saturates_at_edge_blocks_and_covers_unseen_networks() -> None:
+    """NB201 cells are split into their edge ops: 5 ops x 3 widths, the stem, 2 reductions
+    and the head give 21 blocks, found in a few samples; whole cells (15625 x 3) never
+    saturated, and networks outside the sample missed blocks."""
+    from hsconas.latency.hsconas.lut import collect_blocks
+    from hsconas.latency.hsconas.model import network_features
+    from hsconas.space import get_space
+
+    found = collect_blocks("nb201", seed=0, patience=8, max_samples=60)
+    assert len(found) == 21
+    assert sum(k.startswith("ReLUConvBN|") for k in found) == 6  # 1x1 and 3x3 at 3 widths
+    assert not any(k.startswith("NB201Cell|") for k in found)
+    for arch in get_space("nb201").sample_many(6, np.random.default_rng(7)):
+        feats = network_features(arch)
+        assert set(feats.block_keys) <= set(found)
+        assert len(feats.block_keys) == 1 + 3 * 5 * 6 + 2 + 3  # stem, 15 cells x 6 edges, ...

@@ -125,6 +125,25 @@ class NB201Network(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
 
+    def block_modules(self) -> list[tuple[str, nn.Module]]:
+        """The LUT's blocks: the stem, every edge op of every cell, the reduction blocks, then
+        ``lastact``, ``pool`` and ``classifier``.
+
+        A cell is a 4-node DAG (several inputs per node), so it is split into its edge ops, each
+        a one-input block: the 5 ops at 3 widths give 15 distinct edge blocks for the whole space.
+        Keyed by whole cells instead, the 15625 cells x 3 widths never saturate a sampled table,
+        and networks the table was not built from miss blocks. The node sums between edges are
+        left to the latency model's learned correction.
+        """
+        out: list[tuple[str, nn.Module]] = [("stem", self.stem)]
+        for i, cell in enumerate(self.cells):
+            if isinstance(cell, NB201Cell):
+                out.extend((f"cells.{i}.edges.{k}", op) for k, op in enumerate(cell.edges))
+            else:
+                out.append((f"cells.{i}", cell))
+        out += [("lastact", self.lastact), ("pool", self.pool), ("classifier", self.classifier)]
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.cells(self.stem(x))  # (N, 4C, H / 4, W / 4)
         x = torch.flatten(self.pool(self.lastact(x)), 1)  # (N, 4C)
