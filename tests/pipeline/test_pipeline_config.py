@@ -161,3 +161,29 @@ def test_ofa_family_space_takes_the_streamed_image_size_as_its_resolution(
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     with pytest.raises(ConfigError, match="required for dataset 'imagefolder'"):
         load_config(path)
+
+
+def test_fixed_input_space_refuses_other_channels_and_sizes_streamed_images_to_its_input(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "n.yaml"
+    path.write_text(yaml.safe_dump({"space": {"name": "nb201"}}), encoding="utf-8")  # digits
+    with pytest.raises(ConfigError, match="'nb201' takes 3-channel images") as info:
+        load_config(path)
+    assert info.value.field == "dataset.name"
+    assert main(["run", "--config", str(path)]) == 2  # one line, before any stage runs
+    err = capsys.readouterr().err.strip()
+    assert "3-channel" in err and "\n" not in err and "Traceback" not in err
+    archive = str(data_dir / "images" / "cifar10_jpg.tar.gz")
+    doc = {"space": {"name": "nb201"}, "dataset": {"name": "cifar10", "path": archive}}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert load_config(path).dataset.image_size == 32  # null: the space's input size
+    doc["dataset"]["image_size"] = 64  # type: ignore[index]
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(ConfigError, match="fixed 32 px input") as info:
+        load_config(path)
+    assert info.value.field == "dataset.image_size"
+    doc = {"space": {"name": "hsconas-digits"}, "dataset": {"name": "cifar10", "path": archive}}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(ConfigError, match="'hsconas-digits' takes 1-channel images"):
+        load_config(path)

@@ -245,7 +245,45 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
     _check(f.batch_size >= 1, "final.batch_size", "must be >= 1")
     _check(7 <= f.onnx_opset <= 21, "final.onnx_opset", "must lie in 7..21 (17 is typical)")
     cfg = dataclasses.replace(cfg, dataset=ds)
-    return _couple_resolution(cfg)
+    return _couple_resolution(_check_fixed_input(cfg))
+
+
+_DATASET_CHANNELS = {"digits": 1, "mnist": 1, "cifar10": 3, "imagefolder": 3}
+"""Image channels of each dataset kind (``folder`` takes what its files hold)."""
+
+
+def _check_fixed_input(cfg: PipelineConfig) -> PipelineConfig:
+    """For a space whose networks take one fixed input (``nb201``: 3x32x32, ``hsconas*``): the
+    dataset must have its channels, and streamed images (``cifar10``, ``imagefolder``) are
+    sized to its resolution (``dataset.image_size`` null, or equal to it), so that the latency
+    model and the supernet see the same input. Spaces with a ``resolution`` gene adapt their
+    stem to any channel count and are coupled by :func:`_couple_resolution`."""
+    from hsconas.space import get_space
+
+    space = get_space(cfg.space.name)
+    if "resolution" in space.gene_names:
+        return cfg
+    ds = cfg.dataset
+    channels, height, _ = space.input_shape(space.sample(0))
+    have = _DATASET_CHANNELS.get(ds.name)
+    _check(
+        have is None or have == channels,
+        "dataset.name",
+        f"is {ds.name!r} ({have}-channel images), but space {cfg.space.name!r} takes "
+        f"{channels}-channel images; use "
+        + ("cifar10 or imagefolder" if channels == 3 else "digits or mnist")
+        + " data, or another space",
+    )
+    if ds.name not in ("cifar10", "imagefolder"):
+        return cfg
+    size = ds.image_size if ds.image_size is not None else height
+    _check(
+        size == height,
+        "dataset.image_size",
+        f"is {size} px, but space {cfg.space.name!r} has a fixed {height} px input; use "
+        f"{height} (or null)",
+    )
+    return dataclasses.replace(cfg, dataset=dataclasses.replace(ds, image_size=size))
 
 
 def _couple_resolution(cfg: PipelineConfig) -> PipelineConfig:
