@@ -86,13 +86,26 @@ LOG_PROXIES = frozenset({"synflow", "snip", "grad_norm", "params", "macs"})
 SUPERNET_INPUT = "supernet"
 
 
-def _input_column(name: str, raw: np.ndarray) -> np.ndarray:
-    """One extra input as a feature column: log of size-like proxies; NaN where undefined."""
+#: quantiles of an input's fitting values kept in the model file
+_N_REFERENCE = 101
+
+
+def _input_column(name: str, raw: Any) -> np.ndarray:
+    """One extra input's raw values on its comparison scale: the log of size-like proxies (0 ->
+    -inf, below everything); NaN stays NaN (missing)."""
     v = np.asarray(raw, dtype=np.float64).ravel()
     if name in LOG_PROXIES:
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.log(v)
-    return np.where(np.isfinite(v), v, np.nan)
+    return v
+
+
+def _reference(values: np.ndarray) -> list[float]:
+    """The quantiles of the finite ``values`` a model keeps as the input's reference."""
+    ok = np.sort(values[np.isfinite(values)])
+    if ok.size <= _N_REFERENCE:
+        return [float(x) for x in ok]
+    return [float(x) for x in np.quantile(ok, np.linspace(0.0, 1.0, _N_REFERENCE))]
 
 
 class AccuracyFeatures:
@@ -100,10 +113,14 @@ class AccuracyFeatures:
     (zero-cost proxy values, a supernet's accuracy), then log MACs and log params (kept last: the
     MACs baseline reads the second-to-last column).
 
-    Extra inputs are raw values handed to :meth:`transform` (``inputs``, one array per name);
-    size-like proxies (:data:`LOG_PROXIES`) enter on a log scale. A missing value (NaN: a proxy
-    that failed on that network) is replaced by the median of the fitting table's column
-    (:attr:`fill`). The ridge standardises every column; the trees need no scaling.
+    Extra inputs are raw values handed to :meth:`transform` (``inputs``, one array per name).
+    Each enters as its position among the fitting table's values (:attr:`reference`, up to 101
+    quantiles; :func:`~hsconas.evaluation.proxy.positions_against`): about 0..1, monotone, linear
+    between the quantiles and saturating past the ends, so a proxy's heavy tail or sentinel (jacov
+    -1e9 for a dead network, synflow spanning 40 orders of magnitude) cannot throw a linear model
+    off; size-like proxies (:data:`LOG_PROXIES`) are compared on a log scale (0 -> below
+    everything). A missing value (NaN: a proxy that failed on that network) becomes 0.5, the
+    middle of the table. The ridge then standardises every column; the trees need no scaling.
 
     Args:
         space: the (unrestricted) space.
@@ -113,7 +130,8 @@ class AccuracyFeatures:
         proxy_settings: how the proxy values were computed (seed, minibatches, batch size,
             image pool, dataset name); :meth:`~hsconas.accuracy.zero_cost.ProxyConfig.settings`
             without the dataset path.
-        fill: per extra input, the value standing in for a missing one (feature scale).
+        reference: per extra input, the sorted reference values its positions are measured
+            against (set by :func:`fit_accuracy_model`).
     """
 
     def __init__(
@@ -123,14 +141,17 @@ class AccuracyFeatures:
         proxies: Sequence[str] = (),
         supernet: bool = False,
         proxy_settings: Mapping[str, Any] | None = None,
-        fill: Mapping[str, float] | None = None,
+        reference: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         self.space = space
         self.proxies: tuple[str, ...] = tuple(proxies)
         self.supernet = bool(supernet)
         self.proxy_settings: dict[str, Any] = dict(proxy_settings or {})
         self.inputs: tuple[str, ...] = (*self.proxies, *((SUPERNET_INPUT,) if supernet else ()))
-        self.fill: dict[str, float] = {k: float(v) for k, v in (fill or {}).items()}
+        self.reference: dict[str, list[float]] = {
+            k: [float(x) for x in v] for k, v in (reference or {}).items()
+        }
+        self._costs: dict[Architecture, tuple[float, float]] = {}
         extra = [f"proxy:{p}" for p in self.proxies] + (["supernet_acc"] if supernet else [])
         self.names: tuple[str, ...] = (
             *space.feature_names,
@@ -153,7 +174,8 @@ class AccuracyFeatures:
                 "supernet": self.supernet,
                 "proxy_settings": self.proxy_settings,
                 "log_scale": sorted(p for p in self.proxies if p in LOG_PROXIES),
-                "fill": self.fill,
+                "scale": "position among the fitting table's values (quantiles in reference)",
+                "reference": self.reference,
             }
         return out
 
@@ -166,7 +188,7 @@ class AccuracyFeatures:
             proxies=[str(p) for p in inputs.get("proxies", [])],
             supernet=bool(inputs.get("supernet", False)),
             proxy_settings=inputs.get("proxy_settings") or {},
-            fill=inputs.get("fill") or {},
+            reference=inputs.get("reference") or {},
         )
 
     def check(self, archs: Sequence[Architecture]) -> None:
@@ -192,12 +214,44 @@ class AccuracyFeatures:
         return "this accuracy model needs " + "; and ".join(need)
 
     def cost(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
-        """(params, MACs) of each architecture, both in millions."""
-        costs = [arch_cost(self.space, a) for a in archs]
+        """(params, MACs) of each architecture, both in millions (remembered per architecture:
+        spaces without closed-form counts build the network to count it)."""
+        for a in archs:
+            if a not in self._costs:
+                c = arch_cost(self.space, a)
+                self._costs[a] = (c.params / 1e6, c.macs / 1e6)
         return (
-            np.array([c.params / 1e6 for c in costs], dtype=np.float64),
-            np.array([c.macs / 1e6 for c in costs], dtype=np.float64),
+            np.array([self._costs[a][0] for a in archs], dtype=np.float64),
+            np.array([self._costs[a][1] for a in archs], dtype=np.float64),
         )
+
+    def fit_reference(self, archs: Sequence[Architecture], inputs: Mapping[str, Any]) -> None:
+        """Set :attr:`reference` from the inputs of the fitting table's rows.
+
+        Raises:
+            MissingInputError: an input not given.
+            AccuracyModelError: an input without a single finite value.
+        """
+        cols = self.input_columns(archs, inputs)
+        for j, k in enumerate(self.inputs):
+            self.reference[k] = _reference(cols[:, j])
+            if not self.reference[k]:
+                raise AccuracyModelError(f"input {k!r} has no finite value on any row of the table")
+
+    def position(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Positions (about 0..1) of one input's values (comparison scale) in its reference;
+        0.5 where missing.
+
+        Raises:
+            AccuracyModelError: the input has no reference (a malformed model file).
+        """
+        from hsconas.evaluation.proxy import positions_against
+
+        ref = self.reference.get(name)
+        if not ref:
+            raise AccuracyModelError(f"input {name!r} has no reference values")
+        pos = positions_against(np.asarray(values, dtype=np.float64), np.asarray(ref))
+        return np.where(np.isnan(pos), 0.5, pos)
 
     def input_columns(
         self, archs: Sequence[Architecture], inputs: Mapping[str, Any] | None
@@ -233,7 +287,7 @@ class AccuracyFeatures:
         Args:
             archs: architectures of the space.
             inputs: raw values of the extra inputs (:attr:`inputs`), one array per name, one
-                value per architecture (NaN: missing, replaced by :attr:`fill`).
+                value per architecture (NaN: missing).
 
         Raises:
             IncompatibleAccuracyModelError: an architecture of another space.
@@ -244,7 +298,7 @@ class AccuracyFeatures:
             return np.zeros((0, len(self.names)))
         extra = self.input_columns(archs, inputs)
         for j, k in enumerate(self.inputs):
-            extra[:, j] = np.where(np.isnan(extra[:, j]), self.fill.get(k, 0.0), extra[:, j])
+            extra[:, j] = self.position(k, extra[:, j])
         params_m, macs_m = self.cost(archs)
         base = self.space.feature_matrix(list(archs))
         return np.column_stack([base, extra, np.log(macs_m), np.log(params_m)])
@@ -614,12 +668,7 @@ def fit_accuracy_model(
         supernet=SUPERNET_INPUT in given,
         proxy_settings=proxy_settings if proxies else None,
     )
-    cols = feats.input_columns(archs, given)
-    for j, k in enumerate(feats.inputs):
-        ok = np.isfinite(cols[:, j])
-        if not ok.any():
-            raise AccuracyModelError(f"input {k!r} has no finite value on any row of the table")
-        feats.fill[k] = float(np.median(cols[ok, j]))
+    feats.fit_reference(archs, given)
     X = feats.transform(archs, given)
     groups = [space.to_string(a) for a in archs]
     rows, _ = cross_validate(X, y, groups, kinds=kinds, folds=folds, seed=seed)
