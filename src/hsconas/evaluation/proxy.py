@@ -18,10 +18,20 @@ from typing import Any
 import numpy as np
 
 from hsconas.errors import HsconasError
+from hsconas.evaluation.base import AccuracySource
 from hsconas.space import Architecture, SearchSpace
 from hsconas.store import ResultStore
 
-__all__ = ["ProxyAccuracy", "positions_against", "proxy_accuracy_source"]
+__all__ = [
+    "EnsembleAccuracy",
+    "ProxyAccuracy",
+    "StoredAccuracy",
+    "positions_against",
+    "proxy_accuracy_source",
+]
+
+#: stored-measurement fields of the values kept by :class:`StoredAccuracy`
+_STORED_KIND, _STORED_BACKEND = "accuracy", "estimate"
 
 #: proxies compared on a log scale (positive, spanning orders of magnitude)
 _LOG_SCALE = frozenset({"synflow", "snip", "grad_norm", "params", "macs"})
@@ -134,12 +144,20 @@ class ProxyAccuracy:
     def pool(self, space: SearchSpace) -> None:
         return None
 
+    def reference_archs(self) -> list[Architecture]:
+        """The reference sample: ``reference`` distinct architectures drawn with ``seed``; it does
+        not depend on what the search asks, so a score never changes once given."""
+        return self.space.sample_many(self.reference_size, self.config.seed, unique=True)
+
+    def signals(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        """Per signal (higher = better), the values of ``archs`` on the scale positions use."""
+        raw = self.scorer.values_of(archs, self.members)
+        return {m: _scaled(m, v) for m, v in raw.items()}
+
     def reference(self) -> dict[str, np.ndarray]:
-        """The proxy values of the reference sample (computed on first use), scaled."""
+        """The signal values of the reference sample (computed on first use), scaled."""
         if self._reference is None:
-            archs = self.space.sample_many(self.reference_size, self.config.seed, unique=True)
-            raw = self.scorer.values_of(archs, self.members)
-            self._reference = {m: _scaled(m, v) for m, v in raw.items()}
+            self._reference = self.signals(self.reference_archs())
         return self._reference
 
     def accuracy(self, arch: Architecture) -> float:
@@ -149,13 +167,143 @@ class ProxyAccuracy:
         todo = [a for a in dict.fromkeys(archs) if a not in self._cache]
         if todo:
             ref = self.reference()
-            raw = self.scorer.values_of(todo, self.members)
-            pos = np.array([positions_against(_scaled(m, raw[m]), ref[m]) for m in self.members])
+            raw = self.signals(todo)
+            pos = np.array([positions_against(raw[m], ref[m]) for m in ref])
             with np.errstate(all="ignore"):
                 score = 100.0 * np.nanmean(pos, axis=0)
             for a, s in zip(todo, score, strict=True):
                 self._cache[a] = float(s) if np.isfinite(s) else 0.0
         return np.array([self._cache[a] for a in archs], dtype=np.float64)
+
+
+class StoredAccuracy:
+    """Any accuracy source whose values are kept in the results store, so a resumed run reads
+    them back instead of computing them again (a supernet's accuracies of the reference sample).
+
+    Args:
+        source: the accuracy source.
+        store: the results store.
+        space: the architectures' space (values are stored under its canonical strings).
+        identity: JSON-ready identity of the values (a checkpoint digest, the data, the
+            calibration); values stored under another identity are not read.
+    """
+
+    def __init__(
+        self,
+        source: AccuracySource,
+        store: ResultStore,
+        space: SearchSpace,
+        identity: Mapping[str, Any],
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.space = space
+        self.identity = dict(identity)
+        self._cache: dict[str, float] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return dict(self.identity)
+
+    @property
+    def n_evals(self) -> int:
+        """Values computed by the source (not read back from the store)."""
+        return int(getattr(self.source, "n_evals", 0))
+
+    def pool(self, space: SearchSpace) -> None:
+        return None
+
+    def _stored(self) -> dict[str, float]:
+        if self._cache is None:
+            found = self.store.measurements(
+                space=self.space.name, kind=_STORED_KIND, device=self.name,
+                backend=_STORED_BACKEND, settings=self.identity,
+            )  # fmt: skip
+            self._cache = {
+                m.key: float(m.extra["value"]) for m in found if m.extra.get("value") is not None
+            }
+        return self._cache
+
+    def accuracy(self, arch: Architecture) -> float:
+        return float(self.evaluate([arch])[0])
+
+    def evaluate(self, archs: Sequence[Architecture]) -> np.ndarray:
+        from hsconas.store import Measurement
+
+        cache = self._stored()
+        keys = [self.space.to_string(a) for a in archs]
+        todo = {k: a for a, k in zip(archs, keys, strict=True) if k not in cache}
+        if todo:
+            values = self.source.evaluate(list(todo.values()))
+            for k, v in zip(todo, values, strict=True):
+                cache[k] = float(v)
+                self.store.put_measurement(
+                    Measurement(
+                        space=self.space.name, kind=_STORED_KIND, key=k, device=self.name,
+                        backend=_STORED_BACKEND, settings=self.identity, median_ms=float(v),
+                        spread_ms=0.0, n_runs=1, stable=True, extra={"value": float(v)},
+                    )
+                )  # fmt: skip
+        return np.array([cache[k] for k in keys], dtype=np.float64)
+
+
+class EnsembleAccuracy(ProxyAccuracy):
+    """The label-free default estimate: the zero-cost ``ensemble`` with further accuracy sources
+    (the stage's trained supernet) folded in as more signals.
+
+    Each signal's value becomes its position among the same signal's values on the fixed seeded
+    reference sample (:meth:`ProxyAccuracy.reference_archs`; the supernet evaluates those
+    architectures too), and the score is 100 x the mean position over the proxies of
+    :data:`~hsconas.accuracy.zero_cost.ENSEMBLE_MEMBERS` and the extra sources: about 0..100,
+    higher = predicted more accurate, *not* a percent accuracy. A NaN signal is left out of an
+    architecture's mean.
+
+    Args:
+        space: the searched space.
+        data: dataset spec of the proxies' minibatches.
+        others: further signals by name, e.g. ``{"supernet": SupernetAccuracy(...)}`` (percent or
+            any scale: only positions count).
+        **kwargs: as :class:`ProxyAccuracy` (``seed``, ``store``, ``reference``, ...).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        data: str,
+        others: Mapping[str, AccuracySource],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(space, "ensemble", data, **kwargs)
+        self.others = dict(others)
+
+    @property
+    def name(self) -> str:
+        return "ensemble"
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        base = dict(super().settings)
+        base["kind"] = "ensemble"
+        base["signals"] = [*self.members, *self.others]
+        base["others"] = {k: dict(v.settings) for k, v in self.others.items()}
+        return base
+
+    @property
+    def n_evals(self) -> int:
+        """Networks whose proxies were computed plus the extra sources' own evaluations."""
+        return self.scorer.n_computed + sum(
+            int(getattr(s, "n_evals", 0)) for s in self.others.values()
+        )
+
+    def signals(self, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+        out = super().signals(archs)
+        for name, source in self.others.items():
+            out[name] = np.asarray(source.evaluate(list(archs)), dtype=np.float64)
+        return out
 
 
 def proxy_accuracy_source(

@@ -206,10 +206,13 @@ class SearchConfig:
         budget_percentile: percentile (0-100) of the measured latencies used when ``budget_ms``
             is ``null``.
         n_queries: distinct architectures evaluated (hardware model + supernet accuracy).
-        accuracy: where the search's accuracy comes from: ``supernet`` (the stage-3 supernet,
-            BN-recalibrated) or ``proxy:METHOD`` (a label-free zero-cost estimate on the
-            dataset's training images, e.g. ``proxy:ensemble``; a score of about 0..100, not a
-            percent; the final stage still reports the supernet's accuracy of the chosen net).
+        accuracy: where the search's accuracy comes from: ``ensemble`` (the label-free
+            combination of the zero-cost proxies on the dataset's training images and the
+            stage-3 supernet's BN-recalibrated validation accuracy: 100 x each signal's mean
+            position among its values on a fixed seeded reference sample of 64 architectures, a
+            score of about 0..100, not a percent), ``supernet`` (the supernet alone, percent) or
+            ``proxy:METHOD`` (zero-cost proxies only, e.g. ``proxy:ensemble``; same 0..100
+            scale). The final stage still reports the supernet's accuracy of the chosen net.
         mode: fitness mode: ``constraint``, ``weighted`` or ``pareto``.
         population_size: parents kept per generation.
         initial_queries: random architectures evaluated before evolution.

@@ -212,9 +212,9 @@ def validate(cfg: PipelineConfig, *, base_dir: Path | None = None) -> PipelineCo
     )
     proxies = ("ensemble", "naswot", "synflow", "snip", "grad_norm", "jacov", "params", "macs")
     _check(
-        se.accuracy in ("supernet", *(f"proxy:{m}" for m in proxies)),
+        se.accuracy in ("ensemble", "supernet", *(f"proxy:{m}" for m in proxies)),
         "search.accuracy",
-        f"must be supernet or proxy:METHOD with METHOD one of {', '.join(proxies)}, "
+        f"must be ensemble, supernet or proxy:METHOD with METHOD one of {', '.join(proxies)}, "
         f"got {se.accuracy!r}",
     )
     _check(se.population_size >= 2, "search.population_size", "must be >= 2")

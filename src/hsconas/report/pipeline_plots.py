@@ -88,11 +88,13 @@ def plot_stage_fronts(
     stages: Sequence[Mapping[str, Any]],
     budget_ms: float,
     chosen: Mapping[str, float] | None = None,
+    y_label: str = "supernet accuracy (%)",
 ) -> str:
     """Evaluated points and the cumulative Pareto front after each shrinking stage.
 
     ``chosen`` (``predicted_ms``, ``measured_ms``, ``accuracy``) marks the chosen network at its
-    predicted latency and, joined by an arrow, at its measured latency.
+    predicted latency and, joined by an arrow, at its measured latency. ``y_label`` names what
+    steered the search (the points' accuracy values).
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.8))
@@ -137,7 +139,7 @@ def plot_stage_fronts(
             arrowprops={"arrowstyle": "->", "color": "k", "lw": 1},
         )
     ax.set_xlabel("latency (ms): points and fronts predicted by the hardware model")
-    ax.set_ylabel("supernet accuracy (%)")
+    ax.set_ylabel(y_label)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     return _png(fig)

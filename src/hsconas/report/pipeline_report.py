@@ -57,6 +57,29 @@ def model_warning(prof: Mapping[str, Any]) -> str | None:
     return quality_warning(v["within_10pct"], v["kendall"], v["n"], spread_pct=v["mape_pct"])
 
 
+def estimator_of(search: Mapping[str, Any]) -> dict[str, Any]:
+    """What steered a search (its stage result's ``estimator``; the supernet for runs made
+    before the estimator was recorded): ``accuracy``, ``signals``, ``scale``, ``reference``."""
+    default = {"accuracy": "supernet", "signals": ["supernet"], "scale": "percent", "reference": 0}
+    return {**default, **dict(search.get("estimator") or {})}
+
+
+def estimator_text(est: Mapping[str, Any]) -> str:
+    """One phrase naming a search's accuracy estimate and its scale, for the report."""
+    if est["scale"] == "percent":
+        return "the supernet (validation accuracy with recalibrated batch norms, percent)"
+    signals = [str(s) for s in est["signals"]]
+    how = (
+        f"each signal's position among its values on a fixed sample of {est['reference']} "
+        "architectures, averaged and scaled to a score of 0..100, not a percent"
+    )
+    if est["accuracy"] == "ensemble":
+        return f"the label-free ensemble of {', '.join(signals)} ({how})"
+    if len(signals) > 1:
+        return f"the zero-cost ensemble of {', '.join(signals)} ({how})"
+    return f"the zero-cost proxy {signals[0]} ({how})"
+
+
 def _e(x: Any) -> str:
     return html.escape(str(x))
 
@@ -143,6 +166,7 @@ def render_html(
     )  # fmt: skip
     if acc:
         kpis.insert(1, ("accuracy trained from scratch (test)", f"{acc['test_accuracy']:.2f}%"))
+    kpis.append(("search steered by", estimator_of(search)["accuracy"]))
     parts.append("".join(f'<div class="kpi"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in kpis))
     if model_warning(prof):
         parts.append(
@@ -241,25 +265,42 @@ def render_html(
     tick(4)
     parts.append("<h2>Search</h2>")
     best = search.get("best") or {}
+    est = estimator_of(search)
+    percent = est["scale"] == "percent"
+    unit = "%" if percent else " (score)"
+    acc_col = "acc %" if percent else "score"
     parts.append(
         f"<p>{search['n_queries']} distinct architectures evaluated (latency from the hardware "
-        f"model, accuracy from the supernet) in {search['time_s']:.0f} s; "
+        f"model, accuracy from {_e(estimator_text(est))}) in {search['time_s']:.0f} s; "
         f"{search['n_replayed']} replayed from the store."
         + (
             f" Best within budget as predicted: <code>{_e(best['arch'])}</code> "
-            f"({best['accuracy']:.2f}%, {best['latency_ms']:.4g} ms predicted; its measured "
-            "latency, and the network finally chosen, are under <i>The chosen network</i>).</p>"
+            f"({best['accuracy']:.2f}{unit}, {best['latency_ms']:.4g} ms predicted; its "
+            "measured latency, and the network finally chosen, are under <i>The chosen "
+            "network</i>).</p>"
             if best
             else "</p>"
         )
     )
-    chosen = {
-        "predicted_ms": final["predicted_ms"],
-        "measured_ms": final["measured_ms"],
-        "accuracy": final["accuracy_val_inherited"],
-    }
+    # the chosen network on the search's own accuracy scale (the supernet's, or the estimate)
+    searched = {c["arch"]: c["accuracy"] for c in search.get("candidates", [])}
+    searched.update({s["arch"]: s["accuracy"] for s in search.get("scaled", []) if "arch" in s})
+    y_chosen = final["accuracy_val_inherited"] if percent else searched.get(final.get("arch"))
+    chosen = (
+        None
+        if y_chosen is None
+        else {
+            "predicted_ms": final["predicted_ms"],
+            "measured_ms": final["measured_ms"],
+            "accuracy": y_chosen,
+        }
+    )
+    y_label = "supernet accuracy (%)" if percent else f"{est['accuracy']} score (0..100)"
     parts.append(
-        _img(plot_stage_fronts(search["stages"], budget, chosen), "Pareto front per stage")
+        _img(
+            plot_stage_fronts(search["stages"], budget, chosen, y_label=y_label),
+            "Pareto front per stage",
+        )
     )
     parts.append(
         _table(
@@ -284,7 +325,7 @@ def render_html(
         parts.append("<h3>Dynamic channel scaling of the best candidates</h3>")
         parts.append(
             _table(
-                ["from", "acc %", "pred ms", "scaled to", "acc %", "pred ms", "moves"],
+                ["from", acc_col, "pred ms", "scaled to", acc_col, "pred ms", "moves"],
                 [
                     [
                         s["from"],

@@ -109,20 +109,49 @@ def relative_path(ctx: StageContext, path: Path) -> str:
 
 
 def search_evaluator_of(ctx: StageContext) -> SupernetEvaluator | CombinedEvaluator:
-    """The search's evaluator: :func:`evaluator_of`, or hardware-model latency with a zero-cost
-    estimate when ``search.accuracy`` is ``proxy:METHOD``."""
+    """The search's evaluator: :func:`evaluator_of` when ``search.accuracy`` is ``supernet``;
+    else hardware-model latency with a label-free estimate: the zero-cost proxies and the
+    supernet (``ensemble``) or the proxies only (``proxy:METHOD``)."""
     cfg = config_of(ctx)
-    if not cfg.search.accuracy.startswith("proxy:"):
+    if cfg.search.accuracy == "supernet":
         return evaluator_of(ctx)
     cache = cache_of(ctx)
-    ident = (cfg.search.accuracy, ctx.inputs["hw_model"]["model_path"])
+    ident = (
+        cfg.search.accuracy,
+        ctx.inputs["hw_model"]["model_path"],
+        ctx.inputs.get("supernet", {}).get("checkpoint"),
+    )
     if cache.get("proxy_evaluator_id") != ident:
-        from hsconas.evaluation.proxy import proxy_accuracy_source
+        from hsconas.evaluation.proxy import (
+            EnsembleAccuracy,
+            ProxyAccuracy,
+            StoredAccuracy,
+            proxy_accuracy_source,
+        )
 
-        source = proxy_accuracy_source(
-            cfg.search.accuracy, space=space_of(cfg), data=cfg.dataset.spec(), seed=cfg.seed,
-            store=store_of(ctx),
-        )  # fmt: skip
+        source: ProxyAccuracy
+        if cfg.search.accuracy == "ensemble":
+            from hsconas.latency.model_file import file_digest
+
+            checkpoint = str(ctx.inputs["supernet"]["checkpoint"])
+            identity = {
+                "kind": "supernet", "checkpoint_sha256": file_digest(ctx.run_dir / checkpoint),
+                "dataset": cfg.dataset.spec(), "subset": cfg.dataset.subset,
+                "image_size": cfg.dataset.image_size, "val_fraction": cfg.dataset.val_fraction,
+                "calib_images": cfg.supernet.calib_images, "seed": cfg.seed,
+            }  # fmt: skip
+            supernet = StoredAccuracy(
+                evaluator_of(ctx).accuracy_source, store_of(ctx), space_of(cfg), identity
+            )
+            source = EnsembleAccuracy(
+                space_of(cfg), cfg.dataset.spec(), {"supernet": supernet}, seed=cfg.seed,
+                store=store_of(ctx),
+            )  # fmt: skip
+        else:
+            source = proxy_accuracy_source(
+                cfg.search.accuracy, space=space_of(cfg), data=cfg.dataset.spec(), seed=cfg.seed,
+                store=store_of(ctx),
+            )  # fmt: skip
         cache["proxy_evaluator"] = CombinedEvaluator(source, ModelLatency(hw_model_of(ctx)))
         cache["proxy_evaluator_id"] = ident
     ev = cache["proxy_evaluator"]

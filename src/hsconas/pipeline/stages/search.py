@@ -1,5 +1,7 @@
 """Stage 4, ``search``: the HSCoNAS EA with progressive space shrinking (hardware-model latency,
-supernet accuracy), then dynamic channel scaling of the best candidates to the budget."""
+accuracy from ``search.accuracy``: the ensemble of zero-cost proxies and the supernet, the
+supernet alone or proxies only), then dynamic channel scaling of the best candidates to the
+budget."""
 
 from __future__ import annotations
 
@@ -121,6 +123,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     )  # fmt: skip
     best = res.best
     return {
+        "estimator": _estimator(se.accuracy, ev),
         "budget_ms": budget,
         "n_queries": res.n_queries,
         "n_replayed": res.n_replayed,
@@ -142,6 +145,21 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
             "dropped": {k: [str(v) for v in vs] for k, vs in reduction.dropped.items()},
             "rule": reduction.rule,
         },
+    }
+
+
+def _estimator(accuracy: str, ev: Any) -> dict[str, Any]:
+    """What steered the search: the configured ``search.accuracy``, the signals it combines and
+    the scale of its values (``percent`` for the supernet, else a 0..100 ``score``)."""
+    source = getattr(ev, "accuracy_source", None)
+    signals = list(getattr(source, "settings", {}).get("signals", []))
+    if not signals:
+        signals = list(getattr(source, "members", ("supernet",)))
+    return {
+        "accuracy": accuracy,
+        "signals": signals,
+        "scale": "percent" if accuracy == "supernet" else "score",
+        "reference": int(getattr(source, "reference_size", 0)),
     }
 
 
