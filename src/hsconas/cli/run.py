@@ -143,6 +143,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_outputs(dirs={"run_dir": Path(cfg.run_dir)})  # an unwritable folder fails now
     resolve_device(cfg.supernet.device)  # a missing GPU fails now, not after profiling
+    if not cfg.device.backend.startswith("remote:"):
+        from hsconas.hardware.backends import BackendUnavailableError, get_backend
+
+        reason = get_backend(cfg.device.backend).unavailable_reason()
+        if reason is not None:  # nor a measurement backend this machine cannot run
+            raise BackendUnavailableError(
+                f"config field 'device.backend' is {cfg.device.backend!r}, which cannot run "
+                f"here: {reason}"
+            )
     t0 = time.perf_counter()
     if args.no_progress or not sys.stderr.isatty():
         reporter = PlainReporter(periodic=not args.no_progress)
