@@ -21,7 +21,7 @@ from hsconas.pipeline.config_sections import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-RULES = {
+RULES: dict[str, dict[str, Any]] = {
     "uniform": {"sampling": "uniform"},
     "fair": {"sampling": "fair"},
     "sandwich-distill": {"sampling": "sandwich", "num_random": 1, "distill": True},
@@ -153,7 +153,7 @@ def test_pipeline_config_rules() -> None:
 
     assert config("nb201", sampling="fair").supernet.sampling == "fair"
     assert config("hsconas-digits", sampling="sandwich", distill=True).supernet.distill
-    bad = [
+    bad: list[tuple[str, dict[str, Any], str]] = [
         ("ofa-mbv3", {"sampling": "fair"}, "supernet.sampling"),
         ("nb201", {"sampling": "sandwich", "distill": True}, "largest"),
         ("hsconas-digits", {"sampling": "uniform", "distill": True}, "supernet.distill"),
