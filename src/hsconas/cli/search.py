@@ -74,8 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument(
         "--data",
         metavar="SPEC",
-        help="with --supernet or --accuracy: " + _DATA_HELP + " (the checkpoint's subset and "
-        "validation split are reused when SPEC is the one it was trained on)",
+        help=f"with --supernet, --accuracy or an --accuracy-model fitted with proxy inputs: "
+        f"{_DATA_HELP} (the checkpoint's subset and validation split are reused when SPEC is "
+        "the one it was trained on)",
     )
     acc.add_argument(
         "--calib-images", type=positive_int, default=2000, metavar="N",
@@ -83,7 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     acc.add_argument(
         "--accuracy-model", type=Path, metavar="MODEL.json",
-        help="saved accuracy model of `hsconas accuracy fit` (predicted top-1 %%)",
+        help="saved accuracy model of `hsconas accuracy fit` (predicted top-1 %%); one fitted "
+        "with proxy inputs needs --data (proxy values cached in --store), one with a supernet "
+        "input --supernet",
     )  # fmt: skip
     lat = p.add_argument_group("latency (one of)")
     lat.add_argument("--latency-table", type=Path, help="latency CSV (default for nb201: HELP)")

@@ -57,6 +57,8 @@ def check_choice(args: argparse.Namespace) -> None:
                        ("--accuracy-model", args.accuracy_model),
                        ("--accuracy", args.accuracy)) if v is not None
     ]  # fmt: skip
+    if args.accuracy_model is not None and args.supernet is not None:
+        given.remove("--supernet")  # the supernet's accuracy is then an input of the model
     if len(given) > 1:
         raise HsconasError(f"give one accuracy source, not both {given[0]} and {given[1]}")
     if args.latency_model is not None and args.latency_table is not None:
@@ -66,8 +68,16 @@ def check_choice(args: argparse.Namespace) -> None:
             "--supernet needs --data SPEC (digits | mnist:PATH | cifar10:PATH | folder:PATH) "
             "to recalibrate batch norms and measure accuracy on"
         )
-    if args.supernet is None and args.accuracy is None and args.data is not None:
-        raise HsconasError("--data is only used with --supernet CHECKPOINT or --accuracy proxy:M")
+    if (
+        args.supernet is None
+        and args.accuracy is None
+        and args.accuracy_model is None
+        and args.data is not None
+    ):
+        raise HsconasError(
+            "--data is only used with --supernet CHECKPOINT, --accuracy proxy:M or an "
+            "--accuracy-model with proxy inputs"
+        )
     if not given and args.space != "nb201":
         raise HsconasError(
             f"no accuracy source for space {args.space!r}: give --supernet CHECKPOINT --data SPEC, "
@@ -146,13 +156,21 @@ def search_sources(args: argparse.Namespace) -> Sources:
         lat_source = ModelLatency.from_file(args.latency_model, space=full.name, device=args.device)
     space = full
     acc_source: Any = None
-    if args.supernet is not None:
+    if args.supernet is not None and args.accuracy_model is None:
         acc_source = supernet_source(args, full.name)
         space = acc_source.space  # a supernet trained on a subspace searches that subspace
     if args.space_restrict is not None:
         space = space.restrict(load_restrict(args.space_restrict, args.space))
     if acc_source is None and args.accuracy_model is not None:
-        acc_source = accuracy_model_source(args.accuracy_model, space=full.name)
+        from hsconas.store import ResultStore
+
+        acc_source = accuracy_model_source(
+            args.accuracy_model,
+            space=full.name,
+            data=args.data,
+            store=ResultStore(args.store) if args.store is not None else None,
+            supernet=(lambda: supernet_source(args, full.name)) if args.supernet else None,
+        )
         space = within_coverage(space, acc_source.covered, args.accuracy_model)
     if acc_source is None and args.accuracy is not None:
         from hsconas.evaluation.proxy import proxy_accuracy_source

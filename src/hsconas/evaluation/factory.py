@@ -3,7 +3,7 @@ place the CLI, the pipeline and the benchmarks assemble their evaluations. No to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +47,47 @@ def parse_latency_source(
     raise SourceError(f"--source {text!r}: unknown kind {kind!r}; use backend:, model: or table:")
 
 
-def accuracy_model_source(path: str | Path, *, space: str) -> PredictorAccuracy:
+def accuracy_model_source(
+    path: str | Path,
+    *,
+    space: str,
+    data: str | None = None,
+    store: Any = None,
+    supernet: Callable[[], Any] | None = None,
+) -> PredictorAccuracy:
     """The accuracy source of a saved accuracy model (``hsconas accuracy fit``; the CLI's
     ``--accuracy-model``).
+
+    Args:
+        path: the model file.
+        space: the space it must describe.
+        data: dataset spec of the images its proxy inputs are computed on.
+        store: results store caching the proxy values.
+        supernet: builds the supernet's accuracy source, for a model with a supernet input
+            (called only then: loading a checkpoint and its images takes a while).
 
     Raises:
         DataNotFoundError: no such file.
         AccuracyModelError: not an accuracy model file, or a model of another space.
+        MissingInputError: the model needs proxies and no ``data``, or a supernet and none.
+        SourceError: ``data`` or ``supernet`` given to a model that does not use it.
     """
-    return PredictorAccuracy.from_file(Path(path), space=space)
+    from hsconas.accuracy.predictor import load_accuracy_model
+
+    model = load_accuracy_model(Path(path), space=space)
+    if data is not None and not model.inputs:
+        raise SourceError(
+            f"{path}: this accuracy model has no proxy or supernet inputs; --data is not used"
+        )
+    if supernet is not None and not model.features.supernet:
+        raise SourceError(f"{path}: this accuracy model has no supernet input; drop --supernet")
+    return PredictorAccuracy.from_file(
+        Path(path),
+        space=space,
+        data=data if model.features.proxies else None,
+        store=store,
+        supernet=supernet() if supernet is not None else None,
+    )
 
 
 def make_evaluator(
