@@ -144,10 +144,12 @@ def test_cli_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(err.splitlines()) == 1 and "supports hsconas" in err and "nb201" in err
 
 
-def test_pipeline_config_rules() -> None:
+def test_pipeline_config_rules(data_dir: Path) -> None:
     def config(space: str, **supernet: Any) -> Any:
         doc = config_to_dict(default_config())
         doc["space"] = {"name": space}
+        if space != "hsconas-digits":  # 3-channel spaces take CIFAR-10
+            doc["dataset"].update(name="cifar10", path=str(data_dir / "images/cifar10_jpg.tar.gz"))
         doc["supernet"].update(supernet)
         return config_from_dict(doc)
 
