@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import tarfile
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -30,36 +28,13 @@ final: {{max_candidates: 2, train_from_scratch: true, epochs: 1, batch_size: 16}
 """
 
 
-def _cifar_folder(archive: Path, root: Path, per_class: dict[str, int]) -> None:
-    """``root/{train,val}/<class>/*.jpg``: the first JPEGs of each class of the shared archive."""
-    taken: Counter[tuple[str, str]] = Counter()
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if not member.isfile() or len(parts) < 3:
-                continue
-            split, cls, name = parts[-3:]
-            out_split = "train" if split == "train" else "val"
-            if taken[(out_split, cls)] >= per_class[out_split]:
-                continue
-            taken[(out_split, cls)] += 1
-            fh = tar.extractfile(member)
-            assert fh is not None
-            target = root / out_split / cls / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(fh.read())
-
-
 @pytest.mark.slow
 def test_run_on_ofa_mbv3_with_real_cifar_jpegs(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cifar_jpegs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _cifar_folder(
-        data_dir / "images" / "cifar10_jpg.tar.gz", tmp_path / "imgs", {"train": 8, "val": 3}
-    )
     run = tmp_path / "run"
     cfg = tmp_path / "ofa.yaml"
-    cfg.write_text(CONFIG.format(run=run, data=tmp_path / "imgs"), encoding="utf-8")
+    cfg.write_text(CONFIG.format(run=run, data=cifar_jpegs), encoding="utf-8")
     assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "chosen network: r128|" in out
