@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ CONFIG = ProxyConfig(data="digits", seed=0, batch_size=32, pool=300)
 
 
 @pytest.fixture(scope="module")
-def digits_cells(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def digits_cells(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """60 hsconas-digits networks, their real jacov values on digits images (cached in a store),
     and a synthetic accuracy that jacov explains: a network's jacov depends on its random
     initialisation and the images, which its genes alone cannot tell."""
@@ -45,7 +46,7 @@ def digits_cells(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 
 def _fit(
-    cells: dict, rows: slice, *, with_proxy: bool, kinds: tuple[str, ...] = ("ridge",)
+    cells: dict[str, Any], rows: slice, *, with_proxy: bool, kinds: tuple[str, ...] = ("ridge",)
 ) -> AccuracyPredictor:
     archs, acc, jacov = cells["archs"][rows], cells["acc"][rows], cells["jacov"][rows]
     model, _ = fit_accuracy_model(
@@ -60,7 +61,7 @@ def _fit(
     return model
 
 
-def test_an_informative_proxy_beats_the_features_alone(digits_cells) -> None:
+def test_an_informative_proxy_beats_the_features_alone(digits_cells: dict[str, Any]) -> None:
     """Both fitted as ``accuracy fit`` does by default (ridge, trees and their mean compared by
     cross-validation); 129 one-hot features and 40 rows: the ridge alone shrinks the one
     informative column too hard, the trees find it."""
@@ -77,7 +78,7 @@ def test_an_informative_proxy_beats_the_features_alone(digits_cells) -> None:
     assert np.all(sd > 0) and proxied.inputs == ("jacov",)
 
 
-def test_model_file_round_trip_with_inputs(digits_cells, tmp_path: Path) -> None:
+def test_model_file_round_trip_with_inputs(digits_cells: dict[str, Any], tmp_path: Path) -> None:
     model = _fit(digits_cells, slice(0, 40), with_proxy=True)
     path = model.save(tmp_path / "m.json")
     doc = json.loads(path.read_text())
@@ -94,10 +95,10 @@ def test_model_file_round_trip_with_inputs(digits_cells, tmp_path: Path) -> None
     assert json.loads(plain.save(tmp_path / "p.json").read_text())["format_version"] == 1
 
 
-def test_a_missing_input_is_refused(digits_cells, tmp_path: Path) -> None:
+def test_a_missing_input_is_refused(digits_cells: dict[str, Any], tmp_path: Path) -> None:
     model = _fit(digits_cells, slice(0, 40), with_proxy=True)
     held = digits_cells["archs"][40:43]
-    with pytest.raises(MissingInputError, match="jacov .* give --data SPEC"):
+    with pytest.raises(MissingInputError, match=r"jacov .* give --data SPEC"):
         model.predict(held)
     with pytest.raises(MissingInputError, match="--data"):
         PredictorInputs(model, data=None)
@@ -110,7 +111,7 @@ def test_a_missing_input_is_refused(digits_cells, tmp_path: Path) -> None:
         PredictorInputs(model, data="cifar10:elsewhere.tar.gz")
 
 
-def test_inputs_are_computed_once_and_read_back(digits_cells) -> None:
+def test_inputs_are_computed_once_and_read_back(digits_cells: dict[str, Any]) -> None:
     model = _fit(digits_cells, slice(0, 40), with_proxy=True)
     fresh = get_space("hsconas-digits").sample_many(70, 0, unique=True)[64:]
     store = ResultStore(digits_cells["db"])
@@ -126,7 +127,7 @@ def test_inputs_are_computed_once_and_read_back(digits_cells) -> None:
     assert np.all(np.isfinite(mean)) and np.all(sd > 0)
 
 
-def test_positions_bound_tails_and_fill_missing(digits_cells) -> None:
+def test_positions_bound_tails_and_fill_missing(digits_cells: dict[str, Any]) -> None:
     model = _fit(digits_cells, slice(0, 40), with_proxy=True)
     ref = model.features.reference["jacov"]
     pos = model.features.position("jacov", np.array([-1e9, min(ref), max(ref), 1e9, np.nan]))
@@ -138,7 +139,7 @@ def test_positions_bound_tails_and_fill_missing(digits_cells) -> None:
     assert np.all((lo - 3 < dead) & (dead < hi + 3))  # a sentinel does not run away
 
 
-def test_a_supernet_input_needs_a_supernet(digits_cells) -> None:
+def test_a_supernet_input_needs_a_supernet(digits_cells: dict[str, Any]) -> None:
     archs, acc = digits_cells["archs"][:30], digits_cells["acc"][:30]
     model, _ = fit_accuracy_model(
         digits_cells["space"], archs, acc, kinds=["ridge"], folds=3,
