@@ -126,3 +126,26 @@ def test_nb201_table_saturates_at_edge_blocks_and_covers_unseen_networks() -> No
         feats = network_features(arch)
         assert set(feats.block_keys) <= set(found)
         assert len(feats.block_keys) == 1 + 3 * 5 * 6 + 2 + 3  # stem, 15 cells x 6 edges, ...
+
+
+def test_ofa_resnet_table_holds_the_blocks_of_networks_it_never_sampled() -> None:
+    """ofa-resnet50's first bottleneck of a unit takes the previous unit's width: its variants
+    come from the space's block cover, not from luck in sampling."""
+    from hsconas.latency.hsconas.lut import collect_blocks
+    from hsconas.latency.hsconas.model import network_features
+    from hsconas.space import get_space
+
+    space = get_space("ofa-resnet50").at_resolution(128)
+    genes = space.gene_names
+    small = space.restrict(
+        {
+            **{g: [0.65, 1.0] for g in genes if g.endswith(("width", "w0", "w1"))},
+            **{g: [0.25] for g in genes if g.endswith("expand")},
+            **{f"u{u}.depth": [2] for u in (1, 2, 4)},
+            "u3.depth": [4],
+            "stem.depth": [2],
+        }
+    )
+    found = collect_blocks(small, patience=1, max_samples=1, seed=0)
+    for arch in small.sample_many(3, np.random.default_rng(11)):
+        assert set(network_features(arch).block_keys) <= set(found)

@@ -12,7 +12,7 @@ import torch
 
 from hsconas.errors import ArchitectureFormatError, InvalidArchitectureError
 from hsconas.nn import build_model, count_macs, count_params
-from hsconas.space import get_space
+from hsconas.space import Architecture, get_space
 from hsconas.space.channels import make_divisible
 from hsconas.spaces.ofa_resnet import OFAResNetSpace
 
@@ -160,3 +160,29 @@ def test_build_and_forward_samples(space: OFAResNetSpace) -> None:
         assert out.shape == (1, 7)
     with pytest.raises(TypeError, match="unknown options"):
         build_model(space.sample(0), width=2)
+
+
+def _blocks(space: OFAResNetSpace, arch: Architecture) -> set[tuple[object, ...]]:
+    """What keys an OFA-ResNet network's LUT blocks: stem (depth, mid, out), every bottleneck's
+    (in, mid, out, stride) at its unit, the head's width (one resolution)."""
+    plan = space.block_plan(arch)
+    stem = ("stem", space.as_dict(arch)["stem.depth"], *space.stem_channels(arch))
+    return {stem, *plan, ("head", plan[-1][2])}
+
+
+def test_block_cover_holds_every_block_that_sampling_finds() -> None:
+    space = get_space("ofa-resnet50").at_resolution(128)
+    assert isinstance(space, OFAResNetSpace)
+    cover = space.block_cover()
+    assert len(cover) == 27 and all(space.contains(a) for a in cover)
+    covered = set().union(*(_blocks(space, a) for a in cover))
+    rng = np.random.default_rng(0)
+    sampled = set().union(*(_blocks(space, space.sample(rng)) for _ in range(3000)))
+    assert sampled == covered and len(covered) == 159
+    # a restricted space: the cover keeps to its choices and still holds all of its blocks
+    small = space.restrict({"u2.width": [0.65, 1.0], "u3.b1.expand": [0.35]})
+    assert isinstance(small, OFAResNetSpace)
+    small_cover = small.block_cover()
+    assert all(small.contains(a) for a in small_cover)
+    covered = set().union(*(_blocks(small, a) for a in small_cover))
+    assert set().union(*(_blocks(small, small.sample(rng)) for _ in range(1000))) <= covered

@@ -122,6 +122,50 @@ class OFAResNetSpace(SearchSpace):
                 channels = out
         return plan
 
+    def block_cover(self) -> list[Architecture]:
+        """Architectures that together hold every distinct block of the (maybe restricted)
+        space, at each allowed resolution: every (input width, output width, expand) of a
+        unit's first bottleneck, every (width, expand) of its later ones, every stem (depth,
+        w0, w1) and head width; 27 networks per resolution for the full space.
+
+        A unit's first block takes the previous unit's width, so it has 3 x 3 x 3 variants,
+        each in a random network with probability 1/27: a lookup table built by sampling
+        alone misses some of them, and the networks it later meets fail
+        (:func:`hsconas.latency.hsconas.lut.collect_blocks` decomposes these first). Built by
+        alternating width indices ``p, q, p, q, ...`` along stem, u1..u4 over all ``(p, q)``,
+        which gives every ordered pair of neighbouring widths, with one expand index ``r`` for
+        every block (and the stem depth) at the units' deepest setting.
+        """
+        ch = {g.name: g.choices for g in self.genes}
+
+        def pick(gene: str, i: int) -> Value:
+            return ch[gene][i % len(ch[gene])]
+
+        units = range(1, len(RESNET_BASE_WIDTHS) + 1)
+        widths = ["stem.w1", *(f"u{u}.width" for u in units)]
+        k = max(len(ch[g]) for g in [*widths, "stem.w0"])
+        expands = [g for g in self.gene_names if g.endswith(".expand")]
+        m = max(len(ch["stem.depth"]), *(len(ch[g]) for g in expands))
+        out: dict[Architecture, None] = {}
+        for res in ch["resolution"]:
+            for p in range(k):
+                for q in range(k):
+                    for r in range(m):
+                        v: dict[str, Value] = {
+                            "resolution": res,
+                            "stem.depth": pick("stem.depth", r),
+                            "stem.w0": pick("stem.w0", q),
+                        }
+                        for i, g in enumerate(widths):
+                            v[g] = pick(g, p if i % 2 == 0 else q)
+                        for u in units:
+                            depth = int(max(ch[f"u{u}.depth"]))
+                            v[f"u{u}.depth"] = depth
+                            for j in range(1, depth + 1):
+                                v[f"u{u}.b{j}.expand"] = pick(f"u{u}.b{j}.expand", r)
+                        out[self.make(v)] = None
+        return list(out)
+
     # ------------------------------------------------------------------ codec
     def _format(self, values: tuple[Value, ...]) -> str:
         d = dict(zip(self.gene_names, values, strict=True))

@@ -197,7 +197,9 @@ def collect_blocks(
 ) -> dict[str, BlockCall]:
     """Distinct (block, input shape) pairs of a space, by sampling architectures.
 
-    Samples architectures (seeded) and decomposes each until ``patience`` consecutive samples add
+    First decomposes the networks of the space's ``block_cover()``, if it has one (networks
+    that together hold every block, for spaces whose blocks combine several genes), then
+    samples architectures (seeded) and decomposes each until ``patience`` consecutive samples add
     no new key or ``max_samples`` were drawn. With per-layer choices that each appear with
     probability >= 1/10, 150 samples without a new key leave a missed key with probability
     below 1e-6 per key.
@@ -218,20 +220,26 @@ def collect_blocks(
     """
     sp = get_space(space) if isinstance(space, str) else space
     sp = sp.at_resolution(resolution)
-    if build is None:
-        build = meta_build
+    make = meta_build if build is None else build
     rng = np.random.default_rng(seed)
     found: dict[str, BlockCall] = {}
+
+    def calls_of(arch: Architecture) -> Iterable[BlockCall]:
+        if block_calls is not None:
+            return block_calls(arch)
+        return decompose(make(arch), _input_shape(sp, arch, resolution))
+
+    # a space whose blocks combine several genes (ofa-resnet50: a unit's first block takes the
+    # previous unit's width) lists networks that hold all of them; sampling alone misses some
+    cover = getattr(sp, "block_cover", None)
+    for arch in cover() if callable(cover) else []:
+        for call in calls_of(arch):
+            found.setdefault(call.key, call)
     since_new = 0
     for i in range(max_samples):
         arch = sp.sample(rng)
         new = 0
-        calls = (
-            block_calls(arch)
-            if block_calls is not None
-            else decompose(build(arch), _input_shape(sp, arch, resolution))
-        )
-        for call in calls:
+        for call in calls_of(arch):
             if call.key not in found:
                 found[call.key] = call
                 new += 1
