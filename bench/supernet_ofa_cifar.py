@@ -56,7 +56,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--subset", type=int, default=8000, help="training-pool images")
     ap.add_argument("--supernet-epochs", type=int, default=6)
-    ap.add_argument("--sampling", default="sandwich", choices=("uniform", "sandwich"))
+    ap.add_argument("--sampling", default="uniform", choices=("uniform", "sandwich"))
     ap.add_argument("--scratch", type=int, default=5, help="networks trained from scratch")
     ap.add_argument("--scratch-epochs", type=int, default=6)
     ap.add_argument("--pool", type=int, default=300, help="random members to pick them from")
