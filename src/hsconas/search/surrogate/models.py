@@ -134,11 +134,16 @@ def gp_posterior(gp: Any, Xp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     if gp.normalize_y:
         raise ValueError("gp_posterior needs normalize_y=False (normalise the targets yourself)")
+    from hsconas.search.surrogate.gp_kernels import OneHotMatchRBF
+
     (const, rbf), white = (gp.kernel_.k1.k1, gp.kernel_.k1.k2), gp.kernel_.k2
-    scale = np.asarray(rbf.length_scale, dtype=np.float64)
-    A, B = Xp / scale, gp.X_train_ / scale
-    d2 = (A * A).sum(axis=1)[:, None] + (B * B).sum(axis=1)[None, :] - 2.0 * (A @ B.T)
-    K = const.constant_value * np.exp(-0.5 * np.maximum(d2, 0.0))
+    if isinstance(rbf, OneHotMatchRBF):  # inputs are gene codes: distances from gene matches
+        K = const.constant_value * rbf(Xp, gp.X_train_)
+    else:
+        scale = np.asarray(rbf.length_scale, dtype=np.float64)
+        A, B = Xp / scale, gp.X_train_ / scale
+        d2 = (A * A).sum(axis=1)[:, None] + (B * B).sum(axis=1)[None, :] - 2.0 * (A @ B.T)
+        K = const.constant_value * np.exp(-0.5 * np.maximum(d2, 0.0))
     mean = np.asarray(K @ gp.alpha_).reshape(-1)
     V = solve_triangular(gp.L_, K.T, lower=True, check_finite=False)
     var = const.constant_value + white.noise_level - np.einsum("ij,ij->j", V, V)

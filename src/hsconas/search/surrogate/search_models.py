@@ -5,7 +5,12 @@ per-edge one-hot scaled down, see :meth:`~hsconas.space.core.SearchSpace.surroga
 with the robust spread of its leave-one-out residuals as its uncertainty (measured latencies are
 noisy). Accuracy (``model``): by default extra-trees averaged with a Gaussian process, both on the
 log error rate (:class:`~hsconas.search.surrogate.models.ErrorLogScale`), the trees' spread and the
-GP's posterior giving the uncertainty; or extra-trees alone, or a bootstrap ridge ensemble. Where
+GP's posterior giving the uncertainty; or extra-trees alone, or a bootstrap ridge ensemble. With
+the generic one-hot features (every space but NB201) the trees split on the genes' one-hot columns
+and the GP's RBF on one-hot plus pairwise columns is computed from gene matches
+(:class:`~hsconas.search.surrogate.gp_kernels.OneHotMatchRBF`): on OFA-MobileNetV3 the pairwise
+matrix has 12445 columns, and building it and fitting trees on it took most of a search's CPU
+time. Where
 the space groups its members into classes computing the same function (NB201 cells with dead
 edges), the pooled within-class spread of the queried accuracies is added to the uncertainty: that
 spread is training noise, so an unqueried member of a well-known class still has a chance to beat
@@ -29,7 +34,7 @@ from hsconas.search.surrogate.models import (
     within_class_noise,
 )
 from hsconas.space import SearchSpace
-from hsconas.space.codec import GeneCodec
+from hsconas.space.codec import CodeFeatures, GeneCodec, OneHotFeatures
 
 __all__ = ["ACCURACY_MODELS", "SearchSurrogates"]
 
@@ -65,6 +70,17 @@ class SearchSurrogates:
         self.n_members = n_members
         self.acc_features = space.surrogate_features(codec, "accuracy")
         self.lat_features = space.surrogate_features(codec, "latency")
+        # generic one-hot features: the trees split on the genes' one-hot columns (depth models
+        # the interactions; the pairwise columns made every fit ~50x slower on OFA-MBv3 for no
+        # better ranking) and the GP takes the gene codes with a kernel equal to the RBF on the
+        # full features (OneHotMatchRBF), so neither builds the wide pairwise matrix
+        self._onehot = isinstance(self.acc_features, OneHotFeatures)
+        self._pairwise = (
+            isinstance(self.acc_features, OneHotFeatures) and self.acc_features.pairwise
+        )
+        self.tree_features: CodeFeatures = (
+            OneHotFeatures(codec, pairwise=False) if self._onehot else self.acc_features
+        )
         self.lat_resid = np.zeros(0)  # the latency model's leave-one-out residuals, ms
         self._gp_kernel: Any = None
         self._n_fits = 0
@@ -112,14 +128,15 @@ class SearchSurrogates:
 
         Xh = self.lat_features.transform(hist)
         Xp = self.lat_features.transform(pool)
-        Ah = self.acc_features.transform(hist)
+        Ah = self.tree_features.transform(hist)
         # members may share their accuracy features (NB201 dead edges): predict each vector once
         row_ids = self.acc_features.row_ids(pool)
         if row_ids is not None:
             _, first, inverse = np.unique(row_ids, return_index=True, return_inverse=True)
-            Ap = self.acc_features.transform(pool[first])
+            Ap = self.tree_features.transform(pool[first])
         else:
-            Ap, inverse = self.acc_features.transform(pool), np.arange(len(pool))
+            first, inverse = np.arange(len(pool)), np.arange(len(pool))
+            Ap = self.tree_features.transform(pool)
         with threadpool_limits(1):
             lat_model = RidgeEnsemble(alpha=0.1, n_members=1).fit(Xh, lat)
             scale = ErrorLogScale(acc) if self.model == "trees+gp" else None
@@ -135,7 +152,11 @@ class SearchSurrogates:
             self.lat_resid = loo_residuals(lat_model, Xh, lat)
         mean, sd = per_tree.mean(axis=0), per_tree.std(axis=0) + 1e-6
         if scale is not None:  # average with a GP on the log error scale, then map back
-            gp_mean, gp_sd = self._gp_predict(Ah, target, Ap, seed)
+            if self._onehot:  # the GP reads gene codes (OneHotMatchRBF)
+                Gh, Gp = hist.astype(np.float64), pool[first].astype(np.float64)
+            else:
+                Gh, Gp = Ah, Ap
+            gp_mean, gp_sd = self._gp_predict(Gh, target, Gp, seed)
             mix_sd = np.sqrt((sd**2 + gp_sd**2) / 2 + (mean - gp_mean) ** 2 / 4)
             mean = (mean + gp_mean) / 2
             sd = mix_sd * scale.slope(mean) + 1e-6
@@ -153,18 +174,26 @@ class SearchSurrogates:
         self, X: np.ndarray, y: np.ndarray, Xp: np.ndarray, seed: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Gaussian-process mean and standard deviation (RBF + white noise); the kernel's
-        hyper-parameters are re-fitted every fifth call and reused in between."""
+        hyper-parameters are re-fitted every fifth call and reused in between. With generic
+        one-hot features ``X`` and ``Xp`` are gene codes and the RBF is
+        :class:`~hsconas.search.surrogate.gp_kernels.OneHotMatchRBF` (the same kernel)."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        from hsconas.search.surrogate.gp_kernels import OneHotMatchRBF
 
         refit = self._gp_kernel is None or self._n_fits % 5 == 0
         self._n_fits += 1
         # bounded hyper-parameters (targets are normalised): an unbounded fit on a few hundred
         # points sometimes collapses to pure noise or to a length scale that memorises them
+        rbf = (
+            OneHotMatchRBF(3.0, (0.5, 50.0), pairwise=self._pairwise)
+            if self._onehot
+            else RBF(3.0, (0.5, 50.0))
+        )
         kernel = (
-            ConstantKernel(1.0, (0.05, 20.0)) * RBF(3.0, (0.5, 50.0))
-            + WhiteKernel(0.05, (1e-3, 1.0))
+            ConstantKernel(1.0, (0.05, 20.0)) * rbf + WhiteKernel(0.05, (1e-3, 1.0))
             if self._gp_kernel is None
             else self._gp_kernel
         )
