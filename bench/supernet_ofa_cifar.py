@@ -60,6 +60,10 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--scratch", type=int, default=5, help="networks trained from scratch")
     ap.add_argument("--scratch-epochs", type=int, default=6)
     ap.add_argument("--pool", type=int, default=300, help="random members to pick them from")
+    ap.add_argument(
+        "--only", type=int, nargs="+", default=None, metavar="I",
+        help="--phase scratch: train only these networks (0-based), e.g. one process each",
+    )  # fmt: skip
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--calib-images", type=int, default=2000)
@@ -132,6 +136,8 @@ def _train_scratch(args: argparse.Namespace, data: Any, picks: list) -> list[dic
     rows = []
     for i, (arch, macs, params) in enumerate(picks):
         key = space.to_string(arch)
+        if args.only is not None and i not in args.only:
+            continue
         if key in done:
             rows.append(done[key])
             continue
@@ -174,6 +180,7 @@ def main() -> None:
     if args.phase == "scratch":
         _train_scratch(args, data, picks)
         return
+    args.only = None
     sn, sn_cpu_min = _train_supernet(args, data)
     rows = _train_scratch(args, data, picks)
     archs = [a for a, _, _ in picks]
