@@ -110,3 +110,50 @@ def test_supernet_column_model_needs_a_supernet_in_search(
     )
     arch = str(space.sample(3))
     _one_line_exit_2(["accuracy", "predict", str(with_sn), arch], capsys, "--supernet CKPT")
+
+
+def test_supernet_input_through_fit_predict_and_search(
+    digits_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 1-epoch hsconas-digits supernet evaluated as an input: at fitting time on the table's
+    networks, then for new ones by ``accuracy predict`` and inside ``search``."""
+    import torch
+
+    from hsconas.hardware.measure import measure_network
+    from hsconas.hardware.timing import TimingConfig
+    from hsconas.latency.model_io import save_model
+    from hsconas.latency.predictors import make_predictor
+
+    threads = torch.get_num_threads()
+    rc = main(
+        ["supernet", "train", "hsconas-digits", "--data", "digits", "--subset", "300",
+         "--val-fraction", "0.3", "--epochs", "1", "--batch-size", "64", "--out",
+         str(tmp_path / "sn"), "--store", str(tmp_path / "train.db"), "--no-progress", "--json",
+         "--threads", "1"]
+    )  # fmt: skip
+    torch.set_num_threads(threads)
+    assert rc == 0
+    sn = ["--supernet", str(tmp_path / "sn"), "--data", "digits", "--calib-images", "64"]
+    model = tmp_path / "m.json"
+    fit = ["accuracy", "fit", "--space", "hsconas-digits", "--table", str(digits_table)]
+    fit += ["--column", "acc", "--models", "ridge", "--folds", "3", *sn, "--out", str(model)]
+    assert main(fit) == 0
+    assert json.loads(model.read_text())["features"]["inputs"]["supernet"] is True
+    space = get_space("hsconas-digits")
+    arch = space.to_string(space.sample(77))
+    capsys.readouterr()
+    assert main(["accuracy", "predict", str(model), arch, *sn, "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)["accuracy"]
+    # search: the model's accuracy of each network, its supernet input evaluated on the way
+    archs = [space.sample(np.random.default_rng(i)) for i in range(6)]
+    fast = TimingConfig(max_time_s=0.01, warmup_runs=1, warmup_time_s=0.0, min_runs=5)
+    lat = make_predictor("linear")
+    lat.fit(archs, np.asarray([measure_network(a, "torch", timing=fast).median_ms for a in archs]))
+    save_model(lat, tmp_path / "cpu.json", space="hsconas-digits", device="cpu-test")
+    search = ["search", "--space", "hsconas-digits", "--accuracy-model", str(model), *sn]
+    search += ["--latency-model", str(tmp_path / "cpu.json"), "--algorithm", "random"]
+    assert main([*search, "--queries", "3", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["evaluator"]["accuracy"]["inputs"]["inputs"] == ["supernet"]
+    assert all(np.isfinite(r["accuracy"]) for r in doc["front"])
+    assert 80 < predicted < 100
