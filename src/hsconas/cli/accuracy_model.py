@@ -69,9 +69,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "with the lowest cross-validated RMSE is refitted on every row and written to --out as "
         "JSON (no pickle). Features: the space's feature vector (one-hot genes, resolution, unit "
         "depths) plus log MACs and log parameters; with --proxies, each network's zero-cost "
-        "proxy values on --data images (computed once, cached in --store; size-like proxies on "
-        "a log scale), and with --supernet or --supernet-column its accuracy through a "
-        "supernet. A model with such inputs needs them again to predict (--data, --supernet).",
+        "proxy values on --data images (computed once, cached in --store), and with --supernet "
+        "or --supernet-column its accuracy through a supernet; each such input enters as its "
+        "position among the table's values (robust to a proxy's heavy tail). A model with "
+        "inputs needs them again to predict (--data, --supernet).",
         epilog="examples:\n"
         "  hsconas accuracy fit --space ofa-mbv3 \\\n"
         "      --table ../shared/data/ofa_mbv3/imagenet_accuracy_dynast.csv --out ofa_acc.json\n"
