@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from hsconas.cli.main import main
 
@@ -22,20 +23,31 @@ profile:
   block_timing: {{warmup_runs: 1, warmup_time_s: 0.0, min_runs: 5, max_runs: 10, max_time_s: 0.02, target_rel_ci: 0.2}}
   e2e_timing: {{warmup_runs: 1, warmup_time_s: 0.0, min_runs: 5, max_runs: 30, max_time_s: 0.05, target_rel_ci: 0.1}}
 blocks: {{samples_per_block: 2, baseline_samples: 6, source: model}}
-supernet: {{epochs: 1, batch_size: 32, calib_images: 32}}
+supernet: {{epochs: 1, batch_size: 32, calib_images: 32, device: {device}}}
 search: {{n_queries: 12, initial_queries: 6, population_size: 4, batch_size: 4, shrink_at: [8], n_scaled: 1}}
 final: {{max_candidates: 2, train_from_scratch: true, epochs: 1, batch_size: 32}}
 """
 
 
 @pytest.mark.slow  # 200 s on the shared 2-core machine at load 13
+@pytest.mark.parametrize(
+    "device",
+    [
+        "auto",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here"),
+        ),
+    ],
+)
 def test_run_on_nb201_with_a_cifar10_subset(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    device: str, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Training, BN recalibration and evaluation on ``supernet.device``; export on the CPU."""
     run = tmp_path / "run"
     cfg = tmp_path / "nb201.yaml"
     archive = data_dir / "images" / "cifar10_jpg.tar.gz"
-    cfg.write_text(CONFIG.format(run=run, archive=archive), encoding="utf-8")
+    cfg.write_text(CONFIG.format(run=run, archive=archive, device=device), encoding="utf-8")
     assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "chosen network: |" in out and "within budget" in out

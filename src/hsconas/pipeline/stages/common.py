@@ -177,9 +177,11 @@ def evaluator_of(ctx: StageContext) -> SupernetEvaluator:
             "hw_model": ctx.inputs["hw_model"]["model_path"],
             "calib_images": cfg.supernet.calib_images,
         }
-        cache["evaluator"] = SupernetEvaluator(
-            supernet_of(ctx), hw_model_of(ctx), batches, settings
-        )
+        from hsconas.accuracy.devices import resolve_device
+
+        # members are BN-recalibrated and evaluated where the supernet trained (supernet.device)
+        supernet = supernet_of(ctx).to(resolve_device(cfg.supernet.device))
+        cache["evaluator"] = SupernetEvaluator(supernet, hw_model_of(ctx), batches, settings)
         cache["evaluator_id"] = ident
     ev = cache["evaluator"]
     assert isinstance(ev, SupernetEvaluator)

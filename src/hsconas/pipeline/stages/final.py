@@ -84,9 +84,10 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
     test = EvalBatches.from_dataset(
         ds, split="test", calib_images=cfg.supernet.calib_images, seed=cfg.seed
     )
-    recalibrate_bn(net, test.calibration)
+    recalibrate_bn(net, test.calibration)  # on the supernet's device (supernet.device)
     net.eval()
     acc_inherited = 100.0 * accuracy(net, test.evaluation)
+    net = net.cpu()  # counted and exported on the CPU
     acc_val = ev.accuracy(chosen)
     shape = tuple(int(s) for s in ds.input_shape)
     cost = model_cost(net, shape)  # type: ignore[arg-type]
@@ -121,13 +122,13 @@ def stage_final(ctx: StageContext) -> dict[str, Any]:
             on_epoch_end=lambda e, m: ctx.progress(e, fc.epochs, "train from scratch (epochs)"),
             device=cfg.supernet.device, amp=cfg.supernet.amp,
         )  # fmt: skip
-        fresh.cpu().eval()
         scratch = {
-            "test_accuracy": 100.0 * evaluate_model(fresh, ds, split="test"),
+            "test_accuracy": 100.0 * evaluate_model(fresh.eval(), ds, split="test"),
             "epochs": tr.epochs,
             "history": tr.history,
             "checkpoint": relative_path(ctx, tr.checkpoint),
         }
+        fresh.cpu()
         with atomic_path(ctx.dir / "model_scratch.onnx") as tmp:
             export_onnx(fresh, shape, tmp, opset=fc.onnx_opset)  # type: ignore[arg-type]
         scratch["onnx"] = "final/model_scratch.onnx"
