@@ -63,6 +63,7 @@ ALGORITHMS = (
     "optuna-tpe",
 )
 PERCENTILES = (25, 50, 75)
+ABLATIONS = ("hsconas-noscale", "hsconas-noshrink")
 ACC_TABLE = "ofa_mbv3/imagenet_accuracy_dynast.csv"
 LAT_TABLE = "ofa_mbv3/latency_help_gpu.csv.gz"
 
@@ -98,7 +99,7 @@ def run_one(task: tuple) -> list[dict]:
         options["channel_scaling"] = algorithm != "hsconas-noscale"
         options["shrinking"] = algorithm != "hsconas-noshrink"
     algo = make_algorithm(name, problem, seed=seed, **options)
-    ev = CombinedEvaluator(_STATE["acc"], _STATE["lat"])  # type: ignore[arg-type]
+    ev = CombinedEvaluator(_STATE["acc"], _STATE["lat"])
     t0 = time.time()
     res = run_search(problem, algo, ev, queries)
     best = res.best
@@ -166,12 +167,32 @@ def _budgets(lat_path: Path) -> list[tuple[int, float]]:
     return [(p, round(float(np.percentile(ms, p)), 3)) for p in PERCENTILES]
 
 
+def grid_tasks(
+    budgets: list[tuple[int, float]],
+    seeds: int,
+    algorithms: list[str],
+    queries: int,
+    ablation_percentiles: list[int] | None = None,
+) -> list[tuple]:
+    """Runs of the grid, budget by budget, seed by seed: (algorithm, budget ms, percentile,
+    seed, queries); the ablations only at ``ablation_percentiles`` when given."""
+    return [
+        (alg, b, p, seed, queries)
+        for p, b in budgets
+        for seed in range(seeds)
+        for alg in algorithms
+        if alg not in ABLATIONS or ablation_percentiles is None or p in ablation_percentiles
+    ]
+
+
 def _paired(df: pd.DataFrame, algorithms: list[str]) -> pd.DataFrame:
     out = []
     ref = df[df.algorithm == "hsconas"].set_index(["percentile", "seed"])["best_accuracy"]
     for pct in sorted(df.percentile.unique()):
         for alg in algorithms:
             cur = df[(df.algorithm == alg) & (df.percentile == pct)]
+            if cur.empty:  # an ablation not run at this budget
+                continue
             row = {
                 "budget": f"p{pct} ({cur.budget_ms.iloc[0]:.2f} ms)" if len(cur) else f"p{pct}",
                 "algorithm": alg,
@@ -208,6 +229,13 @@ def main() -> None:
     ap.add_argument("--latency-model", default="linear", help="latency predictor kind")
     ap.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     ap.add_argument("--percentiles", nargs="+", type=int, default=list(PERCENTILES))
+    ap.add_argument(
+        "--ablation-percentiles",
+        nargs="+",
+        type=int,
+        default=None,
+        help="run hsconas-noscale and hsconas-noshrink only at these budgets (default: all)",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
         "--tables-only",
@@ -223,12 +251,9 @@ def main() -> None:
         acc_path, lat_path, facts = _fit_models(Path(tmp), args.device, args.latency_model)
         budgets = [(p, b) for p, b in _budgets(lat_path) if p in args.percentiles]
         print(f"budgets: {budgets}; models: {facts}", flush=True)
-        tasks = [
-            (alg, b, p, seed, args.queries)
-            for p, b in budgets
-            for seed in range(args.seeds)
-            for alg in args.algorithms
-        ]
+        tasks = grid_tasks(
+            budgets, args.seeds, args.algorithms, args.queries, args.ablation_percentiles
+        )
         log = TaskLog(stem.with_suffix(".partial.jsonl"), [task_key("run", t) for t in tasks])
         if args.tables_only:
             rows = [r for _, out in log.finished("run", tasks) for r in out]
