@@ -16,6 +16,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_search_accuracy_takes_the_ensemble_the_supernet_or_a_proxy() -> None:
+    # the label-free ensemble (proxies + supernet) is the default: no accuracy table is needed
+    assert config_from_dict({}).search.accuracy == "ensemble"
     assert config_from_dict({"search": {"accuracy": "ensemble"}}).search.accuracy == "ensemble"
     assert config_from_dict({"search": {"accuracy": "supernet"}}).search.accuracy == "supernet"
     for method in METHODS:
@@ -65,7 +67,8 @@ def test_tiny_pipeline_searches_with_the_ensemble_and_resumes_from_the_store(
     from hsconas.store import ResultStore
 
     run = tmp_path / "run"
-    text = TINY.format(run=run).replace("search: {", "search: {accuracy: ensemble, ")
+    text = TINY.format(run=run)  # no search.accuracy: the default, the ensemble
+    assert "accuracy" not in text.split("search:", 1)[1].split("\n", 1)[0]
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(text, encoding="utf-8")
     assert main(["run", "--config", str(cfg), "--no-progress"]) == 0

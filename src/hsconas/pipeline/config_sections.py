@@ -205,9 +205,9 @@ class SearchConfig:
             end-to-end samples.
         budget_percentile: percentile (0-100) of the measured latencies used when ``budget_ms``
             is ``null``.
-        n_queries: distinct architectures evaluated (hardware model + supernet accuracy).
-        accuracy: where the search's accuracy comes from: ``ensemble`` (the label-free
-            combination of the zero-cost proxies on the dataset's training images and the
+        n_queries: distinct architectures evaluated (hardware model + accuracy estimate).
+        accuracy: where the search's accuracy comes from: ``ensemble`` (the default: the
+            label-free combination of the zero-cost proxies on the dataset's training images and the
             stage-3 supernet's BN-recalibrated validation accuracy: 100 x each signal's mean
             position among its values on a fixed seeded reference sample of 64 architectures, a
             score of about 0..100, not a percent), ``supernet`` (the supernet alone, percent) or
@@ -228,7 +228,7 @@ class SearchConfig:
     budget_ms: float | None = None
     budget_percentile: float = 40.0
     n_queries: int = 240
-    accuracy: str = "supernet"
+    accuracy: str = "ensemble"
     mode: str = "constraint"
     population_size: int = 24
     initial_queries: int = 40
