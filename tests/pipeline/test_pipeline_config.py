@@ -175,10 +175,13 @@ def test_fixed_input_space_refuses_other_channels_and_sizes_streamed_images_to_i
     err = capsys.readouterr().err.strip()
     assert "3-channel" in err and "\n" not in err and "Traceback" not in err
     archive = str(data_dir / "images" / "cifar10_jpg.tar.gz")
-    doc = {"space": {"name": "nb201"}, "dataset": {"name": "cifar10", "path": archive}}
+    doc: dict[str, dict[str, object]] = {
+        "space": {"name": "nb201"},
+        "dataset": {"name": "cifar10", "path": archive},
+    }
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     assert load_config(path).dataset.image_size == 32  # null: the space's input size
-    doc["dataset"]["image_size"] = 64  # type: ignore[index]
+    doc["dataset"]["image_size"] = 64
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     with pytest.raises(ConfigError, match="fixed 32 px input") as info:
         load_config(path)
