@@ -11,7 +11,7 @@ import pytest
 import hsconas.spaces  # noqa: F401
 from hsconas.pipeline.config import config_from_dict, config_to_dict, default_config
 from hsconas.pipeline.stages import build_stages
-from hsconas.pipeline.stages.blocks import blocks_source_kind
+from hsconas.pipeline.stages.blocks import _placement_insights, blocks_source_kind
 from hsconas.space import get_space
 
 
@@ -94,3 +94,21 @@ def test_tiny_run_measures_blocks_end_to_end_and_searches_the_reduced_space(
         active = dict(zip(space.gene_names, space.active_mask(arch.values), strict=True))
         for gene, dropped in red["dropped"].items():  # inactive layers hold their default
             assert not active[gene] or str(values[gene]) not in dropped
+
+
+def test_placement_sentences_are_left_out_for_spaces_without_op_genes() -> None:
+    import pandas as pd
+
+    ofa = pd.DataFrame(
+        {"gene": ["u2.l1.kernel", "u2.l1.kernel"], "choice": [3, 7], "lat_effect_pct": [-4.0, 6.0]}
+    )
+    assert _placement_insights(ofa) == []  # not "moves latency most at  and least at ."
+    ops = pd.DataFrame(
+        {
+            "gene": ["u1.l1.op", "u1.l1.op", "u2.l1.op", "u2.l1.op"],
+            "choice": ["mb_k3_e3", "mb_k5_e6", "mb_k3_e3", "mb_k5_e6"],
+            "lat_effect_pct": [-2.0, 3.0, -1.0, 1.0],
+        }
+    )
+    first = _placement_insights(ops)[0]
+    assert first.startswith("The op choice moves latency most at u1.l1 (5.0 points")

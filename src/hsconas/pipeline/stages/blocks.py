@@ -21,6 +21,8 @@ def _placement_insights(effects: Any) -> list[str]:
     whether kernel size or expansion ratio is the bigger latency lever."""
     out: list[str] = []
     effects = effects[effects["gene"].astype(str).str.endswith(".op")]
+    if effects.empty:  # no per-layer op gene (OFA family: kernel/expand genes; nb201: edges)
+        return out
     spread = effects.groupby("gene")["lat_effect_pct"].agg(lambda x: float(x.max() - x.min()))
     top = spread.sort_values(ascending=False)
     out.append(
