@@ -122,6 +122,7 @@ def search_evaluator_of(ctx: StageContext) -> SupernetEvaluator | CombinedEvalua
         ctx.inputs.get("supernet", {}).get("checkpoint"),
     )
     if cache.get("proxy_evaluator_id") != ident:
+        from hsconas.accuracy.devices import resolve_device
         from hsconas.evaluation.proxy import (
             EnsembleAccuracy,
             ProxyAccuracy,
@@ -129,6 +130,10 @@ def search_evaluator_of(ctx: StageContext) -> SupernetEvaluator | CombinedEvalua
             proxy_accuracy_source,
         )
 
+        # proxies run beside the supernet on a CUDA GPU (seconds per network on a CPU at OFA
+        # resolutions), else on the CPU (values agree up to rounding; the store keeps one)
+        device = resolve_device(cfg.supernet.device)
+        proxy_device = str(device) if device.type == "cuda" else "cpu"
         source: ProxyAccuracy
         if cfg.search.accuracy == "ensemble":
             from hsconas.latency.model_file import file_digest
@@ -145,12 +150,12 @@ def search_evaluator_of(ctx: StageContext) -> SupernetEvaluator | CombinedEvalua
             )
             source = EnsembleAccuracy(
                 space_of(cfg), cfg.dataset.spec(), {"supernet": supernet}, seed=cfg.seed,
-                store=store_of(ctx),
+                store=store_of(ctx), device=proxy_device,
             )  # fmt: skip
         else:
             source = proxy_accuracy_source(
                 cfg.search.accuracy, space=space_of(cfg), data=cfg.dataset.spec(), seed=cfg.seed,
-                store=store_of(ctx),
+                store=store_of(ctx), device=proxy_device,
             )  # fmt: skip
         cache["proxy_evaluator"] = CombinedEvaluator(source, ModelLatency(hw_model_of(ctx)))
         cache["proxy_evaluator_id"] = ident
