@@ -57,8 +57,27 @@ def main() -> None:
     ap.add_argument("--method", default="ensemble", help="proxy method of the estimate")
     ap.add_argument("--modes", default="pareto,constraint")
     ap.add_argument("--store", type=Path, default=None)
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="build the table from the per-run CSVs of earlier runs (parts of one grid run side "
+        "by side) instead of searching",
+    )
     add_tag_argument(ap)
     args = ap.parse_args()
+    if args.merge:
+        df = pd.concat([pd.read_csv(p) for p in args.merge], ignore_index=True)
+        df = df.sort_values(["device", "seed"], kind="stable").reset_index(drop=True)
+        args.devices = ",".join(dict.fromkeys(df["device"]))
+        args.seeds = ",".join(str(s) for s in sorted(set(df["seed"])))
+        args.queries = int(df["queries"].max())
+        note = f"merged from {', '.join(p.name for p in args.merge)}; total CPU of the parts " + (
+            f"{df['cpu_min'].sum():.1f} min"
+        )
+        _write(args, df, note)
+        return
     torch.set_num_threads(1)
     spec = f"cifar10:{data_dir() / 'images' / 'cifar10_jpg.tar.gz'}"
     store = ResultStore(args.store or default_cache_dir() / "accuracy_nb201.db")
@@ -112,7 +131,12 @@ def main() -> None:
                         row["regret_queried"] = truth.regret(acc, lat, budget)
                     rows.append(row)
                     print(row, file=sys.stderr)
-    df = pd.DataFrame(rows)
+    note = f"Total CPU {(time.process_time() - t_start) / 60:.1f} min"
+    _write(args, pd.DataFrame(rows), note)
+
+
+def _write(args: argparse.Namespace, df: pd.DataFrame, note: str) -> None:
+    """The summary table (means over runs per mode and accuracy source) and the per-run CSV."""
     summary = []
     for (mode, label), g in df.groupby(["mode", "accuracy"], sort=False):
         s: dict[str, object] = {"mode": mode, "accuracy": label, "runs": len(g)}
@@ -134,10 +158,10 @@ def main() -> None:
             "",
             markdown_table(pd.DataFrame(summary)),
             "",
-            f"Total CPU {(time.process_time() - t_start) / 60:.1f} min on {os.cpu_count()} "
-            "shared CPUs; " + software("torch", "numpy"),
+            f"{note} on {os.cpu_count()} shared CPUs; " + software("torch", "numpy"),
         ]
     )
+    rows = [{k: v for k, v in r.items() if not pd.isna(v)} for r in df.to_dict("records")]
     write_results(results_stem("accuracy_nb201_search", args.tag), rows, text)
 
 
