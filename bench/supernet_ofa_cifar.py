@@ -65,7 +65,11 @@ def _args() -> argparse.Namespace:
         help="--phase scratch: train only these networks (0-based), e.g. one process each",
     )  # fmt: skip
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the scratch runs")
+    ap.add_argument(
+        "--supernet-lr", type=float, default=0.02,
+        help="peak learning rate of the supernet (at 0.05 it stayed at chance for 2 epochs)",
+    )  # fmt: skip
     ap.add_argument("--calib-images", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -77,9 +81,9 @@ def _args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def _config(args: argparse.Namespace, epochs: int, sampling: str) -> TrainConfig:
+def _config(args: argparse.Namespace, epochs: int, sampling: str, lr: float) -> TrainConfig:
     return TrainConfig(
-        epochs=epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=5e-4,
+        epochs=epochs, batch_size=args.batch_size, lr=lr, weight_decay=5e-4,
         sampling=sampling, seed=args.seed, calib_images=500, eval_every=epochs,
     )  # fmt: skip
 
@@ -104,7 +108,7 @@ def _chosen(args: argparse.Namespace, num_classes: int) -> list[tuple[Any, int, 
 def _train_supernet(args: argparse.Namespace, data: Any) -> tuple[Any, float]:
     with seeded(args.seed):
         sn = build_supernet(args.space, num_classes=data.num_classes)
-    cfg = _config(args, args.supernet_epochs, args.sampling)
+    cfg = _config(args, args.supernet_epochs, args.sampling, args.supernet_lr)
     log = args.work / "supernet_epochs.jsonl"
     last = [time.process_time()]
 
@@ -145,7 +149,7 @@ def _train_scratch(args: argparse.Namespace, data: Any, picks: list) -> list[dic
             model = build_model(arch, num_classes=data.num_classes)
         start, wall = time.process_time(), time.perf_counter()
         train(
-            model, data, _config(args, args.scratch_epochs, "uniform"),
+            model, data, _config(args, args.scratch_epochs, "uniform", args.lr),
             args.work / f"scratch-{i}", arch=arch, resume=True, progress=True,
         )  # fmt: skip
         test = evaluate_model(model.eval(), data, split="test")
@@ -209,9 +213,10 @@ def main() -> None:
         f"`python -m bench.supernet_ofa_cifar {' '.join(sys.argv[1:])}`; "
         f"{software('torch', 'numpy')}; {args.image_size} px, {len(data.labels('train'))} "
         f"training / {len(data.labels('val'))} validation images, seed {args.seed}; supernet "
-        f"{args.supernet_epochs} epochs ({args.sampling}, {sn_cpu_min:.0f} CPU-min), scratch "
+        f"{args.supernet_epochs} epochs ({args.sampling}, lr {args.supernet_lr}, "
+        f"{sn_cpu_min:.0f} CPU-min), scratch "
         f"networks {sum(r['scratch_cpu_min'] for r in rows):.0f} CPU-min in all, each "
-        f"{args.scratch_epochs} epochs, SGD lr {args.lr} cosine, batch {args.batch_size}; "
+        f"{args.scratch_epochs} epochs at lr {args.lr}; SGD cosine, batch {args.batch_size}; "
         f"supernet evaluation {eval_cpu / 60:.1f} CPU-min, proxies {proxy_cpu / 60:.1f} CPU-min; "
         "shared machine, times vary with load.",
         "",
