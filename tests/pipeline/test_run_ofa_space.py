@@ -1,4 +1,5 @@
-"""``hsconas run`` on an OFA-family space with an imagefolder of real CIFAR-10 JPEGs (``slow``)."""
+"""``hsconas run`` on each OFA-family space with an imagefolder of real CIFAR-10 JPEGs at the
+spaces' smallest resolution, 128 px (``slow``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ CONFIG = """
 run_dir: {run}
 seed: 1
 device: {{name: test-cpu, backend: onnxruntime, threads: 1}}
-space: {{name: ofa-mbv3}}
+space: {{name: {space}}}
 dataset: {{name: imagefolder, path: {data}, val_fraction: 0.2, image_size: 128}}
 profile:
   lut_patience: 60
@@ -28,19 +29,20 @@ final: {{max_candidates: 2, train_from_scratch: true, epochs: 1, batch_size: 16}
 """
 
 
-@pytest.mark.slow
-def test_run_on_ofa_mbv3_with_real_cifar_jpegs(
-    cifar_jpegs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.slow  # 9-18 min each on the shared 2-core machine at load 12-16
+@pytest.mark.parametrize("space", ["ofa-mbv3", "ofa-mbv3-w1.2", "ofa-resnet50"])
+def test_run_on_an_ofa_space_with_real_cifar_jpegs(
+    space: str, cifar_jpegs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
     cfg = tmp_path / "ofa.yaml"
-    cfg.write_text(CONFIG.format(run=run, data=cifar_jpegs), encoding="utf-8")
+    cfg.write_text(CONFIG.format(run=run, data=cifar_jpegs, space=space), encoding="utf-8")
     assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "chosen network: r128|" in out
     assert (run / "report" / "report.html").is_file()
     assert (run / "final" / "model.onnx").stat().st_size > 10_000
     arch = json.loads((run / "final" / "arch.json").read_text())
-    assert arch["space"] == "ofa-mbv3" and arch["input_shape"] == [3, 128, 128]
+    assert arch["space"] == space and arch["input_shape"] == [3, 128, 128]
     sn = json.loads((run / "supernet" / "result.json").read_text())
     assert sn["dataset"].startswith("imagefolder:") and sn["n_train"] + sn["n_val"] == 80
