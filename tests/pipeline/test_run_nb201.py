@@ -29,7 +29,7 @@ final: {{max_candidates: 2, train_from_scratch: true, epochs: 1, batch_size: 32}
 """
 
 
-@pytest.mark.slow  # 200 s on the shared 2-core machine at load 13
+@pytest.mark.slow  # 3-8 min on the shared 2-core machine at load 13-17
 @pytest.mark.parametrize(
     "device",
     [
