@@ -65,6 +65,7 @@ def main() -> None:
         help="build the table from the per-run CSVs of earlier runs (parts of one grid run side "
         "by side) instead of searching",
     )
+    ap.add_argument("--note", default="", help="a sentence added under the merged table")
     add_tag_argument(ap)
     args = ap.parse_args()
     if args.merge:
@@ -76,6 +77,8 @@ def main() -> None:
         note = f"merged from {', '.join(p.name for p in args.merge)}; total CPU of the parts " + (
             f"{df['cpu_min'].sum():.1f} min"
         )
+        if args.note:
+            note = f"{args.note.rstrip('.')}; {note}"
         _write(args, df, note)
         return
     torch.set_num_threads(1)
