@@ -21,6 +21,7 @@ Writes ``bench/results/<machine>/search_ofa.{md,csv}`` (``search_ofa_<tag>`` wit
 are logged to ``.partial.jsonl`` as they finish, so an interrupted grid resumes. From the repository
 root:
     python -m bench.search_ofa                                  # 3 budgets x 5 seeds x 8 methods
+    python -m bench.search_ofa --seeds 3 --workers 4 --ablation-percentiles 50  # the headline
     python -m bench.search_ofa --seeds 1 --queries 60 --tag trial      # a few minutes
 """
 
