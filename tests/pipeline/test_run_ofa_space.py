@@ -29,7 +29,7 @@ final: {{max_candidates: 2, train_from_scratch: true, epochs: 1, batch_size: 16}
 """
 
 
-@pytest.mark.slow  # 9-18 min each on the shared 2-core machine at load 12-16
+@pytest.mark.slow  # 18-31 min each on the shared 2-core machine at load 12-17
 @pytest.mark.parametrize("space", ["ofa-mbv3", "ofa-mbv3-w1.2", "ofa-resnet50"])
 def test_run_on_an_ofa_space_with_real_cifar_jpegs(
     space: str, cifar_jpegs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
