@@ -35,6 +35,7 @@ import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -68,7 +69,7 @@ ABLATIONS = ("hsconas-noscale", "hsconas-noshrink")
 ACC_TABLE = "ofa_mbv3/imagenet_accuracy_dynast.csv"
 LAT_TABLE = "ofa_mbv3/latency_help_gpu.csv.gz"
 
-_STATE: dict[str, object] = {}
+_STATE: dict[str, Any] = {}
 
 
 def _init(acc_path: str, lat_path: str) -> None:
@@ -93,7 +94,7 @@ def run_one(task: tuple) -> list[dict]:
 
     space = _space()
     problem = Problem(space, mode="constraint", budget_ms=float(budget))
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     name = algorithm
     if algorithm.startswith("hsconas"):
         name = "hsconas"
