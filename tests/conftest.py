@@ -15,6 +15,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_results_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test (and the commands it starts) writes a results store of its own session, never
+    the user's default one (``HSCONAS_STORE``)."""
+    before = os.environ.get("HSCONAS_STORE")
+    os.environ["HSCONAS_STORE"] = str(tmp_path_factory.mktemp("store") / "results.db")
+    yield
+    if before is None:
+        os.environ.pop("HSCONAS_STORE", None)
+    else:
+        os.environ["HSCONAS_STORE"] = before
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared data directory (``HSCONAS_DATA_DIR``, default ``../shared/data``); skip if absent."""

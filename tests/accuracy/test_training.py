@@ -213,7 +213,9 @@ def test_cli_train_from_scratch_and_export(
     assert main(argv) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["epoch"] == 2.0 and 0.0 <= last["val_acc"] <= 1.0
-    assert ResultStore(tmp_path / "s.db").metrics("net")["val_acc"][-1][0] == 2
+    from hsconas.accuracy.train import default_run_id
+
+    assert ResultStore(tmp_path / "s.db").metrics(default_run_id(out))["val_acc"][-1][0] == 2
     assert main(["export", str(out), "--onnx", str(tmp_path / "net.onnx")]) == 0
     assert (tmp_path / "net.onnx").is_file()
     # resuming a finished run trains no further epoch and keeps the weights
@@ -221,3 +223,16 @@ def test_cli_train_from_scratch_and_export(
     assert main([*argv, "--resume"]) == 0
     after = load_checkpoint(out)["model"]
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_two_folders_of_one_name_are_two_runs_of_one_store(tiny_digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from hsconas.accuracy.train import default_run_id
+
+    store = ResultStore(tmp_path / "r.db")
+    one = TrainConfig(epochs=1, batch_size=32, seed=0, calib_images=32)
+    two = TrainConfig(epochs=1, batch_size=32, seed=1, calib_images=32)
+    train(_supernet(), tiny_digits, one, tmp_path / "a" / "sn", store=store, progress=False)
+    train(_supernet(), tiny_digits, two, tmp_path / "b" / "sn", store=store, progress=False)
+    ids = {default_run_id(tmp_path / "a" / "sn"), default_run_id(tmp_path / "b" / "sn")}
+    assert len(ids) == 2 and all(i.startswith("sn-") for i in ids)
+    assert all(store.get_run(i).status == "finished" for i in ids)  # type: ignore[union-attr]

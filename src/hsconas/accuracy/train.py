@@ -16,6 +16,7 @@ the same weights as an uninterrupted run on CPU.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -258,7 +259,7 @@ def train(
             (e.g. ``num_classes``), stored so that :func:`load_trained` rebuilds the same shapes.
         resume: continue from ``out_dir/checkpoint.pt`` if present (its config must match).
         store: a :class:`hsconas.store.ResultStore` receiving per-epoch metrics (optional).
-        run_id: run id in ``store``; default the name of ``out_dir``.
+        run_id: run id in ``store``; default :func:`default_run_id` of ``out_dir``.
         extra: JSON-able facts stored in the checkpoint (e.g. the dataset spec).
         progress: show a progress bar on stderr.
         on_epoch_end: called with (epoch, metrics) after each epoch's checkpoint is written.
@@ -351,7 +352,7 @@ def train(
         history = [dict(h) for h in ckpt["history"]]
         log.info("resuming %s after epoch %d", ckpt_path, start_epoch)
 
-    rid = run_id or out.resolve().name
+    rid = run_id or default_run_id(out)
     if not dinfo.is_main:
         store = None  # rank 0 alone writes the store, the checkpoint and the metrics
     if store is not None:
@@ -474,6 +475,13 @@ def train(
         store.finish_run(rid, history[-1] if history else {})
     model.eval()
     return TrainResult(ckpt_path, config.epochs, history, start_epoch)
+
+
+def default_run_id(out_dir: Path) -> str:
+    """The store's run id of a training run in ``out_dir``: the folder's name and 8 hex digits of
+    its absolute path, so two folders of one name sharing a store are two runs."""
+    path = out_dir.resolve()
+    return f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
 
 
 def _input_channels(model: nn.Module) -> int:
