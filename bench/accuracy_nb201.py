@@ -39,14 +39,14 @@ from scipy.stats import kendalltau, spearmanr
 from bench.common import (
     add_tag_argument,
     markdown_table,
+    nb201_proxy_cells,
+    nb201_proxy_store,
     results_stem,
     software,
     write_results,
 )
 from hsconas.accuracy.proxies import PROXIES
 from hsconas.accuracy.zero_cost import ENSEMBLE_MEMBERS, ProxyConfig, ZeroCostScorer, combine
-from hsconas.data import data_dir
-from hsconas.data.datasets import default_cache_dir
 from hsconas.space import get_space
 from hsconas.store import ResultStore
 
@@ -74,14 +74,12 @@ def main() -> None:
     add_tag_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    spec = args.data or f"cifar10:{data_dir() / 'images' / 'cifar10_jpg.tar.gz'}"
-    store_path = args.store or default_cache_dir() / "accuracy_nb201.db"
+    default_spec, store_path = nb201_proxy_store(args.store)
+    spec = args.data or default_spec
     store = ResultStore(store_path)
 
-    table = pd.read_csv(data_dir() / "nb201" / "accuracy.csv")
-    firsts = table.drop_duplicates("unique_str")
     rng = np.random.default_rng(args.sample_seed)
-    pick = firsts.iloc[rng.permutation(len(firsts))[: args.archs]].reset_index(drop=True)
+    pick = nb201_proxy_cells(args.archs, rng)
     space = get_space("nb201")
     archs = [space.from_string(s) for s in pick["arch_str"]]
     acc = pick["cifar10_test_acc_200ep"].to_numpy(dtype=np.float64)

@@ -44,12 +44,18 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
-from bench.common import add_tag_argument, markdown_table, results_stem, software, write_results
+from bench.common import (
+    add_tag_argument,
+    markdown_table,
+    nb201_proxy_cells,
+    nb201_proxy_store,
+    results_stem,
+    software,
+    write_results,
+)
 from hsconas.accuracy.predictor import AccuracyFeatures, AccuracyPredictor
 from hsconas.accuracy.predictor_models import fit_kind, predict_kind
 from hsconas.accuracy.zero_cost import ENSEMBLE_MEMBERS, ProxyConfig, combine
-from hsconas.data import data_dir
-from hsconas.data.datasets import default_cache_dir
 from hsconas.search.surrogate.search_models import SearchSurrogates
 from hsconas.space import get_space
 from hsconas.space.codec import GeneCodec
@@ -101,17 +107,14 @@ def main() -> None:
     t0, cpu0 = time.perf_counter(), time.process_time()
 
     # the cells of bench.accuracy_nb201 (same table, same draw)
-    table = pd.read_csv(data_dir() / "nb201" / "accuracy.csv")
-    firsts = table.drop_duplicates("unique_str")
-    rng = np.random.default_rng(0)
-    pick = firsts.iloc[rng.permutation(len(firsts))[: args.archs]].reset_index(drop=True)
+    pick = nb201_proxy_cells(args.archs)
     space = get_space("nb201")
     archs = [space.from_string(s) for s in pick["arch_str"]]
     keys = [space.to_string(a) for a in archs]
     acc = pick["cifar10_test_acc_200ep"].to_numpy(dtype=np.float64)
-    spec = f"cifar10:{data_dir() / 'images' / 'cifar10_jpg.tar.gz'}"
+    spec, store_path = nb201_proxy_store(args.store)
     config = ProxyConfig(data=spec)
-    store = ResultStore(args.store or default_cache_dir() / "accuracy_nb201.db")
+    store = ResultStore(store_path)
     values = stored_values(store, space.name, config, keys, tuple(dict.fromkeys(CHEAP)))
 
     # label-free estimates over the 300 cells (each scored on the held-out cells of a draw)

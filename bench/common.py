@@ -179,3 +179,29 @@ class TaskLog:
     def remove(self) -> None:
         """Delete the log (once the grid's tables are written)."""
         self.path.unlink(missing_ok=True)
+
+
+def nb201_proxy_cells(archs: int, rng: Any = None) -> Any:
+    """The NB201 cells of the proxy benchmarks: the first ``archs`` of a permutation of the
+    table's distinct cells (one row per ``unique_str``) drawn by ``rng`` (default
+    ``numpy.random.default_rng(0)``), as a DataFrame of ``nb201/accuracy.csv``'s rows.
+    ``accuracy_nb201`` computes their proxies, the others read them from its store."""
+    import numpy as np
+    import pandas as pd
+
+    from hsconas.data import data_dir
+
+    table = pd.read_csv(data_dir() / "nb201" / "accuracy.csv")
+    firsts = table.drop_duplicates("unique_str")
+    rng = np.random.default_rng(0) if rng is None else rng
+    return firsts.iloc[rng.permutation(len(firsts))[:archs]].reset_index(drop=True)
+
+
+def nb201_proxy_store(path: Path | None = None) -> tuple[str, Path]:
+    """The dataset spec (the shared CIFAR-10 JPEG archive) and the results store of the NB201
+    proxy values shared by the proxy benchmarks (default ``~/.cache/hsconas/accuracy_nb201.db``)."""
+    from hsconas.data import data_dir
+    from hsconas.data.datasets import default_cache_dir
+
+    spec = f"cifar10:{data_dir() / 'images' / 'cifar10_jpg.tar.gz'}"
+    return spec, path or default_cache_dir() / "accuracy_nb201.db"

@@ -34,6 +34,8 @@ from scipy.stats import kendalltau, spearmanr
 from bench.common import (
     add_tag_argument,
     markdown_table,
+    nb201_proxy_cells,
+    nb201_proxy_store,
     results_stem,
     software,
     write_results,
@@ -42,8 +44,7 @@ from hsconas.accuracy import TrainConfig, evaluate_subnets, train
 from hsconas.accuracy.evaluate import EvalBatches
 from hsconas.accuracy.train import seeded
 from hsconas.accuracy.zero_cost import ENSEMBLE_MEMBERS, ProxyConfig, ZeroCostScorer, combine
-from hsconas.data import data_dir, load_dataset
-from hsconas.data.datasets import default_cache_dir
+from hsconas.data import load_dataset
 from hsconas.nn.supernet import build_supernet
 from hsconas.space import get_space
 from hsconas.store import ResultStore
@@ -66,17 +67,14 @@ def main() -> None:
     cpu0 = time.process_time()
 
     # the cells: bench.accuracy_nb201's draw, its first --archs
-    table = pd.read_csv(data_dir() / "nb201" / "accuracy.csv")
-    firsts = table.drop_duplicates("unique_str")
-    rng = np.random.default_rng(0)
-    pick = firsts.iloc[rng.permutation(len(firsts))[: args.archs]].reset_index(drop=True)
+    pick = nb201_proxy_cells(args.archs)
     space = get_space("nb201")
     archs = [space.from_string(s) for s in pick["arch_str"]]
     truth = pick["cifar10_test_acc_200ep"].to_numpy(dtype=np.float64)
 
     # proxies (from the store when accuracy_nb201 computed them)
-    spec = f"cifar10:{data_dir() / 'images' / 'cifar10_jpg.tar.gz'}"
-    store = ResultStore(args.store or default_cache_dir() / "accuracy_nb201.db")
+    spec, store_path = nb201_proxy_store(args.store)
+    store = ResultStore(store_path)
     scorer = ZeroCostScorer(space, ProxyConfig(data=spec), store=store)
     proxies = scorer.values_of(archs, ENSEMBLE_MEMBERS)
     proxy_cpu = time.process_time() - cpu0
