@@ -215,7 +215,8 @@ def test_cli_train_from_scratch_and_export(
     assert last["epoch"] == 2.0 and 0.0 <= last["val_acc"] <= 1.0
     from hsconas.accuracy.train import default_run_id
 
-    assert ResultStore(tmp_path / "s.db").metrics(default_run_id(out))["val_acc"][-1][0] == 2
+    assert last["run_id"] == default_run_id(out)
+    assert ResultStore(tmp_path / "s.db").metrics(last["run_id"])["val_acc"][-1][0] == 2
     assert main(["export", str(out), "--onnx", str(tmp_path / "net.onnx")]) == 0
     assert (tmp_path / "net.onnx").is_file()
     # resuming a finished run trains no further epoch and keeps the weights

@@ -283,12 +283,15 @@ def _run(args: argparse.Namespace, model: Any, data: Any, arch: Any = None) -> i
         store.close()
     if not main:
         return 0  # rank 0 reports
+    from hsconas.accuracy.train import default_run_id
+
     last = result.history[-1] if result.history else {}
+    run_id = default_run_id(Path(args.out))
     if args.json:
-        print_json_line({"checkpoint": str(result.checkpoint), **last})
+        print_json_line({"checkpoint": str(result.checkpoint), "run_id": run_id, **last})
     else:
         rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in last.items()]
-        print_table(["metric", "value"], rows, title=f"{result.checkpoint}")
+        print_table(["metric", "value"], rows, title=f"{result.checkpoint} (run {run_id})")
     return 0
 
 
