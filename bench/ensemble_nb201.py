@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,12 +39,11 @@ from bench.common import (
     software,
     write_results,
 )
-from hsconas.accuracy import TrainConfig, evaluate_subnets, train
+from bench.supernet_nb201_cifar import train_supernet
+from hsconas.accuracy import evaluate_subnets
 from hsconas.accuracy.evaluate import EvalBatches
-from hsconas.accuracy.train import seeded
 from hsconas.accuracy.zero_cost import ENSEMBLE_MEMBERS, ProxyConfig, ZeroCostScorer, combine
 from hsconas.data import load_dataset
-from hsconas.nn.supernet import build_supernet
 from hsconas.space import get_space
 from hsconas.store import ResultStore
 
@@ -82,19 +80,10 @@ def main() -> None:
     # the supernet
     t0 = time.process_time()
     data = load_dataset("cifar10", subset=args.subset, val_fraction=0.1, seed=0)
-    with seeded(0):
-        sn = build_supernet(
-            "nb201",
-            num_classes=data.num_classes,
-            channels=args.channels,
-            cells_per_stage=args.cells_per_stage,
-        )
-    cfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=5e-4, seed=0,
-        calib_images=min(args.calib_images, 500), eval_every=args.epochs,
+    sn, _ = train_supernet(
+        data, channels=args.channels, cells_per_stage=args.cells_per_stage, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, calib_images=args.calib_images,
     )  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        train(sn, data, cfg, Path(tmp) / "sn", progress=True)
     train_cpu = time.process_time() - t0
     t0 = time.process_time()
     batches = EvalBatches.from_dataset(data, calib_images=args.calib_images, seed=0)

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,35 @@ from hsconas.accuracy.sampling import fair_width
 from hsconas.accuracy.train import seeded
 from hsconas.data import load_dataset, load_nb201_accuracy
 from hsconas.nn.supernet import build_supernet
+
+
+def train_supernet(
+    data: Any,
+    *,
+    channels: int,
+    cells_per_stage: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    calib_images: int,
+    seed: int = 0,
+    sampling: str = "uniform",
+) -> tuple[Any, Any]:
+    """Build the ``nb201`` supernet (C=``channels``, N=``cells_per_stage``) under ``seed`` and train
+    it on ``data`` (SGD, cosine, weight decay 5e-4, validated once at the end) in a temporary
+    folder; returns the trained supernet and the :class:`~hsconas.accuracy.TrainResult`."""
+    with seeded(seed):
+        sn = build_supernet(
+            "nb201", num_classes=data.num_classes, channels=channels,
+            cells_per_stage=cells_per_stage,
+        )  # fmt: skip
+    cfg = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=5e-4, seed=seed,
+        sampling=sampling, calib_images=min(calib_images, 500), eval_every=epochs,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(sn, data, cfg, Path(tmp) / "sn", progress=True)
+    return sn, result
 
 
 def main() -> None:
@@ -75,27 +105,13 @@ def main() -> None:
     t_start = time.perf_counter()
     data = load_dataset(args.data, subset=args.subset, val_fraction=0.1, seed=args.seed)
     load_s = time.perf_counter() - t_start
-    with seeded(args.seed):
-        sn = build_supernet(
-            "nb201",
-            num_classes=data.num_classes,
-            channels=args.channels,
-            cells_per_stage=args.cells_per_stage,
-        )
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=5e-4,
-        seed=args.seed,
+    t0, c0 = time.perf_counter(), time.process_time()
+    sn, result = train_supernet(
+        data, channels=args.channels, cells_per_stage=args.cells_per_stage, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, calib_images=args.calib_images, seed=args.seed,
         sampling=args.sampling,
-        calib_images=min(args.calib_images, 500),
-        eval_every=args.epochs,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = train(sn, data, cfg, Path(tmp) / "sn", progress=True)
-        train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    )  # fmt: skip
+    train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     per_step = fair_width(sn.space) if args.sampling == "fair" else 1
     steps = args.epochs * (len(data.train_labels) // args.batch_size)
 
