@@ -105,11 +105,9 @@ def _chosen(args: argparse.Namespace, num_classes: int) -> list[tuple[Any, int, 
     return [ranked[int(np.rint(p))] for p in picks]
 
 
-def _train_supernet(args: argparse.Namespace, data: Any) -> tuple[Any, float]:
-    with seeded(args.seed):
-        sn = build_supernet(args.space, num_classes=data.num_classes)
-    cfg = _config(args, args.supernet_epochs, args.sampling, args.supernet_lr)
-    log = args.work / "supernet_epochs.jsonl"
+def _epoch_log(log: Path) -> Any:
+    """An ``on_epoch_end`` callback appending each epoch's metrics and CPU minutes (this process's,
+    since the previous epoch or the start) to ``log``, so a resumed run keeps its earlier epochs."""
     last = [time.process_time()]
 
     def logged(epoch: int, metrics: dict[str, float]) -> None:
@@ -120,13 +118,29 @@ def _train_supernet(args: argparse.Namespace, data: Any) -> tuple[Any, float]:
             fh.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
-    train(sn, data, cfg, args.work / "supernet", resume=True, progress=True, on_epoch_end=logged)
+    return logged
+
+
+def _cpu_minutes(log: Path) -> float:
+    """CPU minutes of the epochs in ``log`` (an epoch logged twice counts once, its last time)."""
     epochs: dict[int, float] = {}
     if log.exists():
         for line in log.read_text().splitlines():
             row = json.loads(line)
             epochs[int(row["epoch"])] = float(row["cpu_min"])
-    return sn, sum(epochs.values())
+    return sum(epochs.values())
+
+
+def _train_supernet(args: argparse.Namespace, data: Any) -> tuple[Any, float]:
+    with seeded(args.seed):
+        sn = build_supernet(args.space, num_classes=data.num_classes)
+    cfg = _config(args, args.supernet_epochs, args.sampling, args.supernet_lr)
+    log = args.work / "supernet_epochs.jsonl"
+    train(
+        sn, data, cfg, args.work / "supernet", resume=True, progress=True,
+        on_epoch_end=_epoch_log(log),
+    )  # fmt: skip
+    return sn, _cpu_minutes(log)
 
 
 def _train_scratch(args: argparse.Namespace, data: Any, picks: list) -> list[dict[str, Any]]:
@@ -147,15 +161,17 @@ def _train_scratch(args: argparse.Namespace, data: Any, picks: list) -> list[dic
             continue
         with seeded(args.seed):
             model = build_model(arch, num_classes=data.num_classes)
-        start, wall = time.process_time(), time.perf_counter()
+        wall = time.perf_counter()
+        log = args.work / f"scratch-{i}_epochs.jsonl"
         train(
             model, data, _config(args, args.scratch_epochs, "uniform", args.lr),
             args.work / f"scratch-{i}", arch=arch, resume=True, progress=True,
+            on_epoch_end=_epoch_log(log),
         )  # fmt: skip
         test = evaluate_model(model.eval(), data, split="test")
         row = {
             "arch": key, "macs_m": macs / 1e6, "params_m": params / 1e6,
-            "scratch_test_pct": 100 * test, "scratch_cpu_min": (time.process_time() - start) / 60,
+            "scratch_test_pct": 100 * test, "scratch_cpu_min": _cpu_minutes(log),
             "scratch_wall_min": (time.perf_counter() - wall) / 60,
         }  # fmt: skip
         with done_path.open("a") as fh:
